@@ -1,0 +1,68 @@
+"""Backends that run the frame graph, and the ``auto`` choice between them.
+
+``open_backend("auto", ...)`` picks, in order: TensorRT where usable, torch on
+CUDA, ONNX Runtime on the CPU, torch on the CPU, and logs one line saying which
+and why.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+
+from ..errors import P3MError
+from ..graph import GraphSpec
+from .base import Backend
+
+log = logging.getLogger("p3m_live")
+
+BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def choose_backend(device: str | None = None) -> tuple[str, str, str]:
+    """(backend, device, reason) for ``--backend auto``."""
+    want_cpu = device is not None and device.startswith("cpu")
+    if not want_cpu and _cuda_available():
+        if _has("tensorrt") and _has("pycuda") and _has("p3m_live.backends.tensorrt_backend"):
+            return "tensorrt", device or "cuda", "NVIDIA GPU with TensorRT and pycuda"
+        why = "NVIDIA GPU, TensorRT " + ("backend not available" if _has("tensorrt") else "not installed")
+        return "torch", device or "cuda", why
+    where = "CPU requested" if want_cpu else "no CUDA GPU"
+    if _has("onnxruntime"):
+        return "onnxruntime", "cpu", f"{where}, ONNX Runtime installed"
+    return "torch", "cpu", f"{where}, ONNX Runtime not installed"
+
+
+def open_backend(name: str, spec: GraphSpec, weights: str | os.PathLike, device: str | None = None) -> Backend:
+    """Open the named backend (or the ``auto`` choice) for ``spec``."""
+    if name not in BACKENDS:
+        raise P3MError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    if name == "auto":
+        name, device, reason = choose_backend(device)
+        log.info("backend: %s on %s (%s)", name, device, reason)
+    if name == "torch":
+        from .torch_backend import TorchBackend
+
+        dev = device or "cpu"
+        if dev.startswith("cuda") and not _cuda_available():
+            raise P3MError("--device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+        return TorchBackend(spec, weights, device=dev)
+    if name == "onnxruntime":
+        from .onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(spec, weights, device=device or "cpu")
+    raise P3MError(
+        "the tensorrt backend needs TensorRT and pycuda on an NVIDIA GPU "
+        "(pip install 'p3m-live[trt]'); use --backend auto to fall back"
+    )

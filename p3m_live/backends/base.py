@@ -1,0 +1,105 @@
+"""The one backend interface: open for a graph spec, process frames, close.
+
+A backend runs the frame graph (see :mod:`p3m_live.graph`) and nothing else:
+load, bind buffers, run, copy back. The recurrent state is an explicit graph
+input/output pair (``state_alpha`` -> ``state_alpha_out``); the base class feeds
+each call's state output into the next call, and :meth:`Backend.reset` starts
+a new shot. The background is sticky: set it once (or per frame for a video).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import P3MError
+from ..graph import GraphSpec, frame_shape
+
+
+class Backend(ABC):
+    name: str = "backend"
+
+    def __init__(self, spec: GraphSpec) -> None:
+        self.spec = spec
+        self._background: np.ndarray | None = None
+        self.reset()
+
+    # -- state and inputs, shared by every backend
+
+    def reset(self) -> None:
+        """Forget the temporal history (scene cut, new source)."""
+        mh, mw = self.spec.model_hw
+        self._state = np.full((1, 1, mh, mw), -1.0, dtype=np.float32)
+
+    def set_background(self, background: np.ndarray | tuple[int, int, int]) -> None:
+        """RGB uint8 image (H, W, 3) or (1|B, H, W, 3) for "image"; an (r, g, b) colour for "color"."""
+        s = self.spec
+        bg = np.asarray(background, dtype=np.uint8)
+        if s.background == "color":
+            if bg.size != 3:
+                raise P3MError(f"a colour background needs 3 values (r, g, b), got shape {bg.shape}")
+            bg = bg.reshape(1, 3)
+        elif s.background == "image":
+            if bg.ndim == 3:
+                bg = bg[None]
+            if bg.shape[1:] != (s.height, s.width, 3) or bg.shape[0] not in (1, s.batch):
+                raise P3MError(f"background must be {s.width}x{s.height} RGB, got shape {bg.shape}")
+        else:
+            raise P3MError("a blur background is computed from the frame; there is nothing to set")
+        self._background = np.ascontiguousarray(bg)
+
+    def _check_frame(self, frame: np.ndarray) -> np.ndarray:
+        s = self.spec
+        want = frame_shape(s.in_format, s.batch, s.height, s.width)
+        if frame.ndim == len(want) - 1:
+            frame = frame[None]
+        if frame.shape != want or frame.dtype != np.uint8:
+            raise P3MError(f"frame must be uint8 {want} for {s.in_format}, got {frame.dtype} {frame.shape}")
+        return np.ascontiguousarray(frame)
+
+    def process(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One frame (or batch): returns (composite in the output format, alpha uint8 (B, H, W))."""
+        inputs = {"frame": self._check_frame(frame)}
+        if self.spec.background != "blur":
+            if self._background is None:
+                raise P3MError("no background set: call set_background() first")
+            inputs["background"] = self._background
+        inputs["state_alpha"] = self._state
+        out = self._run(inputs)
+        self._state = out["state_alpha_out"]
+        return out["composite"], out["alpha"]
+
+    # -- what each backend provides
+
+    @abstractmethod
+    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the graph once on host arrays; return host arrays by output name."""
+
+    def close(self) -> None:  # noqa: B027 (optional hook, not abstract)
+        """Release device memory and sessions."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def file_digest(path: str | os.PathLike, length: int = 16) -> str:
+    """Short SHA-256 of a file (checkpoint identity for caches)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()[:length]
+
+
+def spec_key(spec: GraphSpec, weights: Path) -> str:
+    """Cache key of an exported graph: the spec, the graph version and the checkpoint."""
+    items = sorted(spec.as_dict().items())
+    text = repr(items) + file_digest(weights)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]

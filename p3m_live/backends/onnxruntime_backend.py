@@ -1,0 +1,87 @@
+"""ONNX Runtime backend: the exported frame graph in an InferenceSession.
+
+The graph is exported once per (spec, checkpoint) into the user cache and
+reused. On the CPU provider arrays go in and out directly; with the CUDA
+provider the inputs and outputs are bound with I/O binding so that ONNX Runtime
+allocates device outputs once and copies back only what the host needs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import P3MError
+from ..graph import FrameGraph, GraphSpec
+from ..model import load_p3mnet
+from ..model.weights import cache_dir
+from .base import Backend, spec_key
+
+
+def export_frame_graph(spec: GraphSpec, weights: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Export the frame graph for ``spec`` (portable unpooling) to ``path``."""
+    from ..export import export_onnx
+
+    graph = FrameGraph(load_p3mnet(weights, unpool="portable"), spec)
+    example = graph.example_inputs()
+    return export_onnx(graph, tuple(example.values()), path, graph.input_names, graph.output_names)
+
+
+def cached_onnx(spec: GraphSpec, weights: str | os.PathLike) -> Path:
+    """The exported graph for this spec and checkpoint, exporting it on first use."""
+    path = cache_dir() / "onnx" / f"frame-graph-{spec_key(spec, Path(weights))}.onnx"
+    if not path.is_file():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        export_frame_graph(spec, weights, tmp)
+        os.replace(tmp, path)
+    return path
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        spec: GraphSpec,
+        weights: str | os.PathLike | None = None,
+        onnx_path: str | os.PathLike | None = None,
+        device: str = "cpu",
+        threads: int = 0,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise P3MError("ONNX Runtime is not installed: pip install 'p3m-live[onnx]'") from e
+        super().__init__(spec)
+        if onnx_path is None:
+            if weights is None:
+                raise P3MError("the onnxruntime backend needs weights or an exported graph")
+            onnx_path = cached_onnx(spec, weights)
+        available = ort.get_available_providers()
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in available:
+                raise P3MError(f"ONNX Runtime has no CUDA provider here (providers: {', '.join(available)})")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
+        self.on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.on_gpu:
+            return dict(zip(self.output_names, self.session.run(None, inputs)))
+        binding = self.session.io_binding()
+        for name, arr in inputs.items():
+            binding.bind_cpu_input(name, arr)
+        for name in self.output_names:
+            binding.bind_output(name, "cpu")
+        self.session.run_with_iobinding(binding)
+        return dict(zip(self.output_names, binding.copy_outputs_to_cpu()))
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]

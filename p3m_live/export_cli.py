@@ -1,0 +1,74 @@
+"""``p3m-live export``: the frame graph to ONNX for given frame sizes, op-checked for TensorRT."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from .errors import P3MError
+from .graph import IN_FORMATS, OUT_FORMATS, GraphSpec
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1920x1080' -> (width, height)."""
+    m = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"size must look like 1920x1080, not {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--size",
+        type=parse_size,
+        action="append",
+        required=True,
+        metavar="WxH",
+        help="frame size; repeat for several sizes (one file each)",
+    )
+    p.add_argument("-o", "--output", required=True, help="output .onnx file (or a folder for several sizes)")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp16")
+    p.add_argument("--in-format", choices=IN_FORMATS, default="i420")
+    p.add_argument("--out-format", choices=OUT_FORMATS, default="i420")
+    p.add_argument("--background", choices=["image", "color", "blur"], default="image")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--model-size", type=int, default=512, help="short side of the network input (multiple of 32)")
+    p.add_argument("--weights", help="P3M-Net checkpoint (default: $P3M_LIVE_WEIGHTS or the cache)")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .backends.onnxruntime_backend import export_frame_graph
+    from .export import require_tensorrt_ops
+    from .model.weights import resolve_weights
+
+    if args.model_size % 32 or args.model_size < 32:
+        raise P3MError(f"--model-size must be a positive multiple of 32, not {args.model_size}")
+    weights = resolve_weights(args.weights, download=False)
+    out = Path(args.output)
+    several = len(args.size) > 1
+    if several and out.suffix == ".onnx":
+        raise P3MError("several --size values need -o to be a folder, not a .onnx file")
+    for width, height in args.size:
+        try:
+            spec = GraphSpec(
+                height,
+                width,
+                args.in_format,
+                args.out_format,
+                batch=args.batch,
+                model_short_side=args.model_size,
+                background=args.background,
+                precision=args.precision,
+            )
+        except ValueError as e:
+            raise P3MError(str(e)) from e
+        path = out / f"frame-graph-{width}x{height}-{args.precision}.onnx" if several or out.suffix != ".onnx" else out
+        export_frame_graph(spec, weights, path)
+        report = require_tensorrt_ops(path)
+        mh, mw = spec.model_hw
+        print(
+            f"{path}: {width}x{height} {args.in_format}->{args.out_format}, model {mw}x{mh}, "
+            f"{args.precision}, {sum(report.ops.values())} nodes, TensorRT {report.tensorrt} op check OK"
+        )
+    return 0

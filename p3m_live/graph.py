@@ -1,0 +1,304 @@
+"""The frame graph: everything that happens to one frame on the accelerator, as ONE module.
+
+    uint8 frame (I420 / NV12 / RGB / BGR) + background + recurrent state
+      -> colour conversion, resize to the model size, ImageNet normalisation
+      -> P3M-Net -> fusion (argmax trimap; detail alpha in the unknown band)
+      -> temporal smoothing against the previous alpha (state in, state out)
+      -> alpha back to frame size (guided by the full-resolution frame, or bilinear)
+      -> compositing over the background (image, colour or blurred frame)
+      -> uint8 composite (I420 / NV12 / RGB / BGR / RGBA) and uint8 alpha
+
+It is exported once to ONNX and run as it is by every backend, so the function
+the CPU tests check is the one TensorRT compiles. Shapes are fixed per graph
+(frame size, batch); inputs and outputs are named, and the state is an explicit
+input/output pair, never hidden in a runtime.
+
+Conventions: YUV is 8-bit with BT.601 or BT.709 coefficients, limited ("tv") or
+full range; I420 and NV12 frames are one (H * 3/2, W) uint8 plane stack, as
+PyAV's ``VideoFrame.to_ndarray()`` gives them. Compositing works on gamma-encoded
+RGB in [0, 1] with straight (unpremultiplied) alpha.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .model import P3MNet, fuse
+
+GRAPH_VERSION = 1  # bump when the exported function changes; engine caches key on it
+
+PixelFormat = Literal["rgb", "bgr", "rgba", "i420", "nv12"]
+Background = Literal["image", "color", "blur"]
+Temporal = Literal["off", "ema"]
+Upsampler = Literal["bilinear", "guided"]
+Precision = Literal["fp32", "fp16"]
+
+IN_FORMATS = ("rgb", "bgr", "i420", "nv12")
+OUT_FORMATS = ("rgb", "bgr", "rgba", "i420", "nv12")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# (Kr, Kb) luma coefficients of each matrix.
+MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
+
+
+def model_size(height: int, width: int, short_side: int = 512, multiple: int = 32) -> tuple[int, int]:
+    """The network's input size for a frame: short side ``short_side`` (never more than the
+    frame's own), aspect kept, both sides multiples of ``multiple``."""
+    short = min(height, width)
+    target = min(short_side, short)
+    scale = target / short
+    mh = max(multiple, round(height * scale / multiple) * multiple)
+    mw = max(multiple, round(width * scale / multiple) * multiple)
+    return mh, mw
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """Everything that fixes the exported function (and so an engine's cache key)."""
+
+    height: int
+    width: int
+    in_format: PixelFormat = "i420"
+    out_format: PixelFormat = "i420"
+    batch: int = 1
+    model_short_side: int = 512
+    background: Background = "image"
+    temporal: Temporal = "ema"
+    ema_weight: float = 0.6  # weight of the new frame's alpha
+    upsampler: Upsampler = "guided"
+    matrix: Literal["bt601", "bt709"] = "bt601"
+    full_range: bool = False
+    blur_strength: int = 16
+    precision: Precision = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.in_format not in IN_FORMATS:
+            raise ValueError(f"input format must be one of {IN_FORMATS}, not {self.in_format!r}")
+        if self.out_format not in OUT_FORMATS:
+            raise ValueError(f"output format must be one of {OUT_FORMATS}, not {self.out_format!r}")
+        yuv = "i420" in (self.in_format, self.out_format) or "nv12" in (self.in_format, self.out_format)
+        if self.height < 2 or self.width < 2 or (yuv and (self.height % 2 or self.width % 2)):
+            raise ValueError(f"frame size {self.width}x{self.height} must be even for YUV 4:2:0 and at least 2x2")
+        if self.batch < 1:
+            raise ValueError("batch must be >= 1")
+
+    @property
+    def model_hw(self) -> tuple[int, int]:
+        return model_size(self.height, self.width, self.model_short_side)
+
+    def with_(self, **changes) -> GraphSpec:
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "graph_version": GRAPH_VERSION, "model_size": list(self.model_hw)}
+
+
+# ---------------------------------------------------------------- pixel formats
+
+
+def frame_shape(fmt: PixelFormat, batch: int, height: int, width: int) -> tuple[int, ...]:
+    """The uint8 array shape of a frame (or composite) in ``fmt``."""
+    if fmt in ("i420", "nv12"):
+        return (batch, height * 3 // 2, width)
+    return (batch, height, width, 4 if fmt == "rgba" else 3)
+
+
+def _yuv_consts(matrix: str, full_range: bool) -> tuple[float, float, float, float, float]:
+    kr, kb = MATRICES[matrix]
+    if full_range:
+        return kr, kb, 0.0, 255.0, 255.0  # y offset, y scale, c scale
+    return kr, kb, 16.0, 219.0, 224.0
+
+
+def decode_frame(frame: Tensor, fmt: PixelFormat, matrix: str = "bt601", full_range: bool = False) -> Tensor:
+    """uint8 frame -> (B, 3, H, W) float32 RGB in [0, 1] (YUV chroma upsampled by repetition)."""
+    x = frame.float()
+    if fmt in ("rgb", "bgr", "rgba"):
+        rgb = x[..., :3].permute(0, 3, 1, 2)
+        if fmt == "bgr":
+            rgb = rgb.flip(1)
+        return rgb / 255.0
+    b, rows, w = x.shape
+    h = rows * 2 // 3
+    n = h * w
+    flat = x.reshape(b, rows * w)  # planes are contiguous; chroma rows need not align
+    y = flat[:, :n].reshape(b, 1, h, w)
+    if fmt == "i420":
+        u = flat[:, n : n + n // 4].reshape(b, 1, h // 2, w // 2)
+        v = flat[:, n + n // 4 :].reshape(b, 1, h // 2, w // 2)
+    else:  # nv12: interleaved U, V
+        uv = flat[:, n:].reshape(b, h // 2, w // 2, 2)
+        u, v = uv[..., 0].unsqueeze(1), uv[..., 1].unsqueeze(1)
+    uv = F.interpolate(torch.cat((u, v), 1), scale_factor=2.0, mode="nearest")
+    kr, kb, y0, ys, cs = _yuv_consts(matrix, full_range)
+    luma = (y - y0) / ys
+    cb, cr = (uv[:, :1] - 128.0) / cs, (uv[:, 1:] - 128.0) / cs
+    r = luma + 2 * (1 - kr) * cr
+    bl = luma + 2 * (1 - kb) * cb
+    g = (luma - kr * r - kb * bl) / (1 - kr - kb)
+    return torch.cat((r, g, bl), 1)
+
+
+def _to_u8(x: Tensor) -> Tensor:
+    return torch.clamp(torch.round(x), 0.0, 255.0).to(torch.uint8)
+
+
+def encode_frame(
+    rgb: Tensor, fmt: PixelFormat, alpha: Tensor | None = None, matrix: str = "bt601", full_range: bool = False
+) -> Tensor:
+    """(B, 3, H, W) float RGB in [0, 1] -> uint8 in ``fmt`` (chroma: 2x2 mean)."""
+    if fmt in ("rgb", "bgr", "rgba"):
+        x = rgb.flip(1) if fmt == "bgr" else rgb
+        if fmt == "rgba":
+            x = torch.cat((x, alpha if alpha is not None else torch.ones_like(x[:, :1])), 1)
+        return _to_u8(x.permute(0, 2, 3, 1) * 255.0)
+    kr, kb, y0, ys, cs = _yuv_consts(matrix, full_range)
+    r, g, bl = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+    luma = kr * r + (1 - kr - kb) * g + kb * bl
+    u = F.avg_pool2d((bl - luma) / (2 * (1 - kb)), 2) * cs + 128.0
+    v = F.avg_pool2d((r - luma) / (2 * (1 - kr)), 2) * cs + 128.0
+    b, _, h, w = luma.shape
+    y = (luma * ys + y0).reshape(b, h * w)
+    if fmt == "i420":
+        chroma = torch.cat((u.reshape(b, -1), v.reshape(b, -1)), 1)
+    else:
+        chroma = torch.stack((u, v), -1).reshape(b, -1)
+    # One cast at the very end: TensorRT allows uint8 only as a network output.
+    return _to_u8(torch.cat((y, chroma), 1).reshape(b, h * 3 // 2, w))
+
+
+# ---------------------------------------------------------------- filters
+
+
+def box(x: Tensor, r: int) -> Tensor:
+    """Mean over a (2r+1)^2 window, edges averaged over the valid part only."""
+    return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+
+
+def luma_of(rgb: Tensor) -> Tensor:
+    return 0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]
+
+
+def guided_upsample(alpha_lo: Tensor, guide_lo: Tensor, guide_hi: Tensor, r: int = 2, eps: float = 1e-3) -> Tensor:
+    """Fast guided filter (He & Sun, 2015): fit alpha ~ a * luma + b locally at the model
+    size, then apply the upsampled (a, b) to the full-resolution luma, so edges follow
+    the real frame instead of the blurred low-resolution one."""
+    mean_i, mean_p = box(guide_lo, r), box(alpha_lo, r)
+    cov = box(guide_lo * alpha_lo, r) - mean_i * mean_p
+    var = box(guide_lo * guide_lo, r) - mean_i * mean_i
+    a = cov / (var + eps)
+    b = mean_p - a * mean_i
+    size = guide_hi.shape[-2:]
+    a_hi = F.interpolate(box(a, r), size=size, mode="bilinear", align_corners=False)
+    b_hi = F.interpolate(box(b, r), size=size, mode="bilinear", align_corners=False)
+    return torch.clamp(a_hi * guide_hi + b_hi, 0.0, 1.0)
+
+
+def downscale(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Area-like downscale: integer box pooling first (no aliasing), then bilinear to size."""
+    k = min(x.shape[-2] // size[0], x.shape[-1] // size[1])
+    if k >= 2:
+        x = F.avg_pool2d(x, k)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def blur_background(rgb: Tensor, strength: int) -> Tensor:
+    """A wide, smooth blur at low cost: box-downscale by ``strength``, blur, upscale."""
+    h, w = rgb.shape[-2:]
+    s = max(1, strength)
+    small = downscale(rgb, (max(1, h // s), max(1, w // s)))
+    small = box(box(small, 1), 1)  # two box passes ~ a small Gaussian
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+
+
+# ---------------------------------------------------------------- the graph
+
+
+class FrameGraph(nn.Module):
+    """One frame (or a batch of consecutive frames) in, composite + alpha + state out.
+
+    Inputs, by name: ``frame`` (uint8, see :func:`frame_shape`), ``background``
+    (uint8 RGB (1|B, H, W, 3) for "image", (1, 3) for "color", absent for "blur"),
+    ``state_alpha`` (float32 (1, 1, h, w) at the model size; negative = no history).
+    Outputs: ``composite`` (uint8 in the output format), ``alpha`` (uint8 (B, H, W)),
+    ``state_alpha`` (the next state).
+    """
+
+    def __init__(self, network: P3MNet, spec: GraphSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.network = network.half() if spec.precision == "fp16" else network
+        self.net_dtype = torch.float16 if spec.precision == "fp16" else torch.float32
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def input_names(self) -> list[str]:
+        bg = [] if self.spec.background == "blur" else ["background"]
+        return ["frame", *bg, "state_alpha"]
+
+    output_names = ["composite", "alpha", "state_alpha_out"]
+
+    def example_inputs(self, device: torch.device | str = "cpu") -> dict[str, Tensor]:
+        """Zero inputs of the right shapes and dtypes (for export and warm-up)."""
+        s = self.spec
+        mh, mw = s.model_hw
+        inputs = {"frame": torch.zeros(frame_shape(s.in_format, s.batch, s.height, s.width), dtype=torch.uint8)}
+        if s.background == "image":
+            inputs["background"] = torch.zeros((1, s.height, s.width, 3), dtype=torch.uint8)
+        elif s.background == "color":
+            inputs["background"] = torch.zeros((1, 3), dtype=torch.uint8)
+        inputs["state_alpha"] = torch.full((1, 1, mh, mw), -1.0)
+        return {k: v.to(device) for k, v in inputs.items()}
+
+    def matte(self, rgb_lo: Tensor) -> Tensor:
+        """Model-size RGB in [0, 1] -> fused alpha (B, 1, h, w), float32.
+
+        The network runs in the graph's precision; normalisation and the argmax
+        fusion stay in float32.
+        """
+        x = ((rgb_lo - self.mean) / self.std).to(self.net_dtype)
+        out = self.network.run(x, sides=False)
+        return fuse(out.semantic.float(), out.detail.float())
+
+    def smooth(self, alpha: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """Temporal filter over the frames of the batch, in order, from ``state``."""
+        if self.spec.temporal == "off":
+            return alpha, alpha[-1:]
+        w = self.spec.ema_weight
+        frames = []
+        prev = state
+        for t in range(alpha.shape[0]):
+            a = alpha[t : t + 1]
+            cur = torch.where(prev < 0, a, w * a + (1 - w) * prev)
+            frames.append(cur)
+            prev = cur
+        return torch.cat(frames, 0), prev
+
+    def forward(self, frame: Tensor, *rest: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        s = self.spec
+        background = rest[0] if s.background != "blur" else None
+        state = rest[-1]
+        rgb = decode_frame(frame, s.in_format, s.matrix, s.full_range)
+        rgb_lo = downscale(rgb, s.model_hw)
+        alpha_lo, state_out = self.smooth(self.matte(rgb_lo), state)
+        if s.upsampler == "guided":
+            alpha = guided_upsample(alpha_lo, luma_of(rgb_lo), luma_of(rgb))
+        else:
+            alpha = F.interpolate(alpha_lo, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
+        if s.background == "blur":
+            bg = blur_background(rgb, s.blur_strength)
+        elif s.background == "color":
+            assert background is not None
+            bg = (background.float() / 255.0).view(-1, 3, 1, 1)
+        else:
+            assert background is not None
+            bg = background.float().permute(0, 3, 1, 2) / 255.0
+        comp = alpha * rgb + (1.0 - alpha) * bg
+        composite = encode_frame(comp, s.out_format, alpha, s.matrix, s.full_range)
+        return composite, _to_u8(alpha[:, 0] * 255.0), state_out

@@ -1,0 +1,64 @@
+"""Shared fixtures: the shared reference data and one session-scoped random checkpoint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+P3M_REF = SHARED / "p3m_reference"
+PORTRAITS = SHARED / "data" / "portraits"
+
+
+def make_checkpoint(seed: int, out: Path) -> Path:
+    """Run the shared reference script that writes an official-format random checkpoint."""
+    subprocess.run([sys.executable, str(P3M_REF / "make_checkpoint.py"), "--seed", str(seed), str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def seed32_ckpt(tmp_path_factory) -> Path:
+    return make_checkpoint(32, tmp_path_factory.mktemp("ckpt") / "seed32.pth")
+
+
+@pytest.fixture(scope="session")
+def seed32_ref() -> dict[str, np.ndarray]:
+    with np.load(P3M_REF / "seed32_outputs.npz") as z:
+        return dict(z)
+
+
+@pytest.fixture(scope="session")
+def seed32_state(seed32_ckpt):
+    import torch
+
+    return torch.load(seed32_ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+@pytest.fixture(scope="session")
+def p3m_native(seed32_ckpt):
+    from p3m_live.model import load_p3mnet
+
+    return load_p3mnet(seed32_ckpt, unpool="native")
+
+
+@pytest.fixture(scope="session")
+def p3m_portable(seed32_ckpt):
+    from p3m_live.model import load_p3mnet
+
+    return load_p3mnet(seed32_ckpt, unpool="portable")
+
+
+@pytest.fixture(scope="session")
+def portrait_paths() -> list[tuple[Path, Path]]:
+    """(image, alpha) pairs of the shared portraits, sorted by name."""
+    pairs = []
+    for img in sorted((PORTRAITS / "original").glob("*.jpg")):
+        alpha = PORTRAITS / "alpha" / (img.stem + ".png")
+        if alpha.is_file():
+            pairs.append((img, alpha))
+    assert pairs, f"no shared portraits under {PORTRAITS}"
+    return pairs

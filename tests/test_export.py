@@ -1,0 +1,86 @@
+"""ONNX export of the portable network, the TensorRT op check, and ONNX Runtime on the result."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from p3m_live.errors import P3MError
+from p3m_live.export import check_tensorrt_ops, export_onnx, require_tensorrt_ops, tensorrt_op_list
+
+NAMES = ("global", "local", "fusion", "side2", "side1", "side0")
+
+
+@pytest.fixture(scope="module")
+def network_onnx(p3m_portable, tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "p3mnet.onnx"
+    return export_onnx(
+        p3m_portable, (torch.zeros(1, 3, 64, 64),), path, ["image"], list(NAMES),
+        dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}},
+    )  # fmt: skip
+
+
+def test_portable_network_has_no_indices_ops(network_onnx):
+    model = onnx.load(str(network_onnx))
+    assert model.opset_import[0].version >= 17
+    ops = [n.op_type for n in model.graph.node]
+    assert "MaxUnpool" not in ops
+    assert all(len([o for o in n.output if o]) == 1 for n in model.graph.node if n.op_type == "MaxPool")
+    report = check_tensorrt_ops(network_onnx)
+    assert report.ok, report.problems
+    assert "Conv" in report.table() and "OK" in report.table()
+
+
+@pytest.mark.parametrize("size", ["64x64", "96x128"])
+def test_onnxruntime_reproduces_reference(network_onnx, seed32_ref, size):
+    sess = ort.InferenceSession(str(network_onnx), providers=["CPUExecutionProvider"])
+    outs = sess.run(None, {"image": seed32_ref[f"{size}_input_normalized"]})
+    for name, out in zip(NAMES, outs):
+        ref = seed32_ref[f"{size}_{name}"]
+        tol = 1e-4 if name in ("local", "fusion") else 1e-4 * np.abs(ref).max()
+        assert np.abs(out - ref).max() <= tol, name
+
+
+def _save(nodes, inputs, outputs, path):
+    graph = helper.make_graph(nodes, "g", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(path))
+    return path
+
+
+def test_indices_pooling_is_refused(tmp_path):
+    # What the official network exports to: MaxPool with Indices, then MaxUnpool.
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 4])
+    nodes = [
+        helper.make_node("MaxPool", ["x"], ["p", "i"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("MaxUnpool", ["p", "i"], ["y"], kernel_shape=[2, 2], strides=[2, 2]),
+    ]
+    path = _save(nodes, [x], [y], tmp_path / "n.onnx")
+    report = check_tensorrt_ops(path)
+    assert report.problems == ["MaxPool with an Indices output", "unsupported op MaxUnpool"]
+    with pytest.raises(P3MError, match="would not parse in TensorRT"):
+        require_tensorrt_ops(path)
+
+
+def test_op_list_is_data_with_its_version():
+    ops = tensorrt_op_list()
+    assert ops.version.startswith("10.")
+    assert {"Conv", "Resize", "Where", "MaxPool"} <= ops.supported
+    assert "MaxUnpool" not in ops.supported and "NonMaxSuppression" in ops.supported
+
+
+def test_inner_uint8_is_refused(tmp_path):
+    # uint8 in -> Cast -> uint8 intermediate -> Identity -> out: TensorRT allows uint8 only at the edges.
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 4])
+    nodes = [
+        helper.make_node("Cast", ["x"], ["mid"], to=TensorProto.UINT8),
+        helper.make_node("Identity", ["mid"], ["y"]),
+    ]
+    path = _save(nodes, [x], [y], tmp_path / "u8.onnx")
+    assert check_tensorrt_ops(path).problems == ["UINT8 intermediate tensor mid"]
