@@ -122,7 +122,7 @@ def decode_frame(frame: Tensor, fmt: PixelFormat, matrix: str = "bt601", full_ra
         rgb = x[..., :3].permute(0, 3, 1, 2)
         if fmt == "bgr":
             rgb = rgb.flip(1)
-        return rgb / 255.0
+        return rgb.contiguous() / 255.0  # NCHW-contiguous: the same conv kernels as a plain tensor
     b, rows, w = x.shape
     h = rows * 2 // 3
     n = h * w
