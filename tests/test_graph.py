@@ -26,9 +26,9 @@ SHORT = 128
 
 @pytest.fixture(scope="module")
 def portraits(portrait_paths):
-    """Two real portraits (RGB uint8, H x W) and their alpha mattes."""
+    """Two real portraits (RGB uint8, H x W)."""
     out = []
-    for img_path, alpha_path in portrait_paths[:2]:
+    for img_path, _ in portrait_paths[:2]:
         img = cv2.cvtColor(cv2.imread(str(img_path)), cv2.COLOR_BGR2RGB)
         out.append(cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA))
     return out
@@ -168,9 +168,10 @@ def test_color_and_blur_backgrounds(p3m_native, portraits):
     comp, alpha, _ = _run(g, img)
     # Where alpha is 0 the output is the blurred frame: smooth, and close to the frame's local mean.
     blurred = comp[0].numpy().astype(float)
-    assert np.abs(np.diff(blurred, axis=1))[bg_only[:, 1:]].mean() < np.abs(np.diff(img[0].astype(float), axis=1))[
-        bg_only[:, 1:]
-    ].mean()
+    assert (
+        np.abs(np.diff(blurred, axis=1))[bg_only[:, 1:]].mean()
+        < np.abs(np.diff(img[0].astype(float), axis=1))[bg_only[:, 1:]].mean()
+    )
 
 
 def test_ema_state(p3m_native, portraits):

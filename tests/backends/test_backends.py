@@ -1,0 +1,124 @@
+"""torch CPU and ONNX Runtime run the same frame graph and agree; state, caching, auto choice."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from p3m_live import backends
+from p3m_live.backends import choose_backend, open_backend
+from p3m_live.errors import P3MError
+from p3m_live.graph import GraphSpec
+
+H, W = 192, 256
+SPEC = GraphSpec(H, W, "i420", "i420", model_short_side=128, background="image", temporal="ema")
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="module")
+def clip(portrait_paths):
+    """Three I420 frames from real portraits, and an RGB background."""
+    frames = []
+    for img_path, _ in portrait_paths[:3]:
+        rgb = cv2.resize(cv2.cvtColor(cv2.imread(str(img_path)), cv2.COLOR_BGR2RGB), (W, H))
+        frames.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
+    bg = np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    return frames, bg
+
+
+def _run_clip(backend, clip):
+    frames, bg = clip
+    backend.set_background(bg)
+    return [backend.process(f) for f in frames]
+
+
+def test_torch_cpu_and_onnxruntime_agree(seed32_ckpt, clip):
+    t = open_backend("torch", SPEC, seed32_ckpt, device="cpu")
+    o = open_backend("onnxruntime", SPEC, seed32_ckpt)
+    with t, o:
+        for (tc, ta), (oc, oa) in zip(_run_clip(t, clip), _run_clip(o, clip)):
+            assert tc.shape == oc.shape == (1, H * 3 // 2, W) and ta.shape == oa.shape == (1, H, W)
+            # Within 1/255, except where float rounding flips the semantic argmax between
+            # near-tied logits (common with random weights): at most 0.1% of pixels.
+            for ours, theirs in ((tc, oc), (ta, oa)):
+                diff = np.abs(ours.astype(int) - theirs.astype(int))
+                assert (diff > 1).mean() <= 1e-3
+                assert np.median(diff) == 0
+
+
+def test_state_carries_and_resets(seed32_ckpt, clip):
+    frames, bg = clip
+    with open_backend("torch", SPEC, seed32_ckpt) as be:
+        be.set_background(bg)
+        first = be.process(frames[0])[1]
+        again = be.process(frames[0])[1]  # same frame: EMA of equal alphas is the same alpha
+        assert np.abs(first.astype(int) - again.astype(int)).max() <= 1
+        after_other = be.process(frames[1])[1]
+        be.reset()
+        fresh = be.process(frames[1])[1]
+        assert np.abs(after_other.astype(int) - fresh.astype(int)).max() > 10  # history mattered
+    with open_backend("torch", SPEC, seed32_ckpt) as other:
+        other.set_background(bg)
+        assert np.array_equal(fresh, other.process(frames[1])[1])  # reset == a new backend
+
+
+def test_export_is_cached(seed32_ckpt, tmp_path, monkeypatch):
+    from p3m_live.backends import onnxruntime_backend as ob
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = SPEC.with_(height=64, width=96, model_short_side=32)
+    calls = []
+    real = ob.export_frame_graph
+    monkeypatch.setattr(ob, "export_frame_graph", lambda *a: calls.append(a) or real(*a))
+    first = ob.cached_onnx(spec, seed32_ckpt)
+    second = ob.cached_onnx(spec, seed32_ckpt)
+    assert first == second and first.is_file() and len(calls) == 1
+    assert ob.cached_onnx(spec.with_(precision="fp16"), seed32_ckpt) != first  # spec is in the key
+
+
+def test_input_errors(seed32_ckpt, clip):
+    frames, bg = clip
+    with open_backend("torch", SPEC, seed32_ckpt) as be:
+        with pytest.raises(P3MError, match="no background set"):
+            be.process(frames[0])
+        with pytest.raises(P3MError, match="background must be 256x192"):
+            be.set_background(bg[:10])
+        be.set_background(bg)
+        with pytest.raises(P3MError, match="frame must be uint8"):
+            be.process(frames[0][:-2])
+
+
+def test_unknown_and_unavailable_backends(seed32_ckpt):
+    with pytest.raises(P3MError, match="unknown backend"):
+        open_backend("magic", SPEC, seed32_ckpt)
+    with pytest.raises(P3MError, match="TensorRT and pycuda"):
+        open_backend("tensorrt", SPEC, seed32_ckpt)
+    with pytest.raises(P3MError, match="no CUDA GPU"):
+        open_backend("torch", SPEC, seed32_ckpt, device="cuda")
+
+
+def test_auto_choice_here_logs_one_line(seed32_ckpt, caplog):
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    with open_backend("auto", SPEC, seed32_ckpt) as be:
+        assert be.name == "onnxruntime"
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["backend: onnxruntime on cpu (no CUDA GPU, ONNX Runtime installed)"]
+
+
+def test_auto_choice_order(monkeypatch):
+    monkeypatch.setattr(backends, "_cuda_available", lambda: True)
+    monkeypatch.setattr(backends, "_has", lambda m: m == "onnxruntime")
+    assert choose_backend()[:2] == ("torch", "cuda")
+    monkeypatch.setattr(backends, "_has", lambda m: True)
+    assert choose_backend()[:2] == ("tensorrt", "cuda")
+    assert choose_backend("cpu")[:2] == ("onnxruntime", "cpu")
+    monkeypatch.setattr(backends, "_cuda_available", lambda: False)
+    monkeypatch.setattr(backends, "_has", lambda m: False)
+    assert choose_backend() == ("torch", "cpu", "no CUDA GPU, ONNX Runtime not installed")
