@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Time the whole frame graph per backend, side by side in one run, and print a table.
+
+    python tools/bench_graph.py --weights W.pth --size 640x360 --size 1280x720
+
+Without --weights a random checkpoint in the official format is made with
+../shared/p3m_reference/make_checkpoint.py (speed does not depend on the values).
+The ratio column compares each backend with the first one in the same run, since
+shared machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from p3m_live.backends import open_backend  # noqa: E402
+from p3m_live.export_cli import parse_size  # noqa: E402
+from p3m_live.graph import GraphSpec, frame_shape  # noqa: E402
+from p3m_live.timing import time_calls  # noqa: E402
+
+MAKE_CKPT = ROOT.parent / "shared" / "p3m_reference" / "make_checkpoint.py"
+
+
+def random_checkpoint(folder: Path) -> Path:
+    path = folder / "random.pth"
+    subprocess.run([sys.executable, str(MAKE_CKPT), "--seed", "1", str(path)], check=True)
+    return path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights")
+    ap.add_argument("--size", type=parse_size, action="append", metavar="WxH")
+    ap.add_argument("--model-size", type=int, default=512)
+    ap.add_argument("--backend", action="append", help="torch, onnxruntime (default: both)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--iters", type=int, default=5)
+    args = ap.parse_args()
+    sizes = args.size or [(640, 360)]
+    names = args.backend or ["torch", "onnxruntime"]
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = args.weights or random_checkpoint(Path(tmp))
+        print(
+            f"# frame graph, {platform.processor() or platform.machine()}, device {args.device}, "
+            f"model short side {args.model_size}, I420 in/out, guided upsampling, EMA, image background"
+        )
+        print(f"| frame | model | backend | p50 ms | p95 ms | fps | vs {names[0]} |")
+        print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+        for w, h in sizes:
+            spec = GraphSpec(h, w, "i420", "i420", model_short_side=args.model_size)
+            frame = np.random.default_rng(0).integers(0, 256, frame_shape("i420", 1, h, w), dtype=np.uint8)
+            base = None
+            for name in names:
+                with open_backend(name, spec, weights, device=args.device) as be:
+                    be.set_background(np.zeros((h, w, 3), np.uint8))
+                    t = time_calls(lambda be=be, frame=frame: be.process(frame), args.iters)
+                base = base or t.p50
+                mh, mw = spec.model_hw
+                print(
+                    f"| {w}x{h} | {mw}x{mh} | {name} | {t.p50:.1f} | {t.p95:.1f} | {t.fps:.2f} | {t.p50 / base:.2f} |"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
