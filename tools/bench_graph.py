@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,14 +26,7 @@ from p3m_live.backends import open_backend  # noqa: E402
 from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.graph import GraphSpec, frame_shape  # noqa: E402
 from p3m_live.timing import time_calls  # noqa: E402
-
-MAKE_CKPT = ROOT.parent / "shared" / "p3m_reference" / "make_checkpoint.py"
-
-
-def random_checkpoint(folder: Path) -> Path:
-    path = folder / "random.pth"
-    subprocess.run([sys.executable, str(MAKE_CKPT), "--seed", "1", str(path)], check=True)
-    return path
+from tools._common import random_weights  # noqa: E402
 
 
 def main() -> int:
@@ -49,7 +41,7 @@ def main() -> int:
     sizes = args.size or [(640, 360)]
     names = args.backend or ["torch", "onnxruntime"]
     with tempfile.TemporaryDirectory() as tmp:
-        weights = args.weights or random_checkpoint(Path(tmp))
+        weights = args.weights or random_weights(Path(tmp), seed=1)
         print(
             f"# frame graph, {platform.processor() or platform.machine()}, device {args.device}, "
             f"model short side {args.model_size}, I420 in/out, guided upsampling, EMA, image background"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,26 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from p3m_live.backends.torch_backend import TorchBackend  # noqa: E402
 from p3m_live.graph import GraphSpec, frame_shape  # noqa: E402
-from p3m_live.model import P3MNet  # noqa: E402
 from p3m_live.timing import Timing, time_calls  # noqa: E402
+from tools._common import random_weights  # noqa: E402
 
 SIZES = [(1280, 720), (1920, 1080)]
-MAKE_CKPT = ROOT.parent / "shared" / "p3m_reference" / "make_checkpoint.py"
-
-
-def weights_file(folder: Path) -> Path:
-    path = folder / "random.pth"
-    if MAKE_CKPT.is_file():
-        subprocess.run([sys.executable, str(MAKE_CKPT), "--seed", "32", str(path)], check=True)
-    else:  # the GPU machine may not have ../shared: a seeded random network instead
-        torch.manual_seed(32)
-        torch.save({"state_dict": P3MNet().state_dict()}, path)
-    return path
 
 
 def test_frame(h: int, w: int) -> np.ndarray:
@@ -83,7 +70,7 @@ def main() -> int:
     card = torch.cuda.get_device_name(0)
     results = {"card": card, "torch": torch.__version__, "sizes": []}
     with tempfile.TemporaryDirectory() as tmp:
-        weights = args.weights or weights_file(Path(tmp))
+        weights = args.weights or random_weights(Path(tmp))
         for w, h in SIZES:
             spec = GraphSpec(h, w, "i420", "i420", background="color", temporal="ema", upsampler="guided")
             frame = test_frame(h, w)
