@@ -34,7 +34,7 @@ from tools._common import random_weights  # noqa: E402
 SIZES = [(1280, 720), (1920, 1080)]
 
 
-def test_frame(h: int, w: int) -> np.ndarray:
+def synthetic_frame(h: int, w: int) -> np.ndarray:
     """A smooth synthetic I420 frame (a bright ellipse on a gradient): stable, not noise."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     luma = 40 + 120 * (xx / w) + 80 * (((yy - h / 2) / (h / 3)) ** 2 + ((xx - w / 2) / (w / 5)) ** 2 < 1)
@@ -73,7 +73,7 @@ def main() -> int:
         weights = args.weights or random_weights(Path(tmp))
         for w, h in SIZES:
             spec = GraphSpec(h, w, "i420", "i420", background="color", temporal="ema", upsampler="guided")
-            frame = test_frame(h, w)
+            frame = synthetic_frame(h, w)
             with TorchBackend(spec, weights, device="cpu") as cpu:
                 cpu.set_background((0, 177, 64))
                 ref_comp, ref_alpha = cpu.process(frame)
