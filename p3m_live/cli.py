@@ -8,13 +8,14 @@ and exit code 2.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
 from .errors import P3MError
 
-Handler = Callable[[argparse.Namespace], int]
+Handler = Callable[[argparse.Namespace], int]  # a subcommand: parsed options -> exit code
 
 
 def _weights(args: argparse.Namespace) -> int:
@@ -34,11 +35,42 @@ def _export(args: argparse.Namespace) -> int:
     return run_export(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+DESCRIPTION = "Real-time portrait matting with P3M-Net: cut the person out, put them on a new background."
+EXAMPLES = """examples:
+  p3m-live talk.mp4 -o out.mp4 --background beach.jpg   replace the background of a file, audio kept
+  p3m-live talk.mp4 --alpha-out matte.mov --fg-out fg.mov --background none
+  p3m-live --webcam                                      camera -> virtual camera + preview
+  p3m-live --webcam 1 --camera-size 1280x720 --virtual-cam --background blur:24
+
+other commands: p3m-live weights path|fetch, p3m-live export (see p3m-live COMMAND --help)"""
+SUBCOMMANDS = ("weights", "export")
+
+
+def build_run_parser() -> argparse.ArgumentParser:
+    """The main job's parser (no subcommand)."""
+    from .run_cli import add_run_arguments
+
     parser = argparse.ArgumentParser(
         prog="p3m-live",
-        description="Real-time portrait matting with P3M-Net: cut the person out, put them on a new background.",
+        usage="p3m-live INPUT -o OUTPUT [options] | p3m-live --webcam [N] [options] | p3m-live COMMAND ...",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"p3m-live {__version__}")
+    add_run_arguments(parser)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .run_cli import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The subcommands' parser."""
+    parser = argparse.ArgumentParser(prog="p3m-live", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"p3m-live {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -55,15 +87,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def _parse(argv: list[str]) -> argparse.Namespace:
+    if argv and argv[0] in SUBCOMMANDS:
+        return build_parser().parse_args(argv)
+    from pathlib import Path
+
+    from .config import default_config_path, load_config
+
+    parser = build_run_parser()
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    path = Path(known.config) if known.config else default_config_path()
+    parser.set_defaults(**load_config(path, parser, required=known.config is not None))
     args = parser.parse_args(argv)
-    handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
+    if not argv:
         parser.print_help()
-        return 2
+        parser.exit(2)
+    args.handler = _run
+    return args
+
+
+class _StderrHandler(logging.Handler):
+    """Log lines to whatever ``sys.stderr`` is at the time (so redirections apply)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+def _setup_logging(quiet: bool) -> None:
+    log = logging.getLogger("p3m_live")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("p3m-live: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return handler(args)
+        args = _parse(argv)
+        _setup_logging(getattr(args, "quiet", False))
+        return args.handler(args)
     except P3MError as e:
         print(f"p3m-live: error: {e}", file=sys.stderr)
         return 2

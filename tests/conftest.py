@@ -14,6 +14,16 @@ P3M_REF = SHARED / "p3m_reference"
 PORTRAITS = SHARED / "data" / "portraits"
 
 
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Exports cached once per session under a temporary cache; no user config read."""
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(base / "cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "config"))
+    monkeypatch.delenv("P3M_LIVE_CONFIG", raising=False)
+    monkeypatch.delenv("P3M_LIVE_WEIGHTS", raising=False)
+
+
 def make_checkpoint(seed: int, out: Path) -> Path:
     """Run the shared reference script that writes an official-format random checkpoint."""
     subprocess.run([sys.executable, str(P3M_REF / "make_checkpoint.py"), "--seed", str(seed), str(out)], check=True)

@@ -35,6 +35,15 @@ class Backend(ABC):
         mh, mw = self.spec.model_hw
         self._state = np.full((1, 1, mh, mw), -1.0, dtype=np.float32)
 
+    @property
+    def state(self) -> np.ndarray:
+        """The recurrent state the next call starts from (the previous smoothed alpha)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: np.ndarray) -> None:
+        self._state = value
+
     def set_background(self, background: np.ndarray | tuple[int, int, int]) -> None:
         """RGB uint8 image (H, W, 3) or (1|B, H, W, 3) for "image"; an (r, g, b) colour for "color"."""
         s = self.spec

@@ -17,11 +17,6 @@ H, W = 192, 256
 SPEC = GraphSpec(H, W, "i420", "i420", model_short_side=128, background="image", temporal="ema")
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
 @pytest.fixture(scope="module")
 def clip(portrait_paths):
     """Three I420 frames from real portraits, and an RGB background."""

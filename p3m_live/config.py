@@ -1,0 +1,58 @@
+"""Defaults for the command line from a TOML file.
+
+Looked up at ``--config PATH``, else ``$P3M_LIVE_CONFIG``, else
+``$XDG_CONFIG_HOME/p3m-live/config.toml`` (``~/.config/p3m-live/config.toml``).
+Keys are the long option names (``background = "beach.jpg"``, ``virtual-cam =
+true``, ``crf = 20``); the command line wins over the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import P3MError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def default_config_path() -> Path:
+    if env := os.environ.get("P3M_LIVE_CONFIG"):
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "p3m-live" / "config.toml"
+
+
+def load_config(path: Path, parser: argparse.ArgumentParser, required: bool = False) -> dict:
+    """Option defaults from ``path``, checked against ``parser``'s options."""
+    if not path.is_file():
+        if required:
+            raise P3MError(f"config file {path} not found")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise P3MError(f"config file {path} is not valid TOML ({e})") from e
+    dests = {a.dest: a for a in parser._actions if a.option_strings}
+    defaults = {}
+    for key, value in data.items():
+        dest = key.replace("-", "_")
+        action = dests.get(dest)
+        if action is None or dest in ("config", "help", "version"):
+            raise P3MError(f"config file {path}: unknown option {key!r}")
+        if isinstance(action, argparse._AppendAction) and not isinstance(value, list):
+            value = [value]
+        if action.type is not None and not isinstance(value, bool | list):
+            try:
+                value = action.type(str(value))
+            except (ValueError, argparse.ArgumentTypeError, P3MError) as e:
+                raise P3MError(f"config file {path}: bad value for {key!r} ({e})") from e
+        if action.choices is not None and value not in action.choices:
+            raise P3MError(f"config file {path}: {key!r} must be one of {', '.join(map(str, action.choices))}")
+        defaults[dest] = value
+    return defaults

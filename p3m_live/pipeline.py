@@ -1,0 +1,252 @@
+"""Offline mode: every frame, in order, with decode, inference and encode overlapping.
+
+Three threads joined by bounded queues: the source decodes (and hands audio
+packets straight to the writer), the matting stage runs the frame graph on
+batches, the writer encodes and muxes. The slowest stage sets the pace and the
+others wait on their queues, so each stage's busy time shows the bottleneck.
+Robust Video Matting's converter runs these steps one after another and so
+delivers a fraction of its model's speed; here they overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backends.base import Backend
+from .stats import Progress, StageClock
+from .video.backgrounds import BackgroundChoice, BackgroundFeed
+from .video.frames import Frame, Layout
+from .video.sinks import Sink
+from .video.sources import Source
+
+log = logging.getLogger("p3m_live")
+
+BackendOpener = Callable[[BackgroundChoice, int], Backend]
+_END = object()
+
+
+class Matting:
+    """The frame graph for a run: one backend per background kind, the background feed,
+    and batching (a short last batch is padded, its extra outputs dropped)."""
+
+    def __init__(self, layout: Layout, backgrounds: Sequence[BackgroundChoice], opener: BackendOpener, batch: int = 1):
+        if not backgrounds:
+            raise ValueError("at least one background")
+        self.layout = layout
+        self.backgrounds = list(backgrounds)
+        self.opener = opener
+        self.batch = batch
+        self._backends: dict[tuple[str, int], Backend] = {}
+        self._feeds: dict[int, BackgroundFeed] = {}
+        self.current = 0
+        self._select(0)
+
+    @property
+    def background(self) -> BackgroundChoice:
+        return self.backgrounds[self.current]
+
+    def _select(self, i: int) -> None:
+        choice = self.backgrounds[i]
+        if i not in self._feeds:
+            self._feeds[i] = BackgroundFeed(choice, self.layout.width, self.layout.height)
+        key = (choice.graph_kind, choice.strength if choice.kind == "blur" else 0)
+        if key not in self._backends:
+            self._backends[key] = self.opener(choice, self.batch)
+        previous = getattr(self, "backend", None)
+        self.backend = self._backends[key]
+        if previous is not None and previous is not self.backend:
+            self.backend.state = previous.state  # keep the temporal history across a switch
+        self.current = i
+
+    def next_background(self) -> BackgroundChoice:
+        self._select((self.current + 1) % len(self.backgrounds))
+        return self.background
+
+    def process(self, frames: Sequence[Frame]) -> tuple[np.ndarray, np.ndarray]:
+        """Composites and alphas for ``frames`` (at most ``batch`` of them)."""
+        n = len(frames)
+        data = np.stack([f.data for f in frames])
+        if n < self.batch:
+            data = np.concatenate([data, np.repeat(data[-1:], self.batch - n, axis=0)])
+        value = self._feeds[self.current].value(self.batch)
+        if value is not None:
+            self.backend.set_background(value)
+        composite, alpha = self.backend.process(data)
+        return composite[:n], alpha[:n]
+
+    def reset(self) -> None:
+        for b in self._backends.values():
+            b.reset()
+
+    def close(self) -> None:
+        for b in self._backends.values():
+            b.close()
+        self._backends.clear()
+
+
+@dataclass
+class Summary:
+    """What an offline run did, and where its time went."""
+
+    frames: int
+    wall: float
+    stages: list[StageClock] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall if self.wall > 0 else 0.0
+
+    @property
+    def bottleneck(self) -> str:
+        return max(self.stages, key=lambda s: s.busy).name if self.stages else "-"
+
+    def table(self) -> str:
+        lines = [f"{self.frames} frames in {self.wall:.1f} s: {self.fps:.1f} fps end to end"]
+        for s in self.stages:
+            share = s.busy / self.wall if self.wall > 0 else 0.0
+            per = s.busy / s.calls * 1000 if s.calls else 0.0
+            lines.append(f"  {s.name:<8} busy {s.busy:7.2f} s ({share:4.0%} of the run), {per:7.1f} ms per call")
+        lines.append(f"  bottleneck: {self.bottleneck}")
+        return "\n".join(lines)
+
+
+class _Stop(Exception):
+    """Another stage failed or the run was interrupted."""
+
+
+class _Stages:
+    """Bounded queues whose waits give way when the run stops."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+
+    def put(self, q: queue.Queue, item) -> None:
+        while True:
+            if self.stop.is_set():
+                raise _Stop
+            try:
+                q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def get(self, q: queue.Queue):
+        while True:
+            if self.stop.is_set():
+                raise _Stop
+            try:
+                return q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+
+    def thread(self, name: str, body: Callable[[], None]) -> threading.Thread:
+        def run() -> None:
+            try:
+                body()
+            except _Stop:
+                pass
+            except BaseException as e:  # noqa: BLE001 (handed to the main thread)
+                self.errors.append(e)
+                self.stop.set()
+
+        t = threading.Thread(target=run, name=f"p3m-{name}", daemon=True)
+        t.start()
+        return t
+
+
+def run_offline(
+    source: Source,
+    matting: Matting,
+    sinks: Sequence[Sink],
+    *,
+    progress: Progress | None = None,
+    depth: int = 4,
+    max_frames: int | None = None,
+) -> Summary:
+    """Every frame of ``source`` through ``matting`` into ``sinks``, stages overlapping.
+
+    On Ctrl-C the stages stop, the sinks are finished (so the output is playable up
+    to the last frame written) and the summary says ``interrupted``."""
+    batch = matting.batch
+    frames_q: queue.Queue = queue.Queue(maxsize=depth * batch)
+    out_q: queue.Queue = queue.Queue(maxsize=depth * batch + 64)  # room for audio packets
+    clocks = [StageClock("decode"), StageClock("matting"), StageClock("encode")]
+    st = _Stages()
+    written = [0]
+
+    def decode() -> None:
+        items = iter(source.items())
+        n = 0
+        while max_frames is None or n < max_frames:
+            with clocks[0].working():
+                item = next(items, _END)
+            if item is _END:
+                break
+            if isinstance(item, Frame):
+                n += 1
+                st.put(frames_q, item)
+            else:
+                st.put(out_q, item)
+        st.put(frames_q, _END)
+
+    def infer() -> None:
+        done = False
+        while not done:
+            group: list[Frame] = []
+            while len(group) < batch:
+                item = st.get(frames_q)
+                if item is _END:
+                    done = True
+                    break
+                group.append(item)
+            if group:
+                with clocks[1].working():
+                    composites, alphas = matting.process(group)
+                for f, c, a in zip(group, composites, alphas):
+                    st.put(out_q, (f, c, a))
+        st.put(out_q, _END)
+
+    def encode() -> None:
+        while True:
+            item = st.get(out_q)
+            if item is _END:
+                return
+            with clocks[2].working():
+                if isinstance(item, tuple):
+                    frame, composite, alpha = item
+                    for sink in sinks:
+                        sink.write(frame, composite, alpha)
+                    written[0] += 1
+                else:
+                    for sink in sinks:
+                        sink.write_audio(item)
+
+    t0 = time.monotonic()
+    threads = [st.thread("decode", decode), st.thread("matting", infer), st.thread("encode", encode)]
+    interrupted = False
+    try:
+        while any(t.is_alive() for t in threads):
+            threads[-1].join(timeout=0.1)
+            if progress is not None:
+                progress.update(written[0])
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted: finishing the output with the %d frames written so far", written[0])
+        st.stop.set()
+        for t in threads:
+            t.join()
+    wall = time.monotonic() - t0
+    if progress is not None:
+        progress.finish(written[0])
+    if st.errors:
+        raise st.errors[0]
+    return Summary(written[0], wall, clocks, interrupted)

@@ -1,0 +1,240 @@
+"""The main job: ``p3m-live INPUT -o OUTPUT`` (offline) and ``p3m-live --webcam`` (live).
+
+Builds the run from the options: a source, the frame graph on a backend, the
+backgrounds and the outputs, then hands them to :func:`~p3m_live.pipeline.run_offline`
+or :func:`~p3m_live.live.run_live`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+from .backends import BACKENDS, choose_backend, open_backend
+from .errors import P3MError
+from .export_cli import parse_size
+from .graph import GraphSpec
+from .video.backgrounds import HELP as BACKGROUND_HELP
+from .video.backgrounds import BackgroundChoice, parse_background
+from .video.frames import Layout
+from .video.sinks import FileSink, MatteSink, Sink, VirtualCamSink, check_output
+from .video.sources import LIVE_SCHEMES, Source, open_source, open_webcam
+
+log = logging.getLogger("p3m_live")
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_argument_group("input")
+    src.add_argument("input", nargs="?", help="video file, image, folder of images, or stream URL (rtsp, udp, http)")
+    src.add_argument("--webcam", nargs="?", const="0", metavar="N|DEVICE", help="read a camera (default 0)")
+    src.add_argument("--camera-size", type=parse_size, metavar="WxH", help="camera capture size, e.g. 1280x720")
+    src.add_argument("--camera-fps", type=float, metavar="FPS", help="camera capture rate")
+    src.add_argument("--format", help="FFmpeg input format, e.g. lavfi, v4l2, dshow (like ffmpeg -f)")
+    src.add_argument("--fps", type=float, default=25.0, help="frame rate of image sequences (default 25)")
+    mode = src.add_mutually_exclusive_group()
+    mode.add_argument("--live", dest="live", action="store_const", const=True, help="newest frame wins, drop late ones")
+    mode.add_argument("--offline", dest="live", action="store_const", const=False, help="every frame, in order")
+
+    out = p.add_argument_group("output")
+    out.add_argument("-o", "--output", help="composite video file (.mp4, .mov, .mkv, .webm)")
+    out.add_argument("--alpha-out", metavar="PATH", help="the matte: .mov, .webm, .mkv, .mp4, or a PNG folder")
+    out.add_argument("--fg-out", metavar="PATH", help="foreground with alpha: .mov (ProRes 4444), .webm, .mkv, PNGs")
+    out.add_argument("--virtual-cam", nargs="?", const="", metavar="DEVICE", help="feed a virtual camera")
+    out.add_argument("--preview", action="store_true", help="show a preview window (q quit, b background, m matte)")
+    out.add_argument("--codec", help="video encoder for -o (default: libx264, or libvpx-vp9 for .webm)")
+    out.add_argument("--crf", type=int, help="encoder quality, lower is better (default 18 for x264)")
+    out.add_argument("--preset", help="encoder preset (default veryfast for x264)")
+    out.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    out.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (live) ")
+    out.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (offline)")
+
+    look = p.add_argument_group("matting")
+    look.add_argument(
+        "--background", action="append", metavar="BG", help=f"{BACKGROUND_HELP}; repeat to switch with b (default blur)"
+    )
+    look.add_argument("--temporal", choices=["off", "ema"], default="ema", help="temporal smoothing of the alpha")
+    look.add_argument("--upsampler", choices=["guided", "bilinear"], default="guided")
+    look.add_argument("--model-size", type=int, default=512, help="short side of the network input (multiple of 32)")
+
+    run = p.add_argument_group("runtime")
+    run.add_argument("--backend", choices=BACKENDS, default="auto")
+    run.add_argument("--device", help="cpu, cuda or cuda:N (default: the backend's choice)")
+    run.add_argument("--precision", choices=["fp32", "fp16"], help="default: fp16 on GPUs, fp32 on CPUs")
+    run.add_argument("--batch", type=int, help="frames per inference call offline (default 4 on GPUs, 1 on CPUs)")
+    run.add_argument("--weights", help="P3M-Net checkpoint (default: $P3M_LIVE_WEIGHTS or the cache)")
+    run.add_argument("--config", help="TOML file of option defaults (default ~/.config/p3m-live/config.toml)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or status lines")
+
+
+def _is_live(args: argparse.Namespace) -> bool:
+    if args.live is not None:
+        return args.live
+    return args.webcam is not None or (args.input or "").startswith(LIVE_SCHEMES)
+
+
+def _check_args(args: argparse.Namespace, live: bool) -> None:
+    if (args.input is None) == (args.webcam is None):
+        raise P3MError("give one input: a file or stream (p3m-live INPUT -o OUT), or --webcam")
+    if args.model_size < 32 or args.model_size % 32:
+        raise P3MError(f"--model-size must be a positive multiple of 32, not {args.model_size}")
+    if args.batch is not None and args.batch < 1:
+        raise P3MError(f"--batch must be 1 or more, not {args.batch}")
+    if args.crf is not None and not 0 <= args.crf <= 63:
+        raise P3MError(f"--crf must be from 0 to 63, not {args.crf}")
+    if live:
+        if args.fg_out or args.alpha_out:
+            raise P3MError("--alpha-out and --fg-out are for offline runs; drop --live or the outputs")
+        if not (args.output or args.preview or args.virtual_cam is not None):
+            args.virtual_cam, args.preview = "", True  # p3m-live --webcam: camera and preview
+    elif not (args.output or args.alpha_out or args.fg_out):
+        raise P3MError("no output: give -o OUT.mp4, --alpha-out or --fg-out")
+    elif args.virtual_cam is not None or args.preview:
+        raise P3MError("--virtual-cam and --preview are live outputs; add --live or use --webcam")
+
+
+def _backgrounds(args: argparse.Namespace, live: bool) -> list[BackgroundChoice]:
+    choices = [parse_background(b) for b in (args.background or ["blur"])]
+    composite = args.output or args.virtual_cam is not None or args.preview
+    if any(c.kind == "none" for c in choices) and composite:
+        raise P3MError("--background none writes no composite; drop -o (keep --alpha-out/--fg-out) or pick one")
+    if live:  # b cycles through what was asked, then blur and green
+        for extra in ("blur", "green"):
+            c = parse_background(extra)
+            if c not in choices:
+                choices.append(c)
+    return choices
+
+
+def open_run_source(args: argparse.Namespace, live: bool) -> Source:
+    if args.webcam is not None:
+        if args.format:
+            return open_source(args.webcam, format=args.format, live=True)
+        return open_webcam(args.webcam, args.camera_size, args.camera_fps)
+    return open_source(args.input, format=args.format, live=live, rate=Fraction(args.fps).limit_denominator(1001))
+
+
+def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool) -> list[Sink]:
+    rate, tb = source.rate, source.time_base
+    sinks: list[Sink] = []
+    try:
+        if args.output:
+            audio = source.audio_streams
+            sinks.append(
+                FileSink(
+                    Path(args.output),
+                    layout,
+                    rate=rate,
+                    time_base=tb,
+                    audio_streams=audio,
+                    codec=args.codec,
+                    crf=args.crf,
+                    preset=args.preset,
+                )
+            )
+        if args.alpha_out:
+            sinks.append(MatteSink(Path(args.alpha_out), "alpha", layout, rate=rate, time_base=tb))
+        if args.fg_out:
+            sinks.append(MatteSink(Path(args.fg_out), "fg", layout, rate=rate, time_base=tb))
+        if live and args.virtual_cam is not None:
+            fps = float(rate) if rate else 30.0
+            sinks.append(VirtualCamSink(layout, fps, device=args.virtual_cam or None))
+    except BaseException:
+        for s in sinks:
+            s.close()
+        raise
+    return sinks
+
+
+def run(args: argparse.Namespace) -> int:
+    from .live import run_live
+    from .model.weights import resolve_weights
+    from .pipeline import Matting, run_offline
+    from .stats import Progress
+
+    live = _is_live(args)
+    _check_args(args, live)
+    backgrounds = _backgrounds(args, live)
+    inputs = [Path(args.input)] if args.input else []
+    for out in (args.output, args.alpha_out, args.fg_out):
+        if out and Path(out).suffix:
+            check_output(Path(out), inputs, args.overwrite)
+    weights = resolve_weights(args.weights, download=False)
+    backend, device = args.backend, args.device
+    if backend == "auto":
+        backend, device, why = choose_backend(device)
+        log.info("backend: %s on %s (%s)", backend, device, why)
+    on_gpu = (device or "cpu").startswith("cuda")
+    batch = 1 if live else (args.batch or (4 if on_gpu else 1))
+    precision = args.precision or ("fp16" if on_gpu else "fp32")
+
+    source = open_run_source(args, live)
+    layout = source.layout
+    log.info(
+        "input: %s, %dx%d %s%s",
+        source.name,
+        layout.width,
+        layout.height,
+        layout.fmt,
+        f", rotated {layout.rotation} degrees" if layout.rotation else "",
+    )
+
+    def opener(choice: BackgroundChoice, n: int):
+        try:
+            spec = GraphSpec(
+                layout.height,
+                layout.width,
+                layout.fmt,
+                "i420",
+                batch=n,
+                model_short_side=args.model_size,
+                background=choice.graph_kind,
+                temporal=args.temporal,
+                upsampler=args.upsampler,
+                matrix=layout.matrix,
+                full_range=layout.full_range,
+                blur_strength=choice.strength,
+                precision=precision,
+            )
+        except ValueError as e:
+            raise P3MError(str(e)) from e
+        return open_backend(backend, spec, weights, device)
+
+    matting = sinks = None
+    live_started = False
+    try:
+        matting = Matting(layout, backgrounds, opener, batch)
+        sinks = _sinks(args, source, layout, live)
+        if live:
+            preview = None
+            if args.preview:
+                from .video.preview import PreviewWindow
+
+                preview = PreviewWindow(layout)
+            live_started = True
+            summary = run_live(
+                source,
+                matting,
+                sinks,
+                preview=preview,
+                duration=args.duration,
+                status_interval=1e9 if args.quiet else 1.0,
+            )
+            log.info("%s", summary.line())
+        else:
+            progress = None if args.quiet else Progress(source.total_frames)
+            result = run_offline(source, matting, sinks, progress=progress, max_frames=args.max_frames)
+            if not args.quiet:
+                print(result.table(), file=sys.stderr)
+            if result.interrupted:
+                return 130
+    finally:
+        for s in sinks or []:
+            s.close()
+        if matting is not None:
+            matting.close()
+        if not live_started:
+            source.close()
+    return 0

@@ -1,0 +1,175 @@
+"""Decoded frames as the frame graph wants them: uint8 planes plus their timing.
+
+PyAV hands out ``av.VideoFrame`` objects in whatever pixel format the decoder
+produced. The frame graph takes I420, NV12, RGB or BGR, so 4:2:0 frames go in
+as their planes with no colour conversion at all, and only the rest are
+converted, once, by swscale. Rotation metadata (a display matrix) is applied
+here, on the planes, so everything downstream sees the picture upright.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..graph import PixelFormat
+
+# PyAV pixel format -> (graph input format, full range), for formats taken as they are.
+DIRECT_FORMATS: dict[str, tuple[PixelFormat, bool]] = {
+    "yuv420p": ("i420", False),
+    "yuvj420p": ("i420", True),
+    "nv12": ("nv12", False),
+    "rgb24": ("rgb", True),
+    "bgr24": ("bgr", True),
+}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+# FFmpeg colorspace codes (AVColorSpace) that name a matrix the graph knows.
+BT709_CODES = {1}
+BT601_CODES = {5, 6}
+
+
+@dataclass
+class Frame:
+    """One decoded video frame, ready for the frame graph."""
+
+    data: np.ndarray  # uint8: (H*3/2, W) for i420/nv12, (H, W, 3) for rgb/bgr
+    fmt: PixelFormat
+    pts: int | None
+    time_base: Fraction | None
+    index: int
+    captured: float = field(default_factory=time.monotonic)  # when the frame left the decoder
+
+    @property
+    def time(self) -> float | None:
+        if self.pts is None or self.time_base is None:
+            return None
+        return float(self.pts * self.time_base)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        h, w = self.data.shape[:2]
+        return (w, h * 2 // 3) if self.fmt in ("i420", "nv12") else (w, h)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The fixed frame layout of a run, taken from its first frame."""
+
+    width: int
+    height: int
+    fmt: PixelFormat
+    full_range: bool
+    matrix: str  # "bt601" | "bt709"
+    rotation: int = 0  # degrees counter-clockwise applied to every frame (0, 90, 180, 270)
+
+
+def matrix_of(colorspace: int, width: int, height: int) -> str:
+    """The YUV matrix of a stream: its tag if it has one, else by size (HD is BT.709),
+    the way players guess for untagged video."""
+    if colorspace in BT709_CODES:
+        return "bt709"
+    if colorspace in BT601_CODES:
+        return "bt601"
+    return "bt709" if min(width, height) >= 720 else "bt601"
+
+
+def layout_of(frame: av.VideoFrame) -> Layout:
+    """The layout a run uses for frames like ``frame``: its own format where the graph
+    takes it, RGB otherwise; odd sizes cropped to even for 4:2:0 (one row or column)."""
+    rotation = int(round((frame.rotation or 0) / 90.0)) % 4 * 90
+    fmt, full = DIRECT_FORMATS.get(frame.format.name, ("rgb", True))
+    w, h = frame.width, frame.height
+    if fmt in ("i420", "nv12") and (w % 2 or h % 2):
+        fmt, full = "rgb", True  # swscale handles odd 4:2:0; the crop happens on RGB
+    if rotation in (90, 270):
+        w, h = h, w
+    w, h = w - w % 2, h - h % 2  # encoders and the virtual camera need even 4:2:0 sizes
+    if w < 2 or h < 2:
+        from ..errors import P3MError
+
+        raise P3MError(f"the video is {frame.width}x{frame.height}: frames must be at least 2x2 pixels")
+    matrix = matrix_of(int(frame.colorspace or 2), frame.width, frame.height)
+    if full is False and int(frame.color_range or 0) == 2:  # AVCOL_RANGE_JPEG on a yuv420p frame
+        full = True
+    return Layout(w, h, fmt, full, matrix, rotation)
+
+
+def _rotate_planes(data: np.ndarray, fmt: PixelFormat, k: int) -> np.ndarray:
+    """Rotate a frame by ``k`` quarter turns counter-clockwise, plane by plane."""
+    if k == 0:
+        return data
+    if fmt in ("rgb", "bgr"):
+        return np.ascontiguousarray(np.rot90(data, k))
+    rows, w = data.shape
+    h = rows * 2 // 3
+    flat = data.reshape(-1)
+    y = np.rot90(flat[: h * w].reshape(h, w), k)
+    if fmt == "i420":
+        q = h * w // 4
+        u = np.rot90(flat[h * w : h * w + q].reshape(h // 2, w // 2), k)
+        v = np.rot90(flat[h * w + q :].reshape(h // 2, w // 2), k)
+        chroma = [u.reshape(-1), v.reshape(-1)]
+    else:
+        uv = np.rot90(flat[h * w :].reshape(h // 2, w // 2, 2), k)
+        chroma = [uv.reshape(-1)]
+    nh, nw = y.shape
+    return np.concatenate([y.reshape(-1), *chroma]).reshape(nh * 3 // 2, nw)
+
+
+def to_planes(frame: av.VideoFrame, layout: Layout) -> np.ndarray:
+    """The uint8 array the graph takes for ``frame`` under ``layout``."""
+    rot = layout.rotation in (90, 270)
+    w, h = (layout.height, layout.width) if rot else (layout.width, layout.height)
+    av_fmt = {"i420": "yuvj420p" if layout.full_range else "yuv420p", "nv12": "nv12", "rgb": "rgb24", "bgr": "bgr24"}[
+        layout.fmt
+    ]
+    if frame.format.name != av_fmt and not (layout.fmt == "i420" and frame.format.name in ("yuv420p", "yuvj420p")):
+        frame = frame.reformat(format="rgb24" if layout.fmt == "rgb" else av_fmt)
+    if layout.fmt in ("i420", "nv12") and (frame.width, frame.height) != (w, h):
+        frame = frame.reformat(width=w, height=h)  # a mid-stream size change
+    data = frame.to_ndarray()
+    if layout.fmt in ("rgb", "bgr"):
+        data = data[:h, :w]
+        if data.shape[:2] != (h, w):
+            data = (
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(data), format="rgb24")
+                .reformat(width=w, height=h)
+                .to_ndarray()
+            )
+    return _rotate_planes(data, layout.fmt, layout.rotation // 90)
+
+
+def frame_from_av(frame: av.VideoFrame, layout: Layout, index: int) -> Frame:
+    return Frame(to_planes(frame, layout), layout.fmt, frame.pts, frame.time_base, index)
+
+
+def planes_to_rgb(data: np.ndarray, fmt: PixelFormat, matrix: str = "bt601", full_range: bool = False) -> np.ndarray:
+    """Any graph frame -> (H, W, 3) RGB uint8 on the CPU, with the stream's own YUV matrix
+    and range (for previews and foreground outputs)."""
+    if fmt == "rgb":
+        return data
+    if fmt == "bgr":
+        return np.ascontiguousarray(data[..., ::-1])
+    from av.video.reformatter import ColorRange, Colorspace
+
+    frame = av.VideoFrame.from_ndarray(data, format="yuv420p" if fmt == "i420" else "nv12")
+    rgb = frame.reformat(
+        format="rgb24",
+        src_colorspace=Colorspace.ITU709 if matrix == "bt709" else Colorspace.ITU601,
+        src_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG,
+    )
+    return rgb.to_ndarray()
+
+
+def read_rgb(path: str | Path) -> np.ndarray | None:
+    """An image file as RGB uint8 (H, W, 3), or None if it cannot be read as one."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

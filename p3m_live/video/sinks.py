@@ -1,0 +1,307 @@
+"""Where composites and mattes go: encoded files, matte/foreground tracks, a virtual camera.
+
+File outputs are written under a temporary name next to the target and renamed
+only when complete, so a run that stops early leaves either nothing or a whole,
+playable file; an existing file is only replaced with ``overwrite``. Timestamps
+are the source's own, so variable frame rates survive and copied audio stays in
+sync.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import P3MError
+from .frames import Frame, Layout, planes_to_rgb
+
+log = logging.getLogger("p3m_live")
+
+# Container suffix -> default video codec, CRF and extra options for the composite.
+VIDEO_CODECS: dict[str, tuple[str, dict[str, str]]] = {
+    ".mp4": ("libx264", {"crf": "18", "preset": "veryfast"}),
+    ".m4v": ("libx264", {"crf": "18", "preset": "veryfast"}),
+    ".mov": ("libx264", {"crf": "18", "preset": "veryfast"}),
+    ".mkv": ("libx264", {"crf": "18", "preset": "veryfast"}),
+    ".webm": ("libvpx-vp9", {"crf": "32", "b": "0", "row-mt": "1", "deadline": "realtime", "cpu-used": "8"}),
+}
+# Matte and foreground tracks: (codec, pixel format, options) for formats that carry alpha.
+ALPHA_CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
+    ".mov": ("prores_ks", "yuva444p10le", {"profile": "4444", "vendor": "apl0"}),
+    ".webm": ("libvpx-vp9", "yuva420p", {"crf": "20", "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}),
+    ".mkv": ("ffv1", "bgra", {}),  # lossless
+}
+WITH_ALPHA = "use .mov (ProRes 4444), .webm (VP9 with alpha), .mkv (FFV1) or a folder of PNGs"
+
+
+class Sink:
+    """Base of every output."""
+
+    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def write_audio(self, packet: av.Packet) -> None:  # noqa: B027 (only file outputs take audio)
+        """Copy one audio packet (ignored by outputs without audio)."""
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Finish the output (flush encoders, rename files into place)."""
+
+
+def partial_path(path: Path) -> Path:
+    """The temporary name a file is written under: same folder and suffix, so the
+    container format is still known from it."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def check_output(path: Path, inputs: Sequence[Path], overwrite: bool) -> None:
+    """Refuse to write over an input, or over an existing file without ``overwrite``."""
+    for src in inputs:
+        if src.exists() and path.exists() and os.path.samefile(src, path):
+            raise P3MError(f"output {path} is the input; choose another output name")
+    if path.exists() and not overwrite:
+        raise P3MError(f"output {path} exists; pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise P3MError(f"the folder of output {path} does not exist; create it first")
+
+
+class _Encoder:
+    """One video stream in a container under a temporary name, with the source's timestamps."""
+
+    def __init__(
+        self,
+        path: Path,
+        codec: str,
+        pix_fmt: str,
+        layout: Layout,
+        rate: Fraction | None,
+        time_base: Fraction | None,
+        options: dict[str, str],
+    ) -> None:
+        self.path = path
+        self.tmp = partial_path(path)
+        try:
+            self.container = av.open(str(self.tmp), "w")
+        except (av.error.FFmpegError, ValueError) as e:
+            raise P3MError(f"cannot write {path} ({e}); use a known suffix such as .mp4, .mov, .mkv or .webm") from e
+        try:
+            self.stream = self.container.add_stream(codec, rate=rate or Fraction(30))
+        except (av.error.FFmpegError, ValueError) as e:
+            self.container.close()
+            self.tmp.unlink(missing_ok=True)
+            raise P3MError(f"the {codec} encoder is not available in this FFmpeg build ({e})") from e
+        s = self.stream
+        s.width, s.height, s.pix_fmt = layout.width, layout.height, pix_fmt
+        self.time_base = time_base or (1 / (rate or Fraction(30)))
+        s.time_base = self.time_base
+        s.codec_context.time_base = self.time_base  # keeps every source timestamp exactly (VFR)
+        s.options = options
+        self._last_pts: int | None = None
+
+    def tag_colour(self, layout: Layout) -> None:
+        cc = self.stream.codec_context
+        cc.colorspace = 1 if layout.matrix == "bt709" else 5
+        cc.color_range = 2 if layout.full_range else 1
+
+    def encode(self, vf: av.VideoFrame, frame: Frame) -> None:
+        pts = frame.pts if frame.pts is not None and frame.time_base == self.time_base else None
+        if pts is None and frame.time is not None:
+            pts = round(frame.time / self.time_base)
+        if pts is None:
+            pts = frame.index
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # encoders need strictly increasing timestamps
+        self._last_pts = pts
+        vf.pts, vf.time_base = pts, self.time_base
+        for packet in self.stream.encode(vf):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        """Flush, close and move into place; safe to call twice."""
+        if self.container is None:
+            return
+        try:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+        finally:
+            self.container.close()
+            self.container = None
+            os.replace(self.tmp, self.path)
+
+
+class FileSink(Sink):
+    """The composite as an encoded file, with every audio stream of the source copied."""
+
+    def __init__(
+        self,
+        path: Path,
+        layout: Layout,
+        *,
+        rate: Fraction | None,
+        time_base: Fraction | None,
+        audio_streams: Sequence = (),
+        codec: str | None = None,
+        crf: int | None = None,
+        preset: str | None = None,
+    ) -> None:
+        suffix = path.suffix.lower()
+        default_codec, options = VIDEO_CODECS.get(suffix, ("libx264", {"crf": "18", "preset": "veryfast"}))
+        codec = codec or default_codec
+        options = dict(options) if codec == default_codec else {}
+        if crf is not None:
+            options["crf"] = str(crf)
+        if preset is not None:
+            options["preset"] = preset
+        self.enc = _Encoder(path, codec, "yuv420p", layout, rate, time_base, options)
+        self.enc.tag_colour(layout)
+        self.layout = layout
+        self._audio: dict[int, tuple[av.stream.Stream, bool]] = {}
+        for src in audio_streams:
+            self._add_audio(src)
+
+    def _add_audio(self, src) -> None:
+        container = self.enc.container
+        name = src.codec_context.name
+        if name in container.supported_codecs:
+            self._audio[src.index] = (container.add_stream_from_template(src), True)
+            return
+        codec = container.default_audio_codec
+        log.warning("audio: %s cannot go into %s as it is; re-encoding it as %s", name, self.enc.path.suffix, codec)
+        out = container.add_stream(codec, rate=src.codec_context.sample_rate)
+        self._audio[src.index] = (out, False)
+
+    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
+        self.enc.encode(av.VideoFrame.from_ndarray(composite, format="yuv420p"), frame)
+
+    def write_audio(self, packet: av.Packet) -> None:
+        target = self._audio.get(packet.stream.index)
+        if target is None:
+            return
+        out, copy = target
+        if copy:
+            packet.stream = out
+            self.enc.container.mux(packet)
+            return
+        for af in packet.decode():
+            af.pts = None  # let the encoder count samples; the first packet sets the start
+            for p in out.encode(af):
+                self.enc.container.mux(p)
+
+    def close(self) -> None:
+        if self.enc.container is not None:
+            for out, copy in self._audio.values():
+                if not copy:
+                    for p in out.encode(None):
+                        self.enc.container.mux(p)
+        self.enc.close()
+
+
+def is_image_sequence(path: Path) -> bool:
+    return path.suffix.lower() == ".png" or path.suffix == "" or path.is_dir()
+
+
+class MatteSink(Sink):
+    """A matte track (``kind="alpha"``: the alpha as grey) or a foreground track
+    (``kind="fg"``: the frame's colours with the alpha as a real alpha channel)."""
+
+    def __init__(
+        self, path: Path, kind: str, layout: Layout, *, rate: Fraction | None, time_base: Fraction | None
+    ) -> None:
+        self.kind, self.layout, self.path = kind, layout, path
+        self.enc: _Encoder | None = None
+        self.pattern: str | None = None
+        if is_image_sequence(path):
+            if path.suffix.lower() == ".png":
+                self.pattern = str(path) if "%" in path.name else str(path.with_name(path.stem + "_%06d.png"))
+                folder = path.parent
+            else:
+                folder = path
+                self.pattern = str(path / "%06d.png")
+            folder.mkdir(parents=True, exist_ok=True)
+            return
+        suffix = path.suffix.lower()
+        if suffix in ALPHA_CODECS:
+            codec, pix_fmt, options = ALPHA_CODECS[suffix]
+        elif kind == "alpha" and suffix in VIDEO_CODECS:
+            codec, options = VIDEO_CODECS[suffix]
+            pix_fmt = "yuv420p"  # a grey luma matte in an ordinary video
+        else:
+            raise P3MError(f"{path.name} cannot carry an alpha channel; {WITH_ALPHA}")
+        self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, dict(options))
+
+    def _pixels(self, frame: Frame, alpha: np.ndarray) -> np.ndarray:
+        if self.kind == "alpha":
+            return alpha
+        rgb = planes_to_rgb(frame.data, frame.fmt, self.layout.matrix, self.layout.full_range)
+        return np.concatenate([rgb, alpha[..., None]], axis=2)
+
+    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
+        px = self._pixels(frame, alpha)
+        if self.pattern is not None:
+            import cv2
+
+            bgr = px if px.ndim == 2 else cv2.cvtColor(px, cv2.COLOR_RGBA2BGRA)
+            name = self.pattern % frame.index
+            if not cv2.imwrite(name, bgr):
+                raise P3MError(f"cannot write {name}; is the disk full or the folder read-only?")
+            return
+        assert self.enc is not None
+        if px.ndim == 2:
+            px = np.repeat(px[..., None], 3, axis=2)
+            if self.enc.stream.pix_fmt.startswith("yuva"):
+                px = np.concatenate([px, np.full_like(px[..., :1], 255)], axis=2)
+        vf = av.VideoFrame.from_ndarray(px, format="rgba" if px.shape[2] == 4 else "rgb24")
+        self.enc.encode(vf, frame)
+
+    def close(self) -> None:
+        if self.enc is not None:
+            self.enc.close()
+
+
+CameraFactory = Callable[..., object]
+
+V4L2_HINT = (
+    "load the v4l2loopback module: sudo modprobe v4l2loopback devices=1 exclusive_caps=1 "
+    'card_label="p3m-live" (package v4l2loopback-dkms)'
+)
+OBS_HINT = "install OBS Studio 26 or newer and click Start Virtual Camera once, then stop it and close OBS"
+
+
+def virtual_camera_hint(system: str = sys.platform) -> str:
+    return V4L2_HINT if system.startswith("linux") else OBS_HINT
+
+
+class VirtualCamSink(Sink):
+    """The composite as a virtual camera (pyvirtualcam), fed I420 straight from the graph."""
+
+    def __init__(
+        self, layout: Layout, fps: float, device: str | None = None, camera_factory: CameraFactory | None = None
+    ) -> None:
+        if camera_factory is None:
+            try:
+                import pyvirtualcam
+            except ImportError as e:
+                raise P3MError("the virtual camera needs pyvirtualcam: pip install 'p3m-live[cam]'") from e
+            camera_factory = pyvirtualcam.Camera
+            fmt = pyvirtualcam.PixelFormat.I420
+        else:
+            fmt = "I420"
+        try:
+            self.camera = camera_factory(layout.width, layout.height, fps, fmt=fmt, device=device)
+        except RuntimeError as e:
+            raise P3MError(f"no virtual camera device ({str(e).splitlines()[0]}); {virtual_camera_hint()}") from e
+        log.info(
+            "virtual camera: %s, %dx%d at %g fps", getattr(self.camera, "device", "?"), layout.width, layout.height, fps
+        )
+
+    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
+        self.camera.send(composite)
+
+    def close(self) -> None:
+        self.camera.close()

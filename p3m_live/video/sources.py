@@ -1,0 +1,251 @@
+"""Where frames come from: files, network streams, webcams, images, with PyAV.
+
+A source opens, decodes its first frame (so the run knows the frame size and
+format before any backend or sink opens), and then yields, in decode order,
+:class:`~p3m_live.video.frames.Frame` objects and the audio packets to copy.
+Decoding uses FFmpeg's own threads (``thread_type = "AUTO"``); the pipeline
+runs the source in a thread of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import P3MError
+from .frames import IMAGE_SUFFIXES, Frame, Layout, frame_from_av, layout_of, read_rgb
+
+log = logging.getLogger("p3m_live")
+
+LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "rtp://", "srt://", "tcp://")
+NETWORK_SCHEMES = (*LIVE_SCHEMES, "http://", "https://")
+
+Item = Frame | av.Packet
+
+
+class Source:
+    """Base of every source: first frame, layout and timing known after opening."""
+
+    name: str = "source"
+    live: bool = False
+    rate: Fraction | None = None  # nominal frame rate
+    time_base: Fraction | None = None
+    total_frames: int | None = None
+    audio_streams: list = []
+    layout: Layout
+
+    def items(self) -> Iterator[Item]:
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release the file, device or connection."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AVSource(Source):
+    """Anything FFmpeg demuxes: files, network streams, capture devices, lavfi graphs."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        format: str | None = None,
+        options: dict[str, str] | None = None,
+        live: bool = False,
+        audio: bool = True,
+        name: str | None = None,
+    ) -> None:
+        self.name = name or url
+        self.live = live
+        try:
+            self.container = av.open(url, format=format, options=options or {}, timeout=(10.0, 10.0))
+        except FileNotFoundError as e:
+            raise P3MError(f"{self.name}: no such file or device; check the path") from e
+        except (av.error.FFmpegError, OSError) as e:
+            why = _reason(e)
+            raise P3MError(f"{self.name} cannot be opened as video ({why}); is it a video file or stream?") from e
+        if not self.container.streams.video:
+            self.close()
+            raise P3MError(f"{self.name} has no video stream; give a video file, a camera or a stream")
+        self.video = self.container.streams.video[0]
+        self.video.thread_type = "AUTO"
+        self.audio_streams = list(self.container.streams.audio) if audio and not live else []
+        self.time_base = self.video.time_base
+        rate = self.video.average_rate or self.video.guessed_rate
+        self.rate = Fraction(rate) if rate else None
+        self.total_frames = self.video.frames or None
+        if not self.total_frames and self.container.duration and self.rate:
+            self.total_frames = int(self.container.duration / 1_000_000 * self.rate)
+        self._pending: list[Item] = []
+        self._demux = self.container.demux(self.video, *self.audio_streams)
+        first = self._first_video_frame()
+        self.layout = layout_of(first)
+        self._first = first
+        self._index = 0
+
+    def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        try:
+            return list(packet.decode())
+        except av.error.InvalidDataError as e:
+            log.warning("%s: skipped a damaged packet (%s)", self.name, _reason(e))
+            return []
+
+    def _first_video_frame(self) -> av.VideoFrame:
+        try:
+            for packet in self._demux:
+                if packet.stream is self.video:
+                    frames = self._decode(packet)
+                    if frames:
+                        self._pending.extend(frames[1:])
+                        return frames[0]
+                elif packet.dts is not None:
+                    self._pending.append(packet)
+        except av.error.FFmpegError as e:
+            self.close()
+            raise P3MError(f"{self.name}: cannot decode video ({_reason(e)}); the file may be damaged") from e
+        self.close()
+        raise P3MError(f"{self.name}: no video frame could be decoded; the file is empty or damaged")
+
+    def _frame(self, f: av.VideoFrame) -> Frame:
+        frame = frame_from_av(f, self.layout, self._index)
+        self._index += 1
+        return frame
+
+    def items(self) -> Iterator[Item]:
+        yield self._frame(self._first)
+        for item in self._pending:
+            yield self._frame(item) if isinstance(item, av.VideoFrame) else item
+        self._pending = []
+        try:
+            for packet in self._demux:
+                if packet.stream is self.video:
+                    for f in self._decode(packet):
+                        yield self._frame(f)
+                elif packet.dts is not None:  # flush packets (no data) are not copied
+                    yield packet
+        except av.error.EOFError:
+            return
+        except av.error.FFmpegError as e:
+            if self._index == 0:
+                raise P3MError(f"{self.name}: cannot decode video ({_reason(e)})") from e
+            log.warning("%s: stopped reading after %d frames (%s)", self.name, self._index, _reason(e))
+
+    def close(self) -> None:
+        container = getattr(self, "container", None)
+        if container is not None:
+            container.close()
+            self.container = None
+
+
+class ImageSource(Source):
+    """One image, or a folder of images in name order, as frames at ``rate`` fps."""
+
+    def __init__(self, path: Path, rate: Fraction = Fraction(25)) -> None:
+        self.name = str(path)
+        if path.is_dir():
+            self.paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not self.paths:
+                raise P3MError(f"{path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        else:
+            self.paths = [path]
+        self.rate = rate
+        self.time_base = 1 / rate
+        self.total_frames = len(self.paths)
+        first = self._read(self.paths[0])
+        h, w = first.shape[:2]
+        self.layout = Layout(w - w % 2, h - h % 2, "rgb", True, "bt709" if min(w, h) >= 720 else "bt601")
+        if self.layout.width < 2 or self.layout.height < 2:
+            raise P3MError(f"{self.paths[0]} is {w}x{h}: images must be at least 2x2 pixels")
+
+    @staticmethod
+    def _read(path: Path) -> np.ndarray:
+        img = read_rgb(path)
+        if img is None:
+            raise P3MError(f"{path} cannot be read as an image; is it a damaged or unsupported file?")
+        return img
+
+    def items(self) -> Iterator[Item]:
+        import cv2
+
+        w, h = self.layout.width, self.layout.height
+        for i, path in enumerate(self.paths):
+            img = self._read(path)
+            if img.shape[:2] != (h, w):
+                img = img[:h, :w] if img.shape[0] >= h and img.shape[1] >= w else cv2.resize(img, (w, h))
+            yield Frame(np.ascontiguousarray(img), "rgb", i, self.time_base, i)
+
+
+def webcam_url(device: str, system: str = sys.platform) -> tuple[str, str]:
+    """(url, demuxer) for ``--webcam DEVICE``: an index or a device name/path."""
+    if system.startswith("linux"):
+        return (f"/dev/video{device}" if device.isdigit() else device), "v4l2"
+    if system == "darwin":
+        return (f"{device}:none" if device.isdigit() else device), "avfoundation"
+    if system.startswith("win"):
+        return (device if device.startswith("video=") else f"video={device}"), "dshow"
+    raise P3MError(f"webcams are not supported on {system}; give a video file or a stream URL")
+
+
+def webcam_options(size: tuple[int, int] | None, fps: float | None, system: str = sys.platform) -> dict[str, str]:
+    """Capture options: size, rate, and MJPEG at 720p and up (raw YUYV over USB 2 caps
+    most cameras at 5-10 fps there)."""
+    opts: dict[str, str] = {}
+    if size:
+        opts["video_size"] = f"{size[0]}x{size[1]}"
+    if fps:
+        opts["framerate"] = f"{fps:g}"
+    if size and size[0] * size[1] >= 1280 * 720:
+        key = "input_format" if system.startswith("linux") else "vcodec"
+        if not system == "darwin":
+            opts[key] = "mjpeg"
+    return opts
+
+
+def open_webcam(
+    device: str = "0", size: tuple[int, int] | None = None, fps: float | None = None, system: str = sys.platform
+) -> AVSource:
+    url, fmt = webcam_url(device, system)
+    try:
+        return AVSource(url, format=fmt, options=webcam_options(size, fps, system), live=True, name=f"camera {url}")
+    except P3MError as e:
+        hint = "v4l2-ctl --list-devices" if fmt == "v4l2" else f"ffmpeg -f {fmt} -list_devices true -i dummy"
+        raise P3MError(f"{e}; list the cameras with `{hint}` and pass --webcam N or a device") from e
+
+
+def open_source(
+    spec: str,
+    *,
+    format: str | None = None,
+    live: bool | None = None,
+    rate: Fraction | None = None,
+    options: dict[str, str] | None = None,
+) -> Source:
+    """A file, a folder or image, a stream URL, or anything FFmpeg reads with ``format``."""
+    is_url = spec.startswith(NETWORK_SCHEMES)
+    if format is None and not is_url:
+        path = Path(spec)
+        if not path.exists():
+            raise P3MError(f"input not found: {spec}")
+        if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+            return ImageSource(path, rate or Fraction(25))
+    if live is None:
+        live = spec.startswith(LIVE_SCHEMES)
+    opts = dict(options or {})
+    if spec.startswith(("rtsp://", "rtsps://")):
+        opts.setdefault("rtsp_transport", "tcp")
+    return AVSource(spec, format=format, options=opts, live=live)
+
+
+def _reason(e: BaseException) -> str:
+    return getattr(e, "strerror", None) or str(e)

@@ -1,0 +1,95 @@
+"""Real media for the tests, made with PyAV: moving shapes, a tone, variable frame rates, rotation."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def shapes_frame(i: int, width: int, height: int) -> np.ndarray:
+    """A deterministic RGB frame: a gradient with a disc that moves with ``i``."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    img = np.zeros((height, width, 3), np.uint8)
+    img[..., 0] = (xx * 255 // max(width - 1, 1)).astype(np.uint8)
+    img[..., 1] = (yy * 255 // max(height - 1, 1)).astype(np.uint8)
+    img[..., 2] = 96
+    cx, cy = (i * 3) % width, height // 2
+    disc = (xx - cx) ** 2 + (yy - cy) ** 2 < (min(width, height) // 4) ** 2
+    img[disc] = (250, 230, 200)
+    return img
+
+
+def make_clip(
+    path: Path,
+    frames: int = 12,
+    size: tuple[int, int] = (96, 64),
+    rate: int = 25,
+    audio_rate: int | None = 16000,
+    audio_codec: str = "aac",
+    pts: list[int] | None = None,
+    time_base: Fraction | None = None,
+    rotation: int = 0,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+) -> Path:
+    """Encode a clip; ``pts`` (in ``time_base``) gives variable frame timing."""
+    w, h = size
+    with av.open(str(path), "w") as out:
+        v = out.add_stream(codec, rate=rate)
+        v.width, v.height, v.pix_fmt = w, h, pix_fmt
+        if codec == "libx264":
+            v.options = {"preset": "ultrafast", "crf": "10"}
+        tb = time_base or Fraction(1, rate)
+        v.time_base = tb
+        v.codec_context.time_base = tb
+        if rotation:
+            v.set_display_rotation(rotation)
+        a = None
+        if audio_rate:
+            a = out.add_stream(audio_codec, rate=audio_rate)
+            a.layout = "mono"
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(shapes_frame(i, w, h), format="rgb24")
+            f.pts = pts[i] if pts is not None else i
+            f.time_base = tb
+            for p in v.encode(f):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+        if a is not None:
+            duration = frames / rate if pts is None else float((pts[-1] + 1) * tb)
+            n = int(duration * audio_rate)
+            t = np.arange(n) / audio_rate
+            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            step = 1024
+            for start in range(0, n, step):
+                chunk = tone[start : start + step][None]
+                fmt = "fltp" if audio_codec in ("aac", "libopus") else "s16"
+                if fmt == "s16":
+                    chunk = (chunk * 32767).astype(np.int16)
+                af = av.AudioFrame.from_ndarray(chunk, format=fmt, layout="mono")
+                af.sample_rate = audio_rate
+                af.pts = start
+                for p in a.encode(af):
+                    out.mux(p)
+            for p in a.encode(None):
+                out.mux(p)
+    return path
+
+
+def probe(path: Path) -> dict:
+    """Frame times, size, rotation and audio packets of a file, decoded with PyAV."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        times, rotations, sizes = [], set(), set()
+        for f in c.decode(v):
+            times.append(f.time)
+            rotations.add(f.rotation)
+            sizes.add((f.width, f.height))
+    with av.open(str(path)) as c:
+        audio = [(p.pts, p.duration, bytes(p)) for s in c.streams.audio for p in c.demux(s) if p.size]
+        audio_codec = c.streams.audio[0].codec_context.name if c.streams.audio else None
+    return {"times": times, "rotations": rotations, "sizes": sizes, "audio": audio, "audio_codec": audio_codec}

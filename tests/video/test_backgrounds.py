@@ -1,0 +1,73 @@
+"""--background parsing, cover scaling and looped video backgrounds."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from p3m_live.errors import P3MError
+from p3m_live.video.backgrounds import BackgroundFeed, cover, parse_background
+from tests.media import make_clip
+
+
+@pytest.mark.parametrize(
+    "text, kind, colour, strength",
+    [
+        ("#ff8000", "color", (255, 128, 0), 16),
+        ("#0f0", "color", (0, 255, 0), 16),
+        ("Green", "color", (0, 177, 64), 16),
+        ("blur", "blur", (0, 0, 0), 16),
+        ("blur:40", "blur", (0, 0, 0), 40),
+        ("none", "none", (0, 0, 0), 16),
+    ],
+)
+def test_parse(text, kind, colour, strength):
+    c = parse_background(text)
+    assert (c.kind, c.color, c.strength) == (kind, colour, strength)
+
+
+@pytest.mark.parametrize("text", ["#12345", "blur:0", "blur:x", "beach.jpg", "chartreuse-ish"])
+def test_parse_errors_name_the_choices(text):
+    with pytest.raises(P3MError, match=r"blur|#RRGGBB"):
+        parse_background(text)
+
+
+def test_cover_keeps_aspect_and_centres():
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[:, 50:150] = 255  # the middle half is white
+    out = cover(img, 60, 60)
+    assert out.shape == (60, 60, 3) and out.min() == 255  # a square crop of the centre: all white
+    tall = cover(img, 20, 80)
+    assert tall.shape == (80, 20, 3)
+
+
+def test_unreadable_image_background(tmp_path):
+    bad = tmp_path / "bg.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(P3MError, match="cannot be read as an image"):
+        BackgroundFeed(parse_background(str(bad)), 32, 32)
+
+
+def test_image_background_feeds_one_still(tmp_path, portrait_paths):
+    feed = BackgroundFeed(parse_background(str(portrait_paths[0][0])), 64, 48)
+    v = feed.value(4)
+    assert v.shape == (48, 64, 3) and not feed.moving
+    assert np.array_equal(v, feed.value(1))
+
+
+def test_video_background_loops(tmp_path):
+    clip = make_clip(tmp_path / "bg.mp4", frames=3, size=(48, 32), audio_rate=None)
+    feed = BackgroundFeed(parse_background(str(clip)), 24, 16)
+    assert feed.moving
+    seq = [feed.value(1)[0] for _ in range(4)] + list(feed.value(3))
+    assert all(f.shape == (16, 24, 3) for f in seq)
+    assert np.array_equal(seq[0], seq[3]) and np.array_equal(seq[1], seq[4])  # frame 3 is frame 0 again
+    assert not np.array_equal(seq[0], seq[1])
+
+
+def test_colour_and_blur_values(tmp_path):
+    assert BackgroundFeed(parse_background("#010203"), 8, 8).value() == (1, 2, 3)
+    assert BackgroundFeed(parse_background("blur"), 8, 8).value() is None
+    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((4, 4, 3), np.uint8))
+    assert parse_background(str(tmp_path / "x.png")).kind == "image"

@@ -1,0 +1,170 @@
+"""Sinks: encoded files under a temporary name, matte/foreground tracks with real alpha, the virtual camera."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from p3m_live.errors import P3MError
+from p3m_live.video.frames import Frame, Layout
+from p3m_live.video.sinks import FileSink, MatteSink, VirtualCamSink, check_output, partial_path
+from tests.media import shapes_frame
+
+LAYOUT = Layout(64, 48, "rgb", True, "bt601")
+TB = Fraction(1, 25)
+
+
+def _frames(n: int = 4):
+    """(frame, composite I420, alpha) triples with a known alpha ramp."""
+    out = []
+    for i in range(n):
+        rgb = shapes_frame(i, 64, 48)
+        alpha = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (48, 1))
+        alpha[:, : 8 * i] = 0
+        out.append((Frame(rgb, "rgb", i, TB, i), cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), alpha))
+    return out
+
+
+def _decode_alpha(path, decoder: str | None = None):
+    """Decode every frame as RGBA (with ``decoder`` instead of FFmpeg's default, e.g. libvpx-vp9)."""
+    frames = []
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        if decoder is None:
+            return [f.to_ndarray(format="rgba") for f in c.decode(stream)]
+        ctx = av.CodecContext.create(decoder, "r")
+        for packet in c.demux(stream):
+            frames += [f.to_ndarray(format="rgba") for f in ctx.decode(packet)]
+    return frames
+
+
+def test_file_appears_only_when_finished(tmp_path):
+    out = tmp_path / "out.mp4"
+    sink = FileSink(out, LAYOUT, rate=Fraction(25), time_base=TB)
+    for f, c, a in _frames():
+        sink.write(f, c, a)
+    assert not out.exists()  # (the encoder may still hold every packet)
+    sink.close()
+    sink.close()  # twice is harmless
+    assert out.exists() and not partial_path(out).exists()
+    with av.open(str(out)) as c:
+        times = [f.time for f in c.decode(video=0)]
+        assert c.streams.video[0].codec_context.colorspace == 5  # tagged with the matrix used
+    assert times == pytest.approx([0, 0.04, 0.08, 0.12])
+
+
+def test_encoder_options_and_strictly_increasing_times(tmp_path):
+    out = tmp_path / "out.mkv"
+    sink = FileSink(out, LAYOUT, rate=Fraction(25), time_base=TB, crf=30, preset="ultrafast")
+    assert sink.enc.stream.options == {"crf": "30", "preset": "ultrafast"}
+    for f, c, a in _frames(3):
+        f.pts = 5  # a source that repeats a timestamp
+        sink.write(f, c, a)
+    sink.close()
+    with av.open(str(out)) as c:
+        times = [f.time for f in c.decode(video=0)]
+    assert len(times) == 3 and times == sorted(set(times))
+
+
+@pytest.mark.parametrize(
+    "name, decoder, tolerance",
+    [("fg.mov", None, 1), ("fg.webm", "libvpx-vp9", 12), ("fg.mkv", None, 0)],
+)
+def test_foreground_track_carries_real_alpha(tmp_path, name, decoder, tolerance):
+    sink = MatteSink(tmp_path / name, "fg", LAYOUT, rate=Fraction(25), time_base=TB)
+    frames = _frames()
+    for f, c, a in frames:
+        sink.write(f, c, a)
+    sink.close()
+    decoded = _decode_alpha(tmp_path / name, decoder)
+    assert len(decoded) == len(frames)
+    for rgba, (_, _, a) in zip(decoded, frames):
+        assert np.abs(rgba[..., 3].astype(int) - a).max() <= tolerance
+        assert rgba[..., 3].min() == 0 and rgba[..., 3].max() >= 255 - tolerance
+
+
+def test_png_sequences_are_exact(tmp_path):
+    frames = _frames(3)
+    fg = MatteSink(tmp_path / "fg", "fg", LAYOUT, rate=None, time_base=TB)
+    matte = MatteSink(tmp_path / "m" / "matte.png", "alpha", LAYOUT, rate=None, time_base=TB)
+    for f, c, a in frames:
+        fg.write(f, c, a)
+        matte.write(f, c, a)
+    names = sorted(p.name for p in (tmp_path / "fg").iterdir())
+    assert names == ["000000.png", "000001.png", "000002.png"]
+    rgba = cv2.imread(str(tmp_path / "fg" / "000002.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(rgba[..., 3], frames[2][2])
+    assert np.array_equal(rgba[..., 2::-1], frames[2][0].data)  # BGRA on disk, RGB in memory
+    grey = cv2.imread(str(tmp_path / "m" / "matte_000001.png"), cv2.IMREAD_UNCHANGED)
+    assert grey.ndim == 2 and np.array_equal(grey, frames[1][2])
+
+
+def test_matte_in_an_ordinary_video_is_grey(tmp_path):
+    sink = MatteSink(tmp_path / "matte.mp4", "alpha", LAYOUT, rate=Fraction(25), time_base=TB)
+    frames = _frames(2)
+    for f, c, a in frames:
+        sink.write(f, c, a)
+    sink.close()
+    with av.open(str(tmp_path / "matte.mp4")) as c:
+        grey = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+    assert len(grey) == 2 and np.abs(grey[1].astype(int) - frames[1][2]).mean() < 3
+
+
+def test_foreground_needs_a_format_with_alpha(tmp_path):
+    with pytest.raises(P3MError, match="cannot carry an alpha channel"):
+        MatteSink(tmp_path / "fg.mp4", "fg", LAYOUT, rate=None, time_base=TB)
+
+
+def test_outputs_are_checked_before_writing(tmp_path):
+    src = tmp_path / "in.mp4"
+    src.write_bytes(b"x")
+    with pytest.raises(P3MError, match="is the input"):
+        check_output(src, [src], overwrite=True)
+    with pytest.raises(P3MError, match="--overwrite"):
+        check_output(src, [], overwrite=False)
+    with pytest.raises(P3MError, match="does not exist"):
+        check_output(tmp_path / "no" / "out.mp4", [], overwrite=False)
+    check_output(tmp_path / "new.mp4", [src], overwrite=False)
+
+
+class CameraDouble:
+    """Stands in for pyvirtualcam.Camera: no virtual camera device exists on this machine."""
+
+    def __init__(self, width, height, fps, fmt, device):
+        self.args = (width, height, fps, fmt, device)
+        self.device = device or "/dev/video-double"
+        self.sent: list[np.ndarray] = []
+        self.closed = False
+
+    def send(self, frame):
+        assert frame.size == self.args[0] * self.args[1] * 3 // 2  # pyvirtualcam's I420 rule
+        self.sent.append(frame.copy())
+
+    def close(self):
+        self.closed = True
+
+
+def test_virtual_camera_gets_i420_frames():
+    sink = VirtualCamSink(LAYOUT, 30.0, camera_factory=CameraDouble)
+    frames = _frames(2)
+    for f, c, a in frames:
+        sink.write(f, c, a)
+    sink.close()
+    cam = sink.camera
+    assert cam.args == (64, 48, 30.0, "I420", None) and cam.closed
+    assert np.array_equal(cam.sent[1], frames[1][1])
+
+
+def test_no_virtual_camera_device_says_how_to_make_one():
+    pytest.importorskip("pyvirtualcam")
+    import glob
+
+    if glob.glob("/dev/video*"):
+        pytest.skip("this machine has video devices; the no-device path cannot be shown")
+    with pytest.raises(P3MError, match="modprobe v4l2loopback .*exclusive_caps=1") as e:
+        VirtualCamSink(LAYOUT, 30.0)
+    assert "\n" not in str(e.value)

@@ -1,0 +1,174 @@
+"""Sources: real files decoded with PyAV, rotation, variable frame rates, images, bad input."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from p3m_live.errors import P3MError
+from p3m_live.video.frames import Frame, _rotate_planes, matrix_of, planes_to_rgb
+from p3m_live.video.sources import AVSource, ImageSource, open_source, webcam_options, webcam_url
+from tests.media import make_clip, shapes_frame
+
+
+def _frames(source):
+    return [i for i in source.items() if isinstance(i, Frame)]
+
+
+def test_file_frames_keep_their_timestamps_and_audio(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=10, rate=25)
+    with open_source(str(clip)) as src:
+        assert (src.layout.width, src.layout.height, src.layout.fmt) == (96, 64, "i420")
+        assert src.rate == 25 and src.total_frames == 10 and len(src.audio_streams) == 1
+        items = list(src.items())
+        packets = [i for i in items if isinstance(i, av.Packet)]
+        assert packets and all(p.stream.type == "audio" for p in packets)  # (packets die with the container)
+    frames = [i for i in items if isinstance(i, Frame)]
+    assert [f.time for f in frames] == pytest.approx([i / 25 for i in range(10)])
+    assert [f.index for f in frames] == list(range(10))
+    assert frames[0].data.shape == (96, 96) and frames[0].data.dtype == np.uint8  # I420: (H*3/2, W)
+    # The planes are the decoded picture: the disc of frame 0 is where it was drawn.
+    rgb = planes_to_rgb(frames[0].data, "i420", src.layout.matrix, src.layout.full_range)
+    assert np.abs(rgb.astype(int) - shapes_frame(0, 96, 64)).mean() < 6
+
+
+def test_variable_frame_rate_times_survive(tmp_path):
+    pts = [0, 40, 80, 200, 230, 400]
+    clip = make_clip(tmp_path / "vfr.mp4", frames=6, pts=pts, time_base=Fraction(1, 1000), audio_rate=None)
+    with open_source(str(clip)) as src:
+        assert [f.time for f in _frames(src)] == pytest.approx([p / 1000 for p in pts])
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotation_metadata_is_applied(tmp_path, rotation):
+    clip = make_clip(tmp_path / "r.mp4", frames=2, rotation=rotation, audio_rate=None)
+    with open_source(str(clip)) as src:
+        lay = src.layout
+        frame = _frames(src)[0]
+    k = (rotation // 90) % 4
+    assert lay.rotation == k * 90
+    assert (lay.width, lay.height) == ((64, 96) if k % 2 else (96, 64))
+    rgb = planes_to_rgb(frame.data, "i420", lay.matrix, lay.full_range)
+    want = np.rot90(shapes_frame(0, 96, 64), k)
+    assert rgb.shape == want.shape and np.abs(rgb.astype(int) - want).mean() < 6
+
+
+@pytest.mark.parametrize("fmt", ["i420", "nv12"])
+def test_plane_rotation_moves_each_plane(fmt):
+    rng = np.random.default_rng(0)
+    h, w = 6, 8
+    data = rng.integers(0, 256, (h * 3 // 2, w), dtype=np.uint8)
+    out = _rotate_planes(data, fmt, 1)
+    assert out.shape == (w * 3 // 2, h)
+    flat, rot = data.reshape(-1), out.reshape(-1)
+    assert np.array_equal(rot[: h * w].reshape(w, h), np.rot90(flat[: h * w].reshape(h, w)))
+    if fmt == "i420":
+        u = flat[h * w : h * w + h * w // 4].reshape(h // 2, w // 2)
+        assert np.array_equal(rot[h * w : h * w + h * w // 4].reshape(w // 2, h // 2), np.rot90(u))
+    else:
+        uv = flat[h * w :].reshape(h // 2, w // 2, 2)
+        assert np.array_equal(rot[h * w :].reshape(w // 2, h // 2, 2), np.rot90(uv))
+
+
+def test_odd_sizes_are_cropped_to_even_rgb(tmp_path):
+    clip = make_clip(tmp_path / "odd.mkv", frames=2, size=(95, 63), codec="ffv1", pix_fmt="yuv444p", audio_rate=None)
+    with open_source(str(clip)) as src:
+        assert (src.layout.width, src.layout.height, src.layout.fmt) == (94, 62, "rgb")
+        assert _frames(src)[0].data.shape == (62, 94, 3)
+
+
+def test_other_pixel_formats_become_rgb(tmp_path):
+    clip = make_clip(tmp_path / "c444.mkv", frames=3, codec="ffv1", pix_fmt="yuv444p", audio_rate=None)
+    with open_source(str(clip)) as src:
+        frames = _frames(src)
+    assert src.layout.fmt == "rgb" and len(frames) == 3
+    assert np.abs(frames[1].data.astype(int) - shapes_frame(1, 96, 64)).mean() < 3
+
+
+def test_image_folder_is_a_frame_sequence(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), cv2.cvtColor(shapes_frame(i, 40, 30), cv2.COLOR_RGB2BGR))
+    (tmp_path / "notes.txt").write_text("not an image")
+    src = open_source(str(tmp_path), rate=Fraction(10))
+    assert isinstance(src, ImageSource) and src.total_frames == 3
+    frames = _frames(src)
+    assert [f.time for f in frames] == pytest.approx([0, 0.1, 0.2])
+    assert np.array_equal(frames[2].data, shapes_frame(2, 40, 30))
+
+
+def test_lavfi_graph_is_a_live_source():
+    src = AVSource("testsrc2=size=64x48:rate=30", format="lavfi", live=True)
+    try:
+        items = src.items()
+        frames = [next(items) for _ in range(3)]
+    finally:
+        src.close()
+    assert src.live and all(isinstance(f, Frame) and f.size == (64, 48) for f in frames)
+
+
+def test_matrix_follows_the_tag_then_the_size():
+    assert matrix_of(1, 640, 480) == "bt709" and matrix_of(5, 1920, 1080) == "bt601"
+    assert matrix_of(2, 1920, 1080) == "bt709" and matrix_of(2, 640, 480) == "bt601"
+
+
+def test_webcam_urls_and_options():
+    assert webcam_url("0", "linux") == ("/dev/video0", "v4l2")
+    assert webcam_url("/dev/video4", "linux") == ("/dev/video4", "v4l2")
+    assert webcam_url("1", "darwin") == ("1:none", "avfoundation")
+    assert webcam_url("Integrated Camera", "win32") == ("video=Integrated Camera", "dshow")
+    hd = webcam_options((1280, 720), 30, "linux")
+    assert hd == {"video_size": "1280x720", "framerate": "30", "input_format": "mjpeg"}
+    assert "input_format" not in webcam_options((640, 480), None, "linux")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p / "missing.mp4", "input not found"),
+        (
+            lambda p: (p / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(5000)) and p / "noise.mp4",
+            "cannot be opened as video",
+        ),
+        (lambda p: make_audio_only(p / "tone.m4a"), "has no video stream"),
+        (lambda p: (p / "empty").mkdir() or p / "empty", "has no images"),
+    ],
+)
+def test_bad_inputs_give_one_line(tmp_path, make, message):
+    with pytest.raises(P3MError, match=message) as e:
+        open_source(str(make(tmp_path)))
+    assert "\n" not in str(e.value)
+
+
+def test_truncated_file_still_yields_what_it_has(tmp_path):
+    clip = make_clip(tmp_path / "c.mkv", frames=20, audio_rate=None)
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with open_source(str(cut)) as src:
+        n = len(_frames(src))
+    assert 0 < n < 20
+
+
+def test_no_camera_says_how_to_list_them():
+    with pytest.raises(P3MError, match="list the cameras"):
+        from p3m_live.video.sources import open_webcam
+
+        open_webcam("/dev/video-p3m-missing")
+
+
+def make_audio_only(path):
+    with av.open(str(path), "w") as out:
+        a = out.add_stream("aac", rate=16000)
+        a.layout = "mono"
+        for i in range(5):
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            f.sample_rate, f.pts = 16000, i * 1024
+            for p in a.encode(f):
+                out.mux(p)
+        for p in a.encode(None):
+            out.mux(p)
+    return path
