@@ -47,8 +47,9 @@ class Latencies:
 class RateMeter:
     """Events per second over a sliding window (the status line's fps)."""
 
-    def __init__(self, window: float = 2.0) -> None:
+    def __init__(self, window: float = 2.0, start: float | None = None) -> None:
         self.window = window
+        self.start = time.monotonic() if start is None else start
         self.times: deque[float] = deque()
 
     def tick(self, now: float | None = None) -> None:
@@ -58,7 +59,8 @@ class RateMeter:
         now = time.monotonic() if now is None else now
         while self.times and self.times[0] < now - self.window:
             self.times.popleft()
-        return len(self.times) / self.window
+        span = min(self.window, now - self.start)  # the first seconds of a run are not a full window
+        return len(self.times) / span if span > 0 else 0.0
 
 
 def clock_time(seconds: float) -> str:

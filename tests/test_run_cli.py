@@ -1,0 +1,233 @@
+"""The main job end to end through the command line, on real files made with PyAV."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from p3m_live.cli import main
+from tests.media import make_clip, probe, shapes_frame
+
+
+@pytest.fixture
+def run(seed32_ckpt):
+    def go(*argv: str) -> int:
+        return main(["--weights", str(seed32_ckpt), "--model-size", "64", "-q", *map(str, argv)])  # later flags win
+
+    return go
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory):
+    """12 frames of moving shapes at 25 fps with a 440 Hz tone."""
+    return make_clip(tmp_path_factory.mktemp("talk") / "talk.mp4", frames=12)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_file_to_file_keeps_frames_times_and_audio(run, talk, tmp_path, backend):
+    out = tmp_path / "out.mp4"
+    before = talk.read_bytes()
+    assert run(talk, "-o", out, "--background", "#00ff00", "--backend", backend) == 0
+    src, dst = probe(talk), probe(out)
+    assert dst["times"] == pytest.approx(src["times"]) and len(dst["times"]) == 12
+    assert dst["sizes"] == {(96, 64)}
+    assert dst["audio_codec"] == "aac" and dst["audio"] == src["audio"]  # copied packet by packet
+    assert talk.read_bytes() == before  # the input is never touched
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_variable_frame_rate_is_kept(run, tmp_path):
+    pts = [0, 40, 80, 200, 230, 400, 420]
+    clip = make_clip(tmp_path / "vfr.mkv", frames=7, pts=pts, time_base=Fraction(1, 1000))
+    out = tmp_path / "out.mkv"
+    assert run(clip, "-o", out) == 0
+    assert probe(out)["times"] == pytest.approx([p / 1000 for p in pts])
+    assert probe(out)["audio"] == probe(clip)["audio"]
+
+
+def test_rotated_clip_comes_out_upright(run, tmp_path):
+    clip = make_clip(tmp_path / "phone.mp4", frames=3, rotation=-90, audio_rate=None)
+    fg = tmp_path / "fg"
+    assert run(clip, "-o", tmp_path / "out.mp4", "--fg-out", fg, "--background", "blur") == 0
+    info = probe(tmp_path / "out.mp4")
+    assert info["sizes"] == {(64, 96)} and info["rotations"] == {0}
+    rgba = cv2.cvtColor(cv2.imread(str(fg / "000000.png"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+    want = np.rot90(shapes_frame(0, 96, 64), 3)  # -90: a quarter turn clockwise
+    assert np.abs(rgba[..., :3].astype(int) - want).mean() < 6
+
+
+def test_alpha_and_foreground_tracks_agree(run, talk, tmp_path):
+    matte, fg_mov, fg_webm = tmp_path / "matte", tmp_path / "fg.mov", tmp_path / "fg.webm"
+    code = run(talk, "--alpha-out", matte, "--fg-out", fg_mov, "--background", "none")
+    assert code == 0 and run(talk, "--fg-out", fg_webm, "--background", "none") == 0
+    pngs = sorted(matte.iterdir())
+    assert len(pngs) == 12
+    with av.open(str(fg_mov)) as c:
+        mov = [f.to_ndarray(format="rgba") for f in c.decode(video=0)]
+        assert c.streams.video[0].codec_context.name == "prores"
+    with av.open(str(fg_webm)) as c:
+        vp9 = av.CodecContext.create("libvpx-vp9", "r")  # FFmpeg's own vp9 decoder drops the alpha
+        webm = [f.to_ndarray(format="rgba") for p in c.demux(video=0) for f in vp9.decode(p)]
+    assert len(mov) == len(webm) == 12
+    for png, a, b in zip(pngs, mov, webm):
+        grey = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+        assert np.abs(a[..., 3].astype(int) - grey).max() <= 1
+        assert np.abs(b[..., 3].astype(int) - grey).mean() < 3
+    assert any(cv2.imread(str(p), cv2.IMREAD_UNCHANGED).std() > 0 for p in pngs)  # a real matte, not constant
+
+
+def _composite_error(out, matte, colour) -> float:
+    """Mean error of frame 0 of ``out`` against alpha * source + (1 - alpha) * colour."""
+    with av.open(str(out)) as c:
+        got = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+    a = cv2.imread(str(matte / "000000.png"), cv2.IMREAD_UNCHANGED)[..., None] / 255.0
+    want = a * shapes_frame(0, 96, 64) + (1 - a) * np.array(colour, float)
+    return float(np.abs(got - want).mean())
+
+
+def test_colour_background_is_composited_with_the_alpha(run, talk, tmp_path):
+    out, matte = tmp_path / "out.mkv", tmp_path / "m"
+    assert run(talk, "-o", out, "--alpha-out", matte, "--background", "#ff0000", "--crf", "0") == 0
+    err = _composite_error(out, matte, (255, 0, 0))
+    assert err < 6 and _composite_error(out, matte, (0, 0, 255)) > 4 * err
+
+
+def test_image_and_video_backgrounds(run, talk, tmp_path, portrait_paths):
+    bg_video = make_clip(tmp_path / "bg.mp4", frames=4, size=(50, 40), audio_rate=None)
+    for bg in (portrait_paths[0][0], bg_video):
+        out = tmp_path / f"out-{bg.stem}.mp4"
+        assert run(talk, "-o", out, "--background", bg, "--max-frames", "5") == 0
+        assert len(probe(out)["times"]) == 5
+
+
+def test_image_folder_to_video(run, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(shapes_frame(i, 48, 32), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out.mp4"
+    assert run(folder, "-o", out, "--fps", "10") == 0
+    assert probe(out)["times"] == pytest.approx([0, 0.1, 0.2, 0.3])
+
+
+def test_audio_the_container_cannot_take_is_reencoded(run, talk, tmp_path):
+    out = tmp_path / "out.webm"
+    assert run(talk, "-o", out, "--background", "blur") == 0
+    info = probe(out)
+    assert info["audio_codec"] == "opus" and len(info["times"]) == 12
+    with av.open(str(out)) as c:
+        seconds = sum(f.samples / f.sample_rate for f in c.decode(audio=0))
+    assert seconds == pytest.approx(12 / 25, abs=0.05)
+
+
+def test_config_file_gives_defaults(run, talk, tmp_path, monkeypatch):
+    cfg = tmp_path / "p3m.toml"
+    cfg.write_text('background = "#0000ff"\ncrf = 0\noverwrite = true\n')
+    out, matte = tmp_path / "out.mkv", tmp_path / "m"
+    out.write_bytes(b"old")
+    assert run(talk, "-o", out, "--alpha-out", matte, "--config", cfg, "--max-frames", "1") == 0
+    err = _composite_error(out, matte, (0, 0, 255))
+    assert err < 6 and _composite_error(out, matte, (255, 0, 0)) > 4 * err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{tmp}/missing.mp4", "-o", "{tmp}/o.mp4"], "input not found"),
+        (["{noise}", "-o", "{tmp}/o.mp4"], "cannot be opened as video"),
+        (["{talk}", "-o", "{talk}"], "is the input"),
+        (["{talk}", "-o", "{existing}"], "--overwrite"),
+        (["{talk}"], "no output"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--background", "nowhere.jpg"], "background 'nowhere.jpg'"),
+        (["{talk}", "--fg-out", "{tmp}/fg.mp4"], "cannot carry an alpha channel"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--background", "none"], "--background none"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--model-size", "100"], "multiple of 32"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--config", "{badcfg}"], "unknown option 'colour'"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--virtual-cam"], "live outputs"),
+        (["{talk}", "--webcam"], "give one input"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(run, talk, tmp_path, capsys, args, message):
+    noise = tmp_path / "noise.mp4"
+    noise.write_bytes(np.random.default_rng(1).bytes(4000))
+    existing = tmp_path / "exists.mp4"
+    existing.write_bytes(b"keep me")
+    badcfg = tmp_path / "bad.toml"
+    badcfg.write_text('colour = "red"\n')
+    names = {"tmp": tmp_path, "noise": noise, "talk": talk, "existing": existing, "badcfg": badcfg}
+    assert run(*[a.format(**names) for a in args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("p3m-live: error: ") and message in err[-1]
+    assert existing.read_bytes() == b"keep me"
+
+
+def test_live_virtual_camera_without_a_device(seed32_ckpt, tmp_path):
+    """The real no-device path, in a real process: exit 2 and the modprobe line."""
+    pytest.importorskip("pyvirtualcam")
+    import glob
+
+    if glob.glob("/dev/video*"):
+        pytest.skip("this machine has video devices")
+    cmd = [
+        sys.executable,
+        "-m",
+        "p3m_live.cli",
+        "testsrc2=size=64x48:rate=30",
+        "--format",
+        "lavfi",
+        "--live",
+        "--virtual-cam",
+        "--weights",
+        str(seed32_ckpt),
+        "--model-size",
+        "32",
+        "--backend",
+        "torch",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "modprobe v4l2loopback" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_live_run_to_a_file(run, tmp_path):
+    out = tmp_path / "live.mp4"
+    code = run(
+        "testsrc2=size=64x48:rate=30",
+        "--format",
+        "lavfi",
+        "--live",
+        "-o",
+        out,
+        "--duration",
+        "1.5",
+        "--backend",
+        "torch",
+    )
+    assert code == 0
+    assert len(probe(out)["times"]) >= 3
+
+
+def test_http_stream_input(run, talk, tmp_path):
+    """A network input over loopback HTTP (what an http:// camera or file server gives)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(talk.parent))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{talk.name}"
+        out = tmp_path / "out.mp4"
+        assert run(url, "-o", out) == 0
+    finally:
+        server.shutdown()
+    assert probe(out)["times"] == pytest.approx(probe(talk)["times"])
+    assert probe(out)["audio"] == probe(talk)["audio"]

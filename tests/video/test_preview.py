@@ -1,0 +1,69 @@
+"""The preview window's keys, driven through the live loop with a GUI double (no display here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from p3m_live.backends import open_backend
+from p3m_live.errors import P3MError
+from p3m_live.graph import GraphSpec
+from p3m_live.live import run_live
+from p3m_live.pipeline import Matting
+from p3m_live.video.backgrounds import parse_background
+from p3m_live.video.frames import Layout
+from p3m_live.video.preview import PreviewWindow
+from p3m_live.video.sources import AVSource
+
+
+class GuiDouble:
+    """Stands in for OpenCV's HighGUI (this machine has no display): records images, replays keys."""
+
+    WINDOW_NORMAL = 0
+
+    def __init__(self, keys: str = "") -> None:
+        self.keys = [ord(k) for k in keys]
+        self.shown: list[np.ndarray] = []
+        self.destroyed = False
+
+    def namedWindow(self, title, flags):  # noqa: N802 (OpenCV's names)
+        pass
+
+    def imshow(self, title, image):
+        self.shown.append(image.copy())
+
+    def waitKey(self, delay):  # noqa: N802
+        return self.keys.pop(0) if self.keys else -1
+
+    def destroyWindow(self, title):  # noqa: N802
+        self.destroyed = True
+
+
+def test_keys_switch_matte_pause_and_background(seed32_ckpt):
+    src = AVSource("testsrc2=size=96x64:rate=30,realtime", format="lavfi", live=True)
+    lay = src.layout
+    opened = []
+
+    def opener(choice, batch):
+        opened.append(choice.kind)
+        spec = GraphSpec(lay.height, lay.width, lay.fmt, "i420", model_short_side=32, background=choice.graph_kind)
+        return open_backend("torch", spec, seed32_ckpt)
+
+    matting = Matting(lay, [parse_background("blur"), parse_background("green")], opener)
+    gui = GuiDouble(keys="bm q")  # next background, matte view, pause, quit
+    window = PreviewWindow(lay, gui=gui)
+    summary = run_live(src, matting, [], preview=window, status_interval=1e9)
+    assert summary.shown == 4  # q on the fourth frame
+    assert opened == ["blur", "color"] and matting.background.kind == "color"
+    assert gui.shown[0].shape == (64, 96, 3)  # the composite, BGR
+    assert gui.shown[2].shape == (64, 96)  # after m: the matte
+    assert len(gui.shown) == 3 and window.paused  # paused: the fourth frame was not drawn
+
+
+def test_no_display_is_one_line():
+    class NoDisplay(GuiDouble):
+        def namedWindow(self, title, flags):  # noqa: N802
+            raise RuntimeError("OpenCV(5.0) error: (-2:Unspecified error) Can't initialize GTK backend")
+
+    with pytest.raises(P3MError, match="cannot open a preview window.*without --preview"):
+        PreviewWindow(Layout(64, 48, "i420", False, "bt601"), gui=NoDisplay())
