@@ -45,14 +45,18 @@ def load_config(path: Path, parser: argparse.ArgumentParser, required: bool = Fa
         action = dests.get(dest)
         if action is None or dest in ("config", "help", "version"):
             raise P3MError(f"config file {path}: unknown option {key!r}")
+        if action.nargs == "?" and isinstance(value, bool):  # virtual-cam = true: the flag alone
+            value = action.const if value else None
+        elif action.nargs == 0 and not isinstance(value, bool):  # store_true flags
+            raise P3MError(f"config file {path}: {key!r} must be true or false")
         if isinstance(action, argparse._AppendAction) and not isinstance(value, list):
             value = [value]
-        if action.type is not None and not isinstance(value, bool | list):
+        if action.type is not None and value is not None and not isinstance(value, bool | list):
             try:
                 value = action.type(str(value))
             except (ValueError, argparse.ArgumentTypeError, P3MError) as e:
                 raise P3MError(f"config file {path}: bad value for {key!r} ({e})") from e
-        if action.choices is not None and value not in action.choices:
+        if action.choices is not None and value not in action.choices:  # (choices are never lists here)
             raise P3MError(f"config file {path}: {key!r} must be one of {', '.join(map(str, action.choices))}")
         defaults[dest] = value
     return defaults

@@ -198,23 +198,6 @@ def run_offline(
                 st.put(out_q, item)
         st.put(frames_q, _END)
 
-    def infer() -> None:
-        done = False
-        while not done:
-            group: list[Frame] = []
-            while len(group) < batch:
-                item = st.get(frames_q)
-                if item is _END:
-                    done = True
-                    break
-                group.append(item)
-            if group:
-                with clocks[1].working():
-                    composites, alphas = matting.process(group)
-                for f, c, a in zip(group, composites, alphas):
-                    st.put(out_q, (f, c, a))
-        st.put(out_q, _END)
-
     def encode() -> None:
         while True:
             item = st.get(out_q)
@@ -230,18 +213,43 @@ def run_offline(
                     for sink in sinks:
                         sink.write_audio(item)
 
-    t0 = time.monotonic()
-    threads = [st.thread("decode", decode), st.thread("matting", infer), st.thread("encode", encode)]
-    interrupted = False
-    try:
-        while any(t.is_alive() for t in threads):
-            threads[-1].join(timeout=0.1)
+    def infer() -> None:
+        """Runs on the calling (main) thread: PyTorch's CPU kernels run measurably slower
+        from other threads, and a pycuda context is current on the thread that made it."""
+        done = False
+        while not done:
+            group: list[Frame] = []
+            while len(group) < batch:
+                item = st.get(frames_q)
+                if item is _END:
+                    done = True
+                    break
+                group.append(item)
+            if group:
+                with clocks[1].working():
+                    composites, alphas = matting.process(group)
+                for f, c, a in zip(group, composites, alphas):
+                    st.put(out_q, (f, c, a))
             if progress is not None:
                 progress.update(written[0])
+        st.put(out_q, _END)
+
+    t0 = time.monotonic()
+    threads = [st.thread("decode", decode), st.thread("encode", encode)]
+    interrupted = False
+    try:
+        infer()
+        threads[-1].join()  # the writer drains what is queued
+    except _Stop:
+        pass  # a stage failed: its error is raised below
     except KeyboardInterrupt:
         interrupted = True
         log.warning("interrupted: finishing the output with the %d frames written so far", written[0])
-        st.stop.set()
+    except BaseException as e:
+        st.errors.insert(0, e)
+    finally:
+        if interrupted or st.errors:
+            st.stop.set()
         for t in threads:
             t.join()
     wall = time.monotonic() - t0

@@ -1,0 +1,56 @@
+"""Option defaults from a TOML file."""
+
+from __future__ import annotations
+
+import pytest
+
+from p3m_live.cli import _parse
+from p3m_live.errors import P3MError
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_readme_example_config(tmp_path, monkeypatch):
+    cfg = _write(tmp_path, 'background = "~/office.jpg"\nvirtual-cam = true\ncamera-size = "1280x720"\ncrf = 20\n')
+    monkeypatch.setenv("P3M_LIVE_CONFIG", str(cfg))
+    args = _parse(["--webcam"])
+    assert args.background == ["~/office.jpg"] and args.virtual_cam == "" and args.camera_size == (1280, 720)
+    assert args.crf == 20 and args.webcam == "0"
+
+
+def test_command_line_wins(tmp_path):
+    cfg = _write(tmp_path, 'crf = 20\nbackend = "torch"\noverwrite = true\n')
+    args = _parse(["in.mp4", "-o", "o.mp4", "--config", str(cfg), "--crf", "30"])
+    assert args.crf == 30 and args.backend == "torch" and args.overwrite is True
+
+
+def test_default_location_under_xdg(tmp_path, monkeypatch):
+    (tmp_path / "p3m-live").mkdir()
+    (tmp_path / "p3m-live" / "config.toml").write_text('temporal = "off"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert _parse(["in.mp4", "-o", "o.mp4"]).temporal == "off"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("colour = 'red'", "unknown option 'colour'"),
+        ("backend = 'cuda'", "must be one of"),
+        ("camera-size = 'big'", "bad value for 'camera-size'"),
+        ("overwrite = 'yes'", "must be true or false"),
+        ("crf = ", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_one_line(tmp_path, text, message):
+    with pytest.raises(P3MError, match=message) as e:
+        _parse(["in.mp4", "-o", "o.mp4", "--config", str(_write(tmp_path, text))])
+    assert "\n" not in str(e.value)
+
+
+def test_missing_explicit_config(tmp_path):
+    with pytest.raises(P3MError, match="not found"):
+        _parse(["in.mp4", "--config", str(tmp_path / "nope.toml")])
