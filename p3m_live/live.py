@@ -97,11 +97,18 @@ def run_live(
     rate_in, rate_out = RateMeter(), RateMeter()
 
     def capture() -> None:
+        start: tuple[float, float] | None = None  # (wall clock, media time) of the first frame
         try:
             for item in source.items():
                 if stop.is_set():
                     break
                 if isinstance(item, Frame):
+                    if not source.paced and item.time is not None:
+                        start = start or (time.monotonic(), item.time)
+                        wait = start[0] + (item.time - start[1]) - time.monotonic()
+                        if wait > 0:
+                            time.sleep(wait)  # play at the file's own speed, like ffmpeg -re
+                        item.captured = time.monotonic()
                     box.put(item)
                     rate_in.tick()
         except BaseException as e:  # noqa: BLE001 (reported by the loop)

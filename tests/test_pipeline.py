@@ -167,9 +167,52 @@ def test_live_drops_late_frames_and_latency_stays_bounded(seed32_ckpt):
     assert [i for i, _, _ in rec.frames] == sorted(i for i, _, _ in rec.frames)
 
 
-def test_live_stops_when_the_source_ends(tmp_path, seed32_ckpt):
-    clip = make_clip(tmp_path / "c.mp4", frames=5)
+def test_live_file_plays_at_its_own_speed_and_stops_at_the_end(tmp_path, seed32_ckpt):
+    clip = make_clip(tmp_path / "c.mp4", frames=10, rate=20)
     src = open_source(str(clip), live=True)
+    assert not src.paced
     m = Matting(src.layout, [parse_background("blur")], _opener(seed32_ckpt, src.layout), 1)
     summary = run_live(src, m, [Recorder()], status_interval=1e9)
-    assert summary.received == 5 and 1 <= summary.shown <= 5 and src.container is None  # closed
+    assert summary.received == 10 and summary.wall >= 0.45  # 10 frames at 20 fps: 0.45 s from first to last
+    assert 1 <= summary.shown <= 10 and src.container is None  # and the source was closed
+
+
+def test_live_udp_stream_over_loopback(seed32_ckpt):
+    """A real network stream: MPEG-TS over UDP on loopback, sent in real time by PyAV."""
+    import socket
+    import threading
+
+    from tests.media import shapes_frame
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"udp://127.0.0.1:{s.getsockname()[1]}"
+    stop = threading.Event()
+
+    def send() -> None:
+        with av.open(url + "?pkt_size=1316", "w", format="mpegts") as out:
+            v = out.add_stream("libx264", rate=25)
+            v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+            v.options = {"preset": "ultrafast", "tune": "zerolatency", "g": "5"}
+            t0 = time.monotonic()
+            for i in range(250):
+                if stop.is_set():
+                    break
+                f = av.VideoFrame.from_ndarray(shapes_frame(i, 96, 64), format="rgb24")
+                f.pts = i
+                for p in v.encode(f):
+                    out.mux(p)
+                time.sleep(max(0.0, t0 + (i + 1) / 25 - time.monotonic()))
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        src = open_source(url)
+        assert src.live and src.paced and src.layout.width == 96
+        m = Matting(src.layout, [parse_background("blur")], _opener(seed32_ckpt, src.layout), 1)
+        summary = run_live(src, m, [Recorder()], duration=1.5, status_interval=1e9)
+    finally:
+        stop.set()
+        sender.join()
+    assert summary.received >= 25 and summary.shown >= 5
+    assert summary.latency.percentile(95) < 0.5

@@ -34,6 +34,7 @@ class Source:
 
     name: str = "source"
     live: bool = False
+    paced: bool = True  # frames arrive in real time by themselves (cameras, streams), not as fast as decoding
     rate: Fraction | None = None  # nominal frame rate
     time_base: Fraction | None = None
     total_frames: int | None = None
@@ -68,6 +69,9 @@ class AVSource(Source):
     ) -> None:
         self.name = name or url
         self.live = live
+        # A file read as a live source (say, a clip played into the virtual camera) must
+        # be paced to its timestamps; devices, streams and lavfi graphs pace themselves.
+        self.paced = format is not None or url.startswith(NETWORK_SCHEMES)
         try:
             self.container = av.open(url, format=format, options=options or {}, timeout=(10.0, 10.0))
         except FileNotFoundError as e:
@@ -160,6 +164,7 @@ class ImageSource(Source):
         else:
             self.paths = [path]
         self.rate = rate
+        self.paced = False
         self.time_base = 1 / rate
         self.total_frames = len(self.paths)
         first = self._read(self.paths[0])
@@ -244,6 +249,8 @@ def open_source(
     opts = dict(options or {})
     if spec.startswith(("rtsp://", "rtsps://")):
         opts.setdefault("rtsp_transport", "tcp")
+    if live and is_url:
+        opts.setdefault("fflags", "nobuffer")  # hand frames on as they arrive; the mailbox drops late ones
     return AVSource(spec, format=format, options=opts, live=live)
 
 
