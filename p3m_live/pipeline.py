@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backends.base import Backend
+from .errors import P3MError
+from .graph import GraphSpec
 from .stats import Progress, StageClock
 from .video.backgrounds import BackgroundChoice, BackgroundFeed
 from .video.frames import Frame, Layout
@@ -30,6 +32,26 @@ log = logging.getLogger("p3m_live")
 
 BackendOpener = Callable[[BackgroundChoice, int], Backend]
 _END = object()
+
+
+def graph_spec(layout: Layout, choice: BackgroundChoice, batch: int = 1, **options) -> GraphSpec:
+    """The frame graph for frames laid out as ``layout`` over ``choice``: I420 out, which
+    encoders and virtual cameras take as it is; ``options`` are further GraphSpec fields."""
+    try:
+        return GraphSpec(
+            layout.height,
+            layout.width,
+            layout.fmt,
+            "i420",
+            batch=batch,
+            background=choice.graph_kind,
+            matrix=layout.matrix,
+            full_range=layout.full_range,
+            blur_strength=choice.strength,
+            **options,
+        )
+    except ValueError as e:
+        raise P3MError(str(e)) from e
 
 
 class Matting:

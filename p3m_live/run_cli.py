@@ -16,7 +16,6 @@ from pathlib import Path
 from .backends import BACKENDS, choose_backend, open_backend
 from .errors import P3MError
 from .export_cli import parse_size
-from .graph import GraphSpec
 from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.backgrounds import BackgroundChoice, parse_background
 from .video.frames import Layout
@@ -151,7 +150,7 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
 def run(args: argparse.Namespace) -> int:
     from .live import run_live
     from .model.weights import resolve_weights
-    from .pipeline import Matting, run_offline
+    from .pipeline import Matting, graph_spec, run_offline
     from .stats import Progress
 
     live = _is_live(args)
@@ -182,24 +181,15 @@ def run(args: argparse.Namespace) -> int:
     )
 
     def opener(choice: BackgroundChoice, n: int):
-        try:
-            spec = GraphSpec(
-                layout.height,
-                layout.width,
-                layout.fmt,
-                "i420",
-                batch=n,
-                model_short_side=args.model_size,
-                background=choice.graph_kind,
-                temporal=args.temporal,
-                upsampler=args.upsampler,
-                matrix=layout.matrix,
-                full_range=layout.full_range,
-                blur_strength=choice.strength,
-                precision=precision,
-            )
-        except ValueError as e:
-            raise P3MError(str(e)) from e
+        spec = graph_spec(
+            layout,
+            choice,
+            n,
+            model_short_side=args.model_size,
+            temporal=args.temporal,
+            upsampler=args.upsampler,
+            precision=precision,
+        )
         return open_backend(backend, spec, weights, device)
 
     matting = sinks = None

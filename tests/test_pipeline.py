@@ -11,9 +11,8 @@ import pytest
 
 from p3m_live.backends import open_backend
 from p3m_live.backends.base import Backend
-from p3m_live.graph import GraphSpec
 from p3m_live.live import Mailbox, run_live
-from p3m_live.pipeline import Matting, run_offline
+from p3m_live.pipeline import Matting, graph_spec, run_offline
 from p3m_live.video.backgrounds import parse_background
 from p3m_live.video.frames import Frame
 from p3m_live.video.sinks import FileSink, Sink
@@ -23,18 +22,7 @@ from tests.media import make_clip
 
 def _opener(weights, layout, model_side=64):
     def open_for(choice, batch):
-        spec = GraphSpec(
-            layout.height,
-            layout.width,
-            layout.fmt,
-            "i420",
-            batch=batch,
-            model_short_side=model_side,
-            background=choice.graph_kind,
-            matrix=layout.matrix,
-            full_range=layout.full_range,
-        )
-        return open_backend("torch", spec, weights)
+        return open_backend("torch", graph_spec(layout, choice, batch, model_short_side=model_side), weights)
 
     return open_for
 

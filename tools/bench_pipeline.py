@@ -35,7 +35,7 @@ from p3m_live.backends import open_backend  # noqa: E402
 from p3m_live.backends.base import Backend  # noqa: E402
 from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.graph import GraphSpec  # noqa: E402
-from p3m_live.pipeline import Matting, run_offline  # noqa: E402
+from p3m_live.pipeline import Matting, graph_spec, run_offline  # noqa: E402
 from p3m_live.video.backgrounds import parse_background  # noqa: E402
 from p3m_live.video.frames import Frame  # noqa: E402
 from p3m_live.video.sinks import FileSink  # noqa: E402
@@ -65,22 +65,9 @@ def _matting(src, weights, args) -> Matting:
     lay = src.layout
 
     def opener(choice, batch):
+        spec = graph_spec(lay, choice, batch, model_short_side=args.model_size)
         if args.simulate_device_ms:
-            spec = GraphSpec(
-                lay.height, lay.width, lay.fmt, "i420", batch=batch, model_short_side=args.model_size, background="blur"
-            )
             return DeviceTimeBackend(spec, args.simulate_device_ms / 1000 * batch)
-        spec = GraphSpec(
-            lay.height,
-            lay.width,
-            lay.fmt,
-            "i420",
-            batch=batch,
-            model_short_side=args.model_size,
-            background=choice.graph_kind,
-            matrix=lay.matrix,
-            full_range=lay.full_range,
-        )
         return open_backend(args.backend, spec, weights, device=args.device)
 
     return Matting(lay, [parse_background(args.background)], opener, args.batch)
