@@ -21,6 +21,14 @@ Handler = Callable[[argparse.Namespace], int]  # a subcommand: parsed options ->
 def _weights(args: argparse.Namespace) -> int:
     from .model.weights import cached_weights_path, resolve_weights
 
+    if args.model == "fast":
+        from .model.fast import GENERAL, LANDSCAPE
+        from .model.fast_weights import fast_model_path, fetch_fast_models
+
+        paths = [fast_model_path(v) for v in (GENERAL, LANDSCAPE)] if args.action == "path" else None
+        for path in paths or fetch_fast_models(args.wheel):
+            print(path)
+        return 0
     if args.action == "path":
         print(cached_weights_path())
         return 0
@@ -41,8 +49,9 @@ EXAMPLES = """examples:
   p3m-live talk.mp4 --alpha-out matte.mov --fg-out fg.mov --background none
   p3m-live --webcam                                      camera -> virtual camera + preview
   p3m-live --webcam 1 --camera-size 1280x720 --virtual-cam --background blur:24
+  p3m-live talk.mp4 -o out.mp4 --model fast                no GPU, no P3M-Net weights: MediaPipe's segmenter
 
-other commands: p3m-live weights path|fetch, p3m-live export (see p3m-live COMMAND --help)"""
+other commands: p3m-live weights path|fetch [p3m|fast], p3m-live export (see p3m-live COMMAND --help)"""
 SUBCOMMANDS = ("weights", "export")
 
 
@@ -76,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("weights", help="show or fetch the P3M-Net weights")
     w.add_argument("action", choices=["path", "fetch"], help="path: where the cache expects them; fetch: get them")
+    w.add_argument("model", nargs="?", choices=["p3m", "fast"], default="p3m", help="which model (default p3m)")
     w.add_argument("--weights", help="use this checkpoint instead of the cache")
+    w.add_argument("--wheel", help="fast: convert this mediapipe-0.10.14 wheel instead of downloading it")
     w.set_defaults(handler=_weights)
 
     e = sub.add_parser("export", help="export the frame graph to ONNX (FP32 or FP16) and check it for TensorRT")

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from .errors import P3MError
-from .graph import IN_FORMATS, OUT_FORMATS, GraphSpec
+from .graph import IN_FORMATS, MODELS, OUT_FORMATS, GraphSpec
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -33,18 +33,18 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-format", choices=OUT_FORMATS, default="i420")
     p.add_argument("--background", choices=["image", "color", "blur"], default="image")
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--model-size", type=int, default=512, help="short side of the network input (multiple of 32)")
-    p.add_argument("--weights", help="P3M-Net checkpoint (default: $P3M_LIVE_WEIGHTS or the cache)")
+    p.add_argument("--model", choices=MODELS, default="p3m", help="p3m (P3M-Net) or fast (MediaPipe's segmenter)")
+    p.add_argument("--model-size", type=int, default=512, help="P3M-Net's input short side (multiple of 32)")
+    p.add_argument("--weights", help="P3M-Net checkpoint or converted fast model (default: the cache)")
 
 
 def run_export(args: argparse.Namespace) -> int:
     from .backends.onnxruntime_backend import export_frame_graph
     from .export import require_tensorrt_ops
-    from .model.weights import resolve_weights
+    from .model import resolve_model_weights
 
     if args.model_size % 32 or args.model_size < 32:
         raise P3MError(f"--model-size must be a positive multiple of 32, not {args.model_size}")
-    weights = resolve_weights(args.weights, download=False)
     out = Path(args.output)
     several = len(args.size) > 1
     if several and out.suffix == ".onnx":
@@ -60,11 +60,12 @@ def run_export(args: argparse.Namespace) -> int:
                 model_short_side=args.model_size,
                 background=args.background,
                 precision=args.precision,
+                model=args.model,
             )
         except ValueError as e:
             raise P3MError(str(e)) from e
         path = out / f"frame-graph-{width}x{height}-{args.precision}.onnx" if several or out.suffix != ".onnx" else out
-        export_frame_graph(spec, weights, path)
+        export_frame_graph(spec, resolve_model_weights(args.model, args.weights, height, width), path)
         report = require_tensorrt_ops(path)
         mh, mw = spec.model_hw
         print(

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .model import P3MNet, fuse
+from .model import MattingNetwork
 
 GRAPH_VERSION = 1  # bump when the exported function changes; engine caches key on it
 
@@ -37,11 +37,11 @@ Background = Literal["image", "color", "blur"]
 Temporal = Literal["off", "ema"]
 Upsampler = Literal["bilinear", "guided"]
 Precision = Literal["fp32", "fp16"]
+ModelName = Literal["p3m", "fast"]
+MODELS = ("p3m", "fast")
 
 IN_FORMATS = ("rgb", "bgr", "i420", "nv12")
 OUT_FORMATS = ("rgb", "bgr", "rgba", "i420", "nv12")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # (Kr, Kb) luma coefficients of each matrix.
 MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
 
@@ -75,8 +75,11 @@ class GraphSpec:
     full_range: bool = False
     blur_strength: int = 16
     precision: Precision = "fp32"
+    model: ModelName = "p3m"
 
     def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, not {self.model!r}")
         if self.in_format not in IN_FORMATS:
             raise ValueError(f"input format must be one of {IN_FORMATS}, not {self.in_format!r}")
         if self.out_format not in OUT_FORMATS:
@@ -89,6 +92,12 @@ class GraphSpec:
 
     @property
     def model_hw(self) -> tuple[int, int]:
+        """The network's input size: P3M-Net follows the frame (short side, aspect kept);
+        the fast model has two fixed sizes, 144x256 for landscape frames, else 256x256."""
+        if self.model == "fast":
+            from .model.fast import MODEL_SIZES, fast_variant
+
+            return MODEL_SIZES[fast_variant(self.height, self.width)]
         return model_size(self.height, self.width, self.model_short_side)
 
     def with_(self, **changes) -> GraphSpec:
@@ -229,13 +238,10 @@ class FrameGraph(nn.Module):
     ``state_alpha`` (the next state).
     """
 
-    def __init__(self, network: P3MNet, spec: GraphSpec) -> None:
+    def __init__(self, network: MattingNetwork, spec: GraphSpec) -> None:
         super().__init__()
         self.spec = spec
         self.network = network.half() if spec.precision == "fp16" else network
-        self.net_dtype = torch.float16 if spec.precision == "fp16" else torch.float32
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     @property
     def input_names(self) -> list[str]:
@@ -257,14 +263,9 @@ class FrameGraph(nn.Module):
         return {k: v.to(device) for k, v in inputs.items()}
 
     def matte(self, rgb_lo: Tensor) -> Tensor:
-        """Model-size RGB in [0, 1] -> fused alpha (B, 1, h, w), float32.
-
-        The network runs in the graph's precision; normalisation and the argmax
-        fusion stay in float32.
-        """
-        x = ((rgb_lo - self.mean) / self.std).to(self.net_dtype)
-        out = self.network.run(x, sides=False)
-        return fuse(out.semantic.float(), out.detail.float())
+        """Model-size RGB in [0, 1] -> alpha (B, 1, h, w), float32 (the network's own
+        preprocessing and output stage included; see ``MattingNetwork``)."""
+        return self.network.matte(rgb_lo)
 
     def smooth(self, alpha: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """Temporal filter over the frames of the batch, in order, from ``state``."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from .backends import BACKENDS, choose_backend, open_backend
 from .errors import P3MError
 from .export_cli import parse_size
+from .graph import MODELS
 from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.backgrounds import BackgroundChoice, parse_background
 from .video.frames import Layout
@@ -56,14 +57,20 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     look.add_argument("--temporal", choices=["off", "ema"], default="ema", help="temporal smoothing of the alpha")
     look.add_argument("--upsampler", choices=["guided", "bilinear"], default="guided")
-    look.add_argument("--model-size", type=int, default=512, help="short side of the network input (multiple of 32)")
+    look.add_argument(
+        "--model",
+        choices=MODELS,
+        default="p3m",
+        help="p3m: P3M-Net, the quality model; fast: MediaPipe's selfie segmenter, real time on a CPU",
+    )
+    look.add_argument("--model-size", type=int, default=512, help="P3M-Net's input short side (multiple of 32)")
 
     run = p.add_argument_group("runtime")
     run.add_argument("--backend", choices=BACKENDS, default="auto")
     run.add_argument("--device", help="cpu, cuda or cuda:N (default: the backend's choice)")
     run.add_argument("--precision", choices=["fp32", "fp16"], help="default: fp16 on GPUs, fp32 on CPUs")
     run.add_argument("--batch", type=int, help="frames per inference call offline (default 4 on GPUs, 1 on CPUs)")
-    run.add_argument("--weights", help="P3M-Net checkpoint (default: $P3M_LIVE_WEIGHTS or the cache)")
+    run.add_argument("--weights", help="P3M-Net checkpoint, or a converted fast model (default: the cache)")
     run.add_argument("--config", help="TOML file of option defaults (default ~/.config/p3m-live/config.toml)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or status lines")
 
@@ -149,7 +156,7 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
 
 def run(args: argparse.Namespace) -> int:
     from .live import run_live
-    from .model.weights import resolve_weights
+    from .model import resolve_model_weights
     from .pipeline import Matting, graph_spec, run_offline
     from .stats import Progress
 
@@ -160,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     for out in (args.output, args.alpha_out, args.fg_out):
         if out and Path(out).suffix:
             check_output(Path(out), inputs, args.overwrite)
-    weights = resolve_weights(args.weights, download=False)
+    weights = resolve_model_weights("p3m", args.weights, 0, 0) if args.model == "p3m" else None  # fail early
     backend, device = args.backend, args.device
     if backend == "auto":
         backend, device, why = choose_backend(device)
@@ -171,6 +178,12 @@ def run(args: argparse.Namespace) -> int:
 
     source = open_run_source(args, live)
     layout = source.layout
+    if weights is None:
+        try:
+            weights = resolve_model_weights(args.model, args.weights, layout.height, layout.width)
+        except P3MError:
+            source.close()
+            raise
     log.info(
         "input: %s, %dx%d %s%s",
         source.name,
@@ -189,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
             temporal=args.temporal,
             upsampler=args.upsampler,
             precision=precision,
+            model=args.model,
         )
         return open_backend(backend, spec, weights, device)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# Downloads worth keeping between test sessions (the mediapipe wheel, 35 MB): the real user cache.
+TEST_DOWNLOADS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "p3m-live-tests"
 P3M_REF = SHARED / "p3m_reference"
 PORTRAITS = SHARED / "data" / "portraits"
 
@@ -72,3 +75,24 @@ def portrait_paths() -> list[tuple[Path, Path]]:
             pairs.append((img, alpha))
     assert pairs, f"no shared portraits under {PORTRAITS}"
     return pairs
+
+
+@pytest.fixture(scope="session")
+def mediapipe_wheel() -> Path:
+    """The mediapipe 0.10.14 wheel, fetched once with pip by our own download code and kept."""
+    from p3m_live.model.fast_weights import download_wheel
+
+    TEST_DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    found = sorted(TEST_DOWNLOADS.glob("mediapipe-0.10.14-*.whl"))
+    return found[0] if found else download_wheel(TEST_DOWNLOADS)
+
+
+@pytest.fixture(scope="session")
+def fast_models(mediapipe_wheel, tmp_path_factory) -> dict[str, Path]:
+    """Both fast models converted into this session's cache (where every test looks)."""
+    from p3m_live.model.fast_weights import convert_wheel
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+        paths = convert_wheel(mediapipe_wheel)
+    return {p.stem: p for p in paths}

@@ -231,3 +231,13 @@ def test_http_stream_input(run, talk, tmp_path):
         server.shutdown()
     assert probe(out)["times"] == pytest.approx(probe(talk)["times"])
     assert probe(out)["audio"] == probe(talk)["audio"]
+
+
+def test_fast_model_needs_no_p3m_weights(talk, tmp_path, fast_models, capsys):
+    """The main job on a machine without P3M-Net's weights: --model fast."""
+    out, matte = tmp_path / "out.mp4", tmp_path / "matte"
+    assert main([str(talk), "-o", str(out), "--alpha-out", str(matte), "--model", "fast", "-q"]) == 0
+    assert len(probe(out)["times"]) == 12 and probe(out)["audio"] == probe(talk)["audio"]
+    assert len(list(matte.iterdir())) == 12
+    assert main([str(talk), "-o", str(tmp_path / "p3m.mp4"), "-q"]) == 2  # P3M-Net: no weights here
+    assert "--model fast" in capsys.readouterr().err

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from p3m_live.backends import open_backend  # noqa: E402
 from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.graph import GraphSpec, frame_shape  # noqa: E402
+from p3m_live.model import resolve_model_weights  # noqa: E402
 from p3m_live.timing import time_calls  # noqa: E402
 from tools._common import random_weights  # noqa: E402
 
@@ -33,7 +34,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights")
     ap.add_argument("--size", type=parse_size, action="append", metavar="WxH")
-    ap.add_argument("--model-size", type=int, default=512)
+    ap.add_argument("--model", choices=["p3m", "fast"], default="p3m")
+    ap.add_argument("--model-size", type=int, default=512, help="P3M-Net's input short side")
     ap.add_argument("--backend", action="append", help="torch, onnxruntime (default: both)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--iters", type=int, default=5)
@@ -41,19 +43,21 @@ def main() -> int:
     sizes = args.size or [(640, 360)]
     names = args.backend or ["torch", "onnxruntime"]
     with tempfile.TemporaryDirectory() as tmp:
-        weights = args.weights or random_weights(Path(tmp), seed=1)
+        weights = args.weights or (None if args.model == "fast" else random_weights(Path(tmp), seed=1))
         print(
             f"# frame graph, {platform.processor() or platform.machine()}, device {args.device}, "
-            f"model short side {args.model_size}, I420 in/out, guided upsampling, EMA, image background"
+            f"{'fast model' if args.model == 'fast' else f'model short side {args.model_size}'}, "
+            "I420 in/out, guided upsampling, EMA, image background"
         )
         print(f"| frame | model | backend | p50 ms | p95 ms | fps | vs {names[0]} |")
         print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
         for w, h in sizes:
-            spec = GraphSpec(h, w, "i420", "i420", model_short_side=args.model_size)
+            spec = GraphSpec(h, w, "i420", "i420", model_short_side=args.model_size, model=args.model)
+            path = resolve_model_weights(args.model, weights, h, w) if args.model == "fast" else weights
             frame = np.random.default_rng(0).integers(0, 256, frame_shape("i420", 1, h, w), dtype=np.uint8)
             base = None
             for name in names:
-                with open_backend(name, spec, weights, device=args.device) as be:
+                with open_backend(name, spec, path, device=args.device) as be:
                     be.set_background(np.zeros((h, w, 3), np.uint8))
                     t = time_calls(lambda be=be, frame=frame: be.process(frame), args.iters)
                 base = base or t.p50

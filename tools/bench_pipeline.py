@@ -35,6 +35,7 @@ from p3m_live.backends import open_backend  # noqa: E402
 from p3m_live.backends.base import Backend  # noqa: E402
 from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.graph import GraphSpec  # noqa: E402
+from p3m_live.model import resolve_model_weights  # noqa: E402
 from p3m_live.pipeline import Matting, graph_spec, run_offline  # noqa: E402
 from p3m_live.video.backgrounds import parse_background  # noqa: E402
 from p3m_live.video.frames import Frame  # noqa: E402
@@ -65,10 +66,11 @@ def _matting(src, weights, args) -> Matting:
     lay = src.layout
 
     def opener(choice, batch):
-        spec = graph_spec(lay, choice, batch, model_short_side=args.model_size)
+        spec = graph_spec(lay, choice, batch, model_short_side=args.model_size, model=args.model)
         if args.simulate_device_ms:
             return DeviceTimeBackend(spec, args.simulate_device_ms / 1000 * batch)
-        return open_backend(args.backend, spec, weights, device=args.device)
+        w = resolve_model_weights(args.model, weights, lay.height, lay.width) if args.model == "fast" else weights
+        return open_backend(args.backend, spec, w, device=args.device)
 
     return Matting(lay, [parse_background(args.background)], opener, args.batch)
 
@@ -118,7 +120,8 @@ def main() -> int:
     ap.add_argument("--weights")
     ap.add_argument("--size", type=parse_size, default=(640, 360), metavar="WxH")
     ap.add_argument("--frames", type=int, default=48)
-    ap.add_argument("--model-size", type=int, default=128)
+    ap.add_argument("--model", choices=["p3m", "fast"], default="p3m")
+    ap.add_argument("--model-size", type=int, default=128, help="P3M-Net's input short side")
     ap.add_argument("--backend", default="torch")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=1)
@@ -133,7 +136,7 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        weights = Path(args.weights) if args.weights else random_weights(tmp)
+        weights = Path(args.weights) if args.weights else (None if args.model == "fast" else random_weights(tmp))
         clip = make_clip(tmp / "clip.mp4", frames=args.frames, size=args.size)
         w, h = args.size
         runs: dict[str, list[float]] = {"model only": [], "serial": [], "overlapped": []}
@@ -149,7 +152,8 @@ def main() -> int:
     )
     print(
         f"# offline pipeline, {platform.processor() or platform.machine()}, {what}, "
-        f"{w}x{h}, {args.frames} frames, model short side {args.model_size}, batch {args.batch}, "
+        f"{w}x{h}, {args.frames} frames, "
+        f"{'fast model' if args.model == 'fast' else f'P3M-Net short side {args.model_size}'}, batch {args.batch}, "
         f"x264 veryfast + AAC copy"
     )
     print("| mode | fps (median) | runs | of model |")

@@ -15,16 +15,16 @@ import numpy as np
 
 from ..errors import P3MError
 from ..graph import FrameGraph, GraphSpec
-from ..model import load_p3mnet
+from ..model import load_network
 from ..model.weights import cache_dir
 from .base import Backend, spec_key
 
 
 def export_frame_graph(spec: GraphSpec, weights: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Export the frame graph for ``spec`` (portable unpooling) to ``path``."""
+    """Export the frame graph for ``spec`` (P3M-Net with portable unpooling) to ``path``."""
     from ..export import export_onnx
 
-    graph = FrameGraph(load_p3mnet(weights, unpool="portable"), spec)
+    graph = FrameGraph(load_network(spec.model, weights, portable=True), spec)
     example = graph.example_inputs()
     return export_onnx(graph, tuple(example.values()), path, graph.input_names, graph.output_names)
 
@@ -71,8 +71,11 @@ class OnnxRuntimeBackend(Backend):
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
         self.on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # The exporter drops inputs the graph does not read (the state with --temporal off).
+        self.input_names = {i.name for i in self.session.get_inputs()}
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        inputs = {k: v for k, v in inputs.items() if k in self.input_names}
         if not self.on_gpu:
             return dict(zip(self.output_names, self.session.run(None, inputs)))
         binding = self.session.io_binding()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..graph import FrameGraph, GraphSpec
-from ..model import load_p3mnet
+from ..model import load_network
 from .base import Backend
 
 
@@ -28,7 +28,7 @@ class TorchBackend(Backend):
         if self.device.type == "cuda" and spec.precision == "fp32":
             spec = spec.with_(precision="fp16")
         super().__init__(spec)
-        net = load_p3mnet(weights, unpool="native", device=self.device)
+        net = load_network(spec.model, weights).to(self.device)
         if self.device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
         self.graph = FrameGraph(net, spec).to(self.device).eval()

@@ -166,6 +166,10 @@ class P3MOutputs(NamedTuple):
     side0: Tensor
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 def fuse(semantic: Tensor, detail: Tensor) -> Tensor:
     """Official fusion: argmax trimap of the logits; detail alpha in the unknown band.
 
@@ -266,3 +270,15 @@ class P3MNet(nn.Module):
 
     def forward(self, x: Tensor) -> P3MOutputs:
         return self.run(x, sides=True)
+
+    def matte(self, rgb: Tensor) -> Tensor:
+        """Float32 RGB in [0, 1] at the model size -> fused alpha (B, 1, h, w), float32.
+
+        The official preprocessing (ImageNet mean and std) and the argmax fusion stay in
+        float32; only the network runs in the module's own precision (FP16 after ``.half()``).
+        """
+        mean = torch.tensor(IMAGENET_MEAN, device=rgb.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=rgb.device).view(1, 3, 1, 1)
+        dtype = self.decoder_final_l.weight.dtype
+        out = self.run(((rgb - mean) / std).to(dtype), sides=False)
+        return fuse(out.semantic.float(), out.detail.float())

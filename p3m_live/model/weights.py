@@ -59,7 +59,8 @@ def resolve_weights(explicit: str | os.PathLike | None = None, download: bool = 
 def missing_weights_message(target: Path) -> str:
     return (
         f"P3M-Net weights not found and cannot be downloaded: get {RELEASE_NAME} from "
-        f"{MANUAL_URL} and put it at {target} (or pass --weights PATH)"
+        f"{MANUAL_URL} and put it at {target} (or pass --weights PATH); "
+        "or use the fast model: --model fast (p3m-live weights fetch fast)"
     )
 
 
