@@ -1,4 +1,4 @@
-"""Live mode: the newest frame wins.
+"""Live mode: the newest frame wins, and output fails closed.
 
 The source is read all the time in its own thread into a one-frame mailbox; a
 frame that is replaced before the matting loop takes it is dropped and counted.
@@ -6,17 +6,28 @@ So the output never falls behind the camera: when the model is slower than the
 camera the output rate drops, not the freshness. Output is paced by the source
 (one output per new frame at most), latency from decode to output is measured
 for every frame, and one status line a second reports it.
+
+Three threads: capture (the source), matting (the backend, on the newest frame)
+and output (this one: sinks, preview, keys). The output thread never waits on the
+backend for long: if the backend raises, returns garbage or stalls, it shows
+privacy frames instead, and never the camera frame.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from .graph import frame_shape
 from .pipeline import Matting
+from .privacy import PrivacyFrames
 from .stats import Latencies, RateMeter
 from .video.frames import Frame
 from .video.preview import PreviewWindow
@@ -70,12 +81,108 @@ class LiveSummary:
     dropped: int
     wall: float
     latency: Latencies
+    privacy_frames: int = 0
+    failures: int = 0
 
     def line(self) -> str:
+        guard = f"; {self.privacy_frames} privacy frames in {self.failures} failures" if self.failures else ""
         return (
             f"live: {self.received} frames in, {self.shown} out, {self.dropped} dropped in {self.wall:.1f} s; "
             f"latency p50 {self.latency.percentile(50) * 1000:.0f} ms, p95 {self.latency.percentile(95) * 1000:.0f} ms"
+            f"{guard}"
         )
+
+
+@dataclass
+class Result:
+    """One matting call's outcome: outputs, or what went wrong."""
+
+    frame: Frame
+    composite: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+    problem: str | None = None
+
+
+def check_outputs(matting: Matting, composite: np.ndarray, alpha: np.ndarray) -> str | None:
+    """Why these outputs must not be shown, or None if they are fine."""
+    lay = matting.layout
+    want_c = frame_shape("i420", 1, lay.height, lay.width)[1:]
+    for name, arr, want in (("composite", composite, want_c), ("alpha", alpha, (lay.height, lay.width))):
+        arr = np.asarray(arr)
+        if arr.size == 0:
+            return f"empty {name}"
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            return f"NaN or infinite values in the {name}"
+        if arr.shape != want or arr.dtype != np.uint8:
+            return f"{name} is {arr.dtype} {arr.shape}, not uint8 {want}"
+    return None
+
+
+class Worker(threading.Thread):
+    """Runs the matting on the newest frame, off the output thread, so that a backend that
+    hangs cannot hold the output: the output thread notices and shows privacy frames."""
+
+    def __init__(self, box: Mailbox, matting: Matting) -> None:
+        super().__init__(name="p3m-matting", daemon=True)
+        self.box, self.matting = box, matting
+        self.results: queue.Queue[Result] = queue.Queue(maxsize=2)
+        self.busy_since: float | None = None
+        self.switch_background = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            if self.switch_background.is_set():
+                self.switch_background.clear()
+                try:
+                    log.info("background: %s", self.matting.next_background())
+                except Exception as e:  # noqa: BLE001 (a bad background must not end the call)
+                    log.warning("cannot switch the background: %s", e)
+            frame = self.box.take(timeout=0.1)
+            if frame is None:
+                if self.box.finished:
+                    return
+                continue
+            self.busy_since = time.monotonic()
+            try:
+                composites, alphas = self.matting.process([frame])
+                result = Result(frame, composites[0], alphas[0])
+                result.problem = check_outputs(self.matting, result.composite, result.alpha)
+            except Exception as e:  # noqa: BLE001 (shown as a privacy frame, logged, retried next frame)
+                result = Result(frame, problem=f"{type(e).__name__}: {e}")
+            self.busy_since = None
+            try:
+                self.results.put_nowait(result)
+            except queue.Full:  # the output thread is behind; keep the newest
+                with contextlib.suppress(queue.Empty):
+                    self.results.get_nowait()
+                self.results.put_nowait(result)
+
+
+class Guard:
+    """Fail-closed output: good composites pass; failures and stalls become privacy frames,
+    each episode logged once, with the recovery."""
+
+    def __init__(self, matting: Matting) -> None:
+        self.privacy = PrivacyFrames(matting)
+        self.failing: str | None = None
+        self.privacy_frames = 0
+        self.failures = 0
+
+    def good(self, composite: np.ndarray) -> np.ndarray:
+        if self.failing is not None:
+            log.warning("matting recovered; live output is back")
+            self.failing = None
+        self.privacy.good(composite)
+        return composite
+
+    def fail(self, problem: str) -> np.ndarray:
+        if self.failing is None:
+            self.failures += 1
+            log.warning("matting failed (%s): showing the privacy frame, never the camera", problem)
+        self.failing = problem
+        self.privacy_frames += 1
+        return self.privacy.frame()
 
 
 def run_live(
@@ -86,15 +193,21 @@ def run_live(
     preview: PreviewWindow | None = None,
     duration: float | None = None,
     status_interval: float = 1.0,
+    deadline: float | None = None,
 ) -> LiveSummary:
     """Run until the source ends, ``duration`` seconds pass, q is pressed or Ctrl-C.
 
+    Output fails closed: when the backend raises, returns garbage, or gives no result
+    for ``deadline`` seconds (default: four frame intervals, at least 0.25 s), the
+    outputs get privacy frames (see :mod:`p3m_live.privacy`) until it recovers.
     Closes ``source`` once its reader thread has stopped (a reader stuck in a dead
     network read is left to die with the process rather than closed under it)."""
     box = Mailbox()
     stop = threading.Event()
     errors: list[BaseException] = []
     rate_in, rate_out = RateMeter(), RateMeter()
+    interval = 1.0 / float(source.rate) if source.rate else 1 / 30
+    deadline = deadline if deadline is not None else max(0.25, 4 * interval)
 
     def capture() -> None:
         start: tuple[float, float] | None = None  # (wall clock, media time) of the first frame
@@ -117,13 +230,17 @@ def run_live(
             box.close()
 
     reader = threading.Thread(target=capture, name="p3m-capture", daemon=True)
+    worker = Worker(box, matting)
+    guard = Guard(matting)
     latency = Latencies()
     shown = 0
-    t0 = time.monotonic()
+    t0 = last_out = time.monotonic()
     next_status = t0 + status_interval
+    last_frame: Frame | None = None
     reader.start()
+    worker.start()
     try:
-        while not box.finished:
+        while worker.is_alive() or not worker.results.empty():
             now = time.monotonic()
             if duration is not None and now - t0 >= duration:
                 break
@@ -137,28 +254,56 @@ def run_live(
                     latency.percentile(50, last=60) * 1000,
                     latency.percentile(95, last=60) * 1000,
                 )
-            frame = box.take(timeout=0.1)
-            if frame is None:
-                continue
-            composites, alphas = matting.process([frame])
+            try:
+                result = worker.results.get(timeout=0.02)
+            except queue.Empty:
+                result = None
+            if result is not None:
+                last_frame = result.frame
+                if result.problem is None:
+                    composite, alpha = guard.good(result.composite), result.alpha
+                    latency.add(time.monotonic() - result.frame.captured)
+                    shown += 1
+                else:
+                    composite, alpha = guard.fail(result.problem), None
+            else:
+                busy = worker.busy_since
+                stalled = busy is not None and now - busy > deadline
+                waiting = busy is None and shown == 0 and guard.privacy_frames == 0 and now - t0 > deadline
+                if not ((stalled or waiting or guard.failing) and now - last_out >= interval):
+                    continue
+                why = f"no result for {now - busy:.1f} s" if stalled else "no matte yet"
+                composite, alpha = guard.fail(guard.failing or why), None
+            if alpha is None:
+                alpha = np.zeros((matting.layout.height, matting.layout.width), np.uint8)
+            frame = result.frame if result is not None else _placeholder(last_frame, composite)
             for sink in sinks:
-                sink.write(frame, composites[0], alphas[0])
-            latency.add(time.monotonic() - frame.captured)
+                sink.write(frame, composite, alpha)
+            last_out = time.monotonic()
             rate_out.tick()
-            shown += 1
             if preview is not None:
-                action = preview.show(composites[0], alphas[0])
+                action = preview.show(composite, alpha)
                 if action == "quit":
                     break
                 if action == "background":
-                    log.info("background: %s", matting.next_background())
+                    worker.switch_background.set()
     except KeyboardInterrupt:
         log.info("interrupted")
     finally:
         stop.set()
+        worker.stop.set()
         reader.join(timeout=2.0)
-        if not reader.is_alive():
+        worker.join(timeout=2.0)
+        if not reader.is_alive() and not worker.is_alive():
             source.close()
     if errors:
         raise errors[0]
-    return LiveSummary(box.received, shown, box.dropped, time.monotonic() - t0, latency)
+    return LiveSummary(
+        box.received, shown, box.dropped, time.monotonic() - t0, latency, guard.privacy_frames, guard.failures
+    )
+
+
+def _placeholder(last: Frame | None, data: np.ndarray) -> Frame:
+    """Timing for an output with no frame of its own (a privacy frame during a stall)."""
+    index = last.index if last is not None else -1
+    return Frame(data, "i420", None, None, index)

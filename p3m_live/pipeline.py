@@ -87,6 +87,10 @@ class Matting:
             self.backend.state = previous.state  # keep the temporal history across a switch
         self.current = i
 
+    def current_background(self) -> np.ndarray | tuple[int, int, int] | None:
+        """What the current background looks like now (RGB image, colour, or None for blur)."""
+        return self._feeds[self.current].peek()
+
     def next_background(self) -> BackgroundChoice:
         self._select((self.current + 1) % len(self.backgrounds))
         return self.background

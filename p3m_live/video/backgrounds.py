@@ -119,6 +119,10 @@ class BackgroundFeed:
     def moving(self) -> bool:
         return self._video is not None
 
+    def peek(self) -> np.ndarray | tuple[int, int, int] | None:
+        """The background the next frame gets, without moving a video on."""
+        return self.choice.color if self.choice.kind in ("color", "none") else self._still
+
     def value(self, count: int = 1) -> np.ndarray | tuple[int, int, int] | None:
         """What to pass to ``Backend.set_background`` for the next ``count`` frames
         (None where the graph has no background input)."""

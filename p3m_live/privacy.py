@@ -1,0 +1,68 @@
+"""Privacy frames: what live output shows when matting fails, instead of the room.
+
+A virtual background is a privacy promise, so when the backend raises, stalls or
+returns garbage, the camera and the preview get the background alone (image,
+video frame or colour) or, with a blur background, a heavy blur of the last good
+composite; before any good composite there is only a flat grey frame. Never the
+raw camera frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .graph import encode_frame, frame_shape
+from .pipeline import Matting
+
+
+def rgb_to_i420(rgb: np.ndarray, matrix: str, full_range: bool) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> I420 (H*3/2, W) with the stream's own matrix and range."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+    return encode_frame(x, "i420", None, matrix, full_range)[0].numpy()
+
+
+def blur_i420(frame: np.ndarray, factor: int = 24) -> np.ndarray:
+    """A blur too heavy to recognise anyone by: each plane shrunk ``factor`` times and back."""
+    import cv2
+
+    rows, w = frame.shape
+    h = rows * 2 // 3
+    planes = [frame[:h], frame[h:].reshape(2, h // 2, w // 2)[0], frame[h:].reshape(2, h // 2, w // 2)[1]]
+    out = []
+    for p in planes:
+        ph, pw = p.shape
+        small = cv2.resize(p, (max(1, pw // factor), max(1, ph // factor)), interpolation=cv2.INTER_AREA)
+        out.append(cv2.resize(small, (pw, ph), interpolation=cv2.INTER_LINEAR).reshape(-1))
+    return np.concatenate(out).reshape(rows, w)
+
+
+class PrivacyFrames:
+    """The privacy frame for the current background; remembers the last good composite."""
+
+    def __init__(self, matting: Matting) -> None:
+        self.matting = matting
+        lay = matting.layout
+        self.shape = frame_shape("i420", 1, lay.height, lay.width)[1:]
+        self.last_good: np.ndarray | None = None
+        self._cache: dict[int, np.ndarray] = {}
+
+    def good(self, composite: np.ndarray) -> None:
+        self.last_good = composite
+
+    def frame(self) -> np.ndarray:
+        m, lay = self.matting, self.matting.layout
+        choice = m.background
+        if choice.kind == "blur" or choice.kind == "none":
+            if self.last_good is None:
+                return np.full(self.shape, 128, np.uint8)  # mid grey, neutral chroma
+            return blur_i420(self.last_good)
+        if m.current not in self._cache or choice.kind == "video":
+            value = m.current_background()
+            rgb = (
+                np.broadcast_to(np.array(value, np.uint8), (lay.height, lay.width, 3))
+                if choice.kind == "color"
+                else np.asarray(value).reshape(-1, lay.height, lay.width, 3)[0]
+            )
+            self._cache[m.current] = rgb_to_i420(rgb, lay.matrix, lay.full_range)
+        return self._cache[m.current]

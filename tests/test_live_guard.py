@@ -1,0 +1,108 @@
+"""Fail-closed live output: backends that raise, hang or return NaN never let the camera through."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pytest
+
+from p3m_live.backends.base import Backend
+from p3m_live.live import run_live
+from p3m_live.pipeline import Matting, graph_spec
+from p3m_live.privacy import blur_i420, rgb_to_i420
+from p3m_live.video.backgrounds import parse_background
+from p3m_live.video.sinks import Sink
+from p3m_live.video.sources import AVSource
+
+GREEN = rgb_to_i420(np.full((64, 96, 3), (0, 200, 0), np.uint8), "bt601", False)
+BLUE = rgb_to_i420(np.full((64, 96, 3), (0, 0, 255), np.uint8), "bt601", False)
+CHECKS = rgb_to_i420(
+    np.kron(np.indices((8, 12)).sum(0) % 2, np.ones((8, 8)))[..., None].repeat(3, 2).astype(np.uint8) * 255,
+    "bt601",
+    False,
+)
+
+
+class FlakyBackend(Backend):
+    """A test double for a failing backend: green composites, except on calls
+    ``bad`` (a range), where it raises, hangs for ``hang`` seconds, or returns NaN."""
+
+    def __init__(self, spec, mode: str, bad: range, hang: float = 1.0, good: np.ndarray = GREEN) -> None:
+        super().__init__(spec)
+        self.mode, self.bad, self.hang, self.calls, self.good = mode, bad, hang, 0, good
+
+    def _run(self, inputs):
+        self.calls += 1
+        h, w = self.spec.height, self.spec.width
+        out = {
+            "composite": self.good[None].copy(),
+            "alpha": np.full((1, h, w), 255, np.uint8),
+            "state_alpha_out": inputs["state_alpha"],
+        }
+        if self.calls in self.bad:
+            if self.mode == "raise":
+                raise RuntimeError("CUDA error: an illegal memory access was encountered")
+            if self.mode == "hang":
+                time.sleep(self.hang)
+            if self.mode == "nan":
+                out["composite"] = np.full(out["composite"].shape, np.nan, np.float32)
+        return out
+
+
+class Recorder(Sink):
+    def __init__(self) -> None:
+        self.composites: list[np.ndarray] = []
+
+    def write(self, frame, composite, alpha):
+        self.composites.append(composite.copy())
+
+
+def _run(mode: str, bad: range, background: str = "#0000ff", duration: float = 2.0, good: np.ndarray = GREEN):
+    src = AVSource("testsrc2=size=96x64:rate=30,realtime", format="lavfi", live=True)
+    backend = {}
+
+    def opener(choice, batch):
+        backend["b"] = FlakyBackend(graph_spec(src.layout, choice, batch), mode, bad, good=good)
+        return backend["b"]
+
+    matting = Matting(src.layout, [parse_background(background)], opener)
+    rec = Recorder()
+    summary = run_live(src, matting, [rec], duration=duration, status_interval=1e9, deadline=0.2)
+    return summary, rec.composites, backend["b"]
+
+
+@pytest.mark.parametrize("mode", ["raise", "hang", "nan"])
+def test_failures_show_the_background_never_the_camera(mode, caplog):
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    summary, outs, backend = _run(mode, range(5, 10) if mode != "hang" else range(5, 6))
+    kinds = ["green" if np.array_equal(o, GREEN) else "blue" if np.array_equal(o, BLUE) else "other" for o in outs]
+    assert "other" not in kinds  # nothing but good composites and privacy frames, ever
+    assert kinds.count("blue") >= (5 if mode != "hang" else 4)  # the hang lasted 1 s: privacy frames kept coming
+    assert kinds[0] == "green" and kinds[-1] == "green"  # recovered by itself
+    assert summary.failures == 1 and summary.privacy_frames == kinds.count("blue")
+    text = caplog.text
+    assert "showing the privacy frame" in text and "recovered" in text
+    assert {"raise": "CUDA error", "hang": "no result for", "nan": "NaN"}[mode] in text
+
+
+def test_blur_background_fails_to_a_heavy_blur_of_the_last_good_frame():
+    summary, outs, _ = _run("raise", range(3, 6), background="blur", duration=1.5, good=CHECKS)
+    blurred = [o for o in outs if not np.array_equal(o, CHECKS)]
+    assert len(blurred) == summary.privacy_frames >= 3
+    assert all(np.array_equal(b, blur_i420(CHECKS)) for b in blurred)
+
+
+def test_failure_before_any_good_frame_is_grey():
+    summary, outs, _ = _run("raise", range(1, 10_000), background="blur", duration=1.0)
+    assert outs and all((o == 128).all() for o in outs) and summary.shown == 0
+
+
+def test_heavy_blur_removes_detail():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (96, 128), dtype=np.uint8)  # I420 of a 128x64 noise image
+    out = blur_i420(frame)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    detail = [np.abs(np.diff(f[:64].astype(int), axis=1)).mean() for f in (out, frame)]
+    assert detail[0] < 0.1 * detail[1]
