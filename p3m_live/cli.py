@@ -137,7 +137,10 @@ def _setup_logging(quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from . import signals
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    signals.install()
     try:
         args = _parse(argv)
         _setup_logging(getattr(args, "quiet", False))
@@ -147,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("p3m-live: interrupted", file=sys.stderr)
-        return 130
+        return signals.exit_code()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+from . import signals
 from .backends import BACKENDS, choose_backend, open_backend
 from .errors import P3MError
 from .export_cli import parse_size
@@ -233,12 +234,13 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(result.table(), file=sys.stderr)
             if result.interrupted:
-                return 130
+                return signals.exit_code()
     finally:
-        for s in sinks or []:
-            s.close()
-        if matting is not None:
-            matting.close()
-        if not live_started:
-            source.close()
+        with signals.held():  # a second Ctrl-C must not cut the file being finished
+            for s in sinks or []:
+                s.close()
+            if matting is not None:
+                matting.close()
+            if not live_started:
+                source.close()
     return 0
