@@ -37,6 +37,12 @@ def _weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor
+
+    return doctor()
+
+
 def _export(args: argparse.Namespace) -> int:
     from .export_cli import run_export
 
@@ -51,8 +57,9 @@ EXAMPLES = """examples:
   p3m-live --webcam 1 --camera-size 1280x720 --virtual-cam --background blur:24
   p3m-live talk.mp4 -o out.mp4 --model fast                no GPU, no P3M-Net weights: MediaPipe's segmenter
 
-other commands: p3m-live weights path|fetch [p3m|fast], p3m-live export (see p3m-live COMMAND --help)"""
-SUBCOMMANDS = ("weights", "export")
+other commands: p3m-live doctor, p3m-live weights path|fetch [p3m|fast], p3m-live export
+(see p3m-live COMMAND --help)"""
+SUBCOMMANDS = ("weights", "export", "doctor")
 
 
 def build_run_parser() -> argparse.ArgumentParser:
@@ -89,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--weights", help="use this checkpoint instead of the cache")
     w.add_argument("--wheel", help="fast: convert this mediapipe-0.10.14 wheel instead of downloading it")
     w.set_defaults(handler=_weights)
+
+    d = sub.add_parser("doctor", help="check Python packages, codecs, GPU, cameras, virtual camera, weights")
+    d.set_defaults(handler=_doctor)
 
     e = sub.add_parser("export", help="export the frame graph to ONNX (FP32 or FP16) and check it for TensorRT")
     from .export_cli import add_export_arguments

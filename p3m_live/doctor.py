@@ -1,0 +1,269 @@
+"""``p3m-live doctor``: what this machine has for p3m-live, line by line, with the fix.
+
+GPU and virtual-camera set-up are the most common support problems of peer
+tools, so each check says OK or what is missing and the exact command that
+fixes it. The checks only look: nothing is installed, loaded or downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .video.sinks import V4L2_HINT
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        mark = "OK " if self.ok else "-- "
+        fix = f"  fix: {self.fix}" if self.fix and not self.ok else ""
+        return f"{mark} {self.name:<18} {self.detail}{fix}"
+
+
+PACKAGES = [
+    # (import name, distribution, what for, fix)
+    ("numpy", "numpy", "arrays", "pip install numpy"),
+    ("torch", "torch", "the frame graph", "pip install torch (https://pytorch.org for the CUDA build)"),
+    ("av", "av", "video decoding and encoding", "pip install av"),
+    ("cv2", "opencv-python", "images and the preview", "pip install opencv-python"),
+    ("tflite", "tflite", "importing the fast model", "pip install tflite"),
+    ("onnxruntime", "onnxruntime", "the onnxruntime backend", "pip install 'p3m-live[onnx]'"),
+    ("pyvirtualcam", "pyvirtualcam", "the virtual camera", "pip install 'p3m-live[cam]'"),
+    ("tensorrt", "tensorrt", "the tensorrt backend", "pip install 'p3m-live[trt]' (NVIDIA GPU, CUDA toolkit)"),
+    ("pycuda", "pycuda", "the tensorrt backend's streams", "pip install pycuda (needs the CUDA toolkit)"),
+]
+CODECS = [("libx264", "H.264 output (-o .mp4)"), ("prores_ks", "ProRes 4444 (--alpha-out/--fg-out .mov)"),
+          ("libvpx-vp9", "VP9 with alpha (.webm)"), ("ffv1", "lossless .mkv mattes")]  # fmt: skip
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def check_python() -> Check:
+    ok = sys.version_info >= (3, 10)
+    return Check("python", ok, f"{platform.python_version()} ({sys.executable})", "use Python 3.10 or newer")
+
+
+def check_packages() -> list[Check]:
+    out = []
+    for module, dist, what, fix in PACKAGES:
+        version = _version(dist) or (_version("opencv-python-headless") if module == "cv2" else None)
+        try:
+            importlib.import_module(module)
+            ok = True
+        except Exception:  # noqa: BLE001 (a broken install is "missing" too)
+            ok = False
+        detail = f"{version or '?'} ({what})" if ok else f"not installed ({what})"
+        out.append(Check(dist, ok, detail, fix))
+    return out
+
+
+def check_codecs() -> list[Check]:
+    import av
+
+    out = []
+    for name, what in CODECS:
+        try:
+            av.codec.Codec(name, "w")
+            out.append(Check(f"encoder {name}", True, what))
+        except Exception:  # noqa: BLE001
+            out.append(
+                Check(
+                    f"encoder {name}",
+                    False,
+                    f"missing from PyAV's FFmpeg ({what})",
+                    "pip install --force-reinstall av (the PyPI wheels include it)",
+                )
+            )
+    return out
+
+
+def check_torch_cuda() -> list[Check]:
+    try:
+        import torch
+    except ImportError:
+        return [Check("torch CUDA", False, "torch not installed", "pip install torch")]
+    if not torch.cuda.is_available():
+        build = f"torch {torch.__version__}, CUDA build {torch.version.cuda or 'none (CPU build)'}"
+        return [
+            Check(
+                "GPU",
+                False,
+                f"no CUDA GPU visible ({build})",
+                "on an NVIDIA machine: install the driver and a CUDA build of torch; or use --model fast",
+            )
+        ]
+    out = []
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        out.append(
+            Check(
+                f"GPU {i}",
+                True,
+                f"{p.name}, compute capability {p.major}.{p.minor}, "
+                f"{p.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}",
+            )
+        )
+    driver = _nvidia_smi_driver()
+    found = driver is not None
+    out.append(Check("NVIDIA driver", found, driver or "nvidia-smi not found", "install the NVIDIA driver"))
+    return out
+
+
+def _nvidia_smi_driver() -> str | None:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        r = subprocess.run(
+            [exe, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout.strip().splitlines()[0] if r.returncode == 0 and r.stdout.strip() else None
+
+
+def check_onnxruntime() -> Check:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return Check("ORT providers", False, "onnxruntime not installed", "pip install 'p3m-live[onnx]'")
+    providers = ort.get_available_providers()
+    return Check("ORT providers", True, ", ".join(providers))
+
+
+def _video_devices(sys_root: Path) -> list[tuple[str, str]]:
+    """(device, name) of every V4L2 device the kernel lists."""
+    base = sys_root / "class" / "video4linux"
+    if not base.is_dir():
+        return []
+    out = []
+    for d in sorted(base.iterdir()):
+        name = (d / "name").read_text().strip() if (d / "name").is_file() else "?"
+        out.append((f"/dev/{d.name}", name))
+    return out
+
+
+def check_cameras(system: str = sys.platform, sys_root: Path = Path("/sys")) -> list[Check]:
+    if not system.startswith("linux"):
+        fmt = "avfoundation" if system == "darwin" else "dshow"
+        listing = f"ffmpeg -f {fmt} -list_devices true -i dummy"
+        return [Check("cameras", True, f"not listed here; FFmpeg lists them: {listing}")]
+    loopback = _loopback_devices(sys_root)
+    cams = [(dev, name) for dev, name in _video_devices(sys_root) if dev not in loopback]
+    if not cams:
+        return [Check("cameras", False, "no camera found (/dev/video*)", "plug a camera in; or give a file or URL")]
+    return [Check("cameras", True, ", ".join(f"{dev} ({name})" for dev, name in cams))]
+
+
+def _loopback_devices(sys_root: Path) -> set[str]:
+    """Devices made by v4l2loopback: their sysfs driver link names the module."""
+    found = set()
+    base = sys_root / "class" / "video4linux"
+    for dev, _ in _video_devices(sys_root):
+        driver = base / Path(dev).name / "device" / "driver"
+        module = base / Path(dev).name / "device" / "driver" / "module"
+        target = module.resolve().name if module.exists() else (driver.resolve().name if driver.exists() else "")
+        if "v4l2loopback" in target or "v4l2 loopback" in target:
+            found.add(dev)
+    return found
+
+
+def check_virtual_camera(system: str = sys.platform, sys_root: Path = Path("/sys")) -> Check:
+    if not system.startswith("linux"):
+        return Check("virtual camera", True, "pyvirtualcam uses the OBS Virtual Camera (OBS Studio 26 or newer)")
+    module = sys_root / "module" / "v4l2loopback"
+    if not module.is_dir():
+        return Check("virtual camera", False, "v4l2loopback is not loaded", V4L2_HINT)
+    devices = sorted(_loopback_devices(sys_root))
+    caps = module / "parameters" / "exclusive_caps"
+    exclusive = caps.is_file() and set(caps.read_text().strip().replace("Y", "1").split(",")) & {"1"}
+    if not devices:
+        return Check("virtual camera", False, "v4l2loopback is loaded but made no device", V4L2_HINT)
+    if not exclusive:
+        return Check(
+            "virtual camera",
+            False,
+            f"{', '.join(devices)} without exclusive_caps=1 (Chrome, Zoom, Teams will not list it)",
+            "sudo modprobe -r v4l2loopback; " + V4L2_HINT,
+        )
+    return Check("virtual camera", True, f"v4l2loopback: {', '.join(devices)}")
+
+
+def check_weights() -> list[Check]:
+    from .model.fast import GENERAL, LANDSCAPE
+    from .model.fast_weights import fast_model_path
+    from .model.weights import cached_weights_path, resolve_weights
+
+    out = []
+    try:
+        p3m = resolve_weights(None, download=False)
+        out.append(Check("P3M-Net weights", True, str(p3m)))
+    except Exception:  # noqa: BLE001 (P3MError: missing)
+        out.append(Check("P3M-Net weights", False, f"not at {cached_weights_path()}", "p3m-live weights fetch"))
+    fast = [fast_model_path(v) for v in (GENERAL, LANDSCAPE)]
+    ok = all(p.is_file() for p in fast)
+    out.append(
+        Check("fast model", ok, str(fast[0].parent) if ok else "not converted yet", "p3m-live weights fetch fast")
+    )
+    return out
+
+
+def check_engines(roots: list[Path] | None = None) -> Check:
+    from .model.weights import cache_dir
+
+    roots = roots or [Path.cwd() / "engines", cache_dir() / "engines"]
+    plans = [p for r in roots if r.is_dir() for p in r.glob("*.plan")]
+    where = ", ".join(str(r) for r in roots)
+    return Check(
+        "TensorRT engines",
+        bool(plans),
+        f"{len(plans)} cached ({where})" if plans else f"none in {where}",
+        "built on first use with --backend tensorrt",
+    )
+
+
+def run_checks() -> list[Check]:
+    return [
+        check_python(),
+        *check_packages(),
+        *check_codecs(),
+        *check_torch_cuda(),
+        check_onnxruntime(),
+        *check_cameras(),
+        check_virtual_camera(),
+        *check_weights(),
+        check_engines(),
+    ]
+
+
+ESSENTIAL = {"python", "numpy", "torch", "av", "opencv-python", "encoder libx264"}
+
+
+def doctor() -> int:
+    """Print every check; exit 1 if something p3m-live cannot run without is missing."""
+    checks = run_checks()
+    for c in checks:
+        print(c.line())
+    missing = [c.name for c in checks if not c.ok and c.name in ESSENTIAL]
+    print(
+        f"\n{'missing essentials: ' + ', '.join(missing) if missing else 'p3m-live can run here'}; "
+        f"{sum(c.ok for c in checks)} of {len(checks)} checks OK"
+    )
+    return 1 if missing else 0

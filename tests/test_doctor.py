@@ -1,0 +1,75 @@
+"""p3m-live doctor: each check looks at the real machine, or at a sysfs tree built for the test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from p3m_live.cli import main
+from p3m_live.doctor import check_cameras, check_engines, check_virtual_camera
+
+
+def _sysfs(root: Path, devices: dict[str, tuple[str, str]], loaded: bool = True, exclusive: str = "Y") -> Path:
+    """A sysfs tree: /sys/class/video4linux/<dev>/{name, device/driver -> drivers/<drv>/module}."""
+    sysfs = root / "sys"
+    for module in {drv for _, drv in devices.values()} | ({"v4l2loopback"} if loaded else set()):
+        (sysfs / "module" / module / "parameters").mkdir(parents=True, exist_ok=True)
+        drv = sysfs / "bus" / "platform" / "drivers" / module
+        drv.mkdir(parents=True, exist_ok=True)
+        if not (drv / "module").exists():
+            os.symlink(sysfs / "module" / module, drv / "module")
+    if loaded:
+        (sysfs / "module" / "v4l2loopback" / "parameters" / "exclusive_caps").write_text(exclusive + "\n")
+    for dev, (name, driver) in devices.items():
+        d = sysfs / "class" / "video4linux" / dev
+        (d / "device").mkdir(parents=True)
+        (d / "name").write_text(name + "\n")
+        os.symlink(sysfs / "bus" / "platform" / "drivers" / driver, d / "device" / "driver")
+    if not loaded:
+        import shutil
+
+        shutil.rmtree(sysfs / "module" / "v4l2loopback", ignore_errors=True)
+    return sysfs
+
+
+def test_camera_and_loopback_found(tmp_path):
+    sysfs = _sysfs(tmp_path, {"video0": ("HD Webcam", "uvcvideo"), "video4": ("p3m-live", "v4l2loopback")})
+    cams = check_cameras("linux", sysfs)
+    assert cams[0].ok and cams[0].detail == "/dev/video0 (HD Webcam)"  # the loopback is not a camera
+    vc = check_virtual_camera("linux", sysfs)
+    assert vc.ok and "/dev/video4" in vc.detail
+
+
+def test_loopback_without_exclusive_caps_is_flagged(tmp_path):
+    sysfs = _sysfs(tmp_path, {"video4": ("p3m-live", "v4l2loopback")}, exclusive="N")
+    vc = check_virtual_camera("linux", sysfs)
+    assert not vc.ok and "exclusive_caps=1" in vc.detail and "modprobe -r v4l2loopback" in vc.fix
+
+
+def test_nothing_there(tmp_path):
+    sysfs = _sysfs(tmp_path, {}, loaded=False)
+    assert not check_cameras("linux", sysfs)[0].ok
+    vc = check_virtual_camera("linux", sysfs)
+    assert not vc.ok and "modprobe v4l2loopback devices=1 exclusive_caps=1" in vc.fix
+    assert check_virtual_camera("darwin", sysfs).ok  # OBS's camera: nothing to check from here
+
+
+def test_engines_counted(tmp_path):
+    assert not check_engines([tmp_path]).ok
+    (tmp_path / "a.plan").write_bytes(b"x")
+    assert check_engines([tmp_path]).detail.startswith("1 cached")
+
+
+def test_doctor_on_this_machine(capsys):
+    import importlib.util
+
+    code = main(["doctor"])
+    out = capsys.readouterr().out
+    lines = {ln[4:22].strip(): ln for ln in out.splitlines() if ln[:3] in ("OK ", "-- ")}
+    assert code == 0 and lines["torch"].startswith("OK ") and lines["encoder libx264"].startswith("OK ")
+    has_trt = importlib.util.find_spec("tensorrt") is not None
+    assert lines["tensorrt"].startswith("OK " if has_trt else "-- ")
+    if not has_trt:
+        assert "fix: pip install 'p3m-live[trt]'" in lines["tensorrt"]
+    for name in ("GPU", "ORT providers", "cameras", "virtual camera", "P3M-Net weights", "fast model"):
+        assert any(k.startswith(name) for k in lines), name
