@@ -1,0 +1,116 @@
+"""``p3m-live matte``: still images through the frame graph, on any backend.
+
+For each image: the alpha as a grey PNG, and on request an RGBA cut-out (``--fg``,
+straight alpha) and a composite over a background (``--composite``). The frame
+graph is the one the video paths run (guided upsampling, no temporal smoothing),
+one backend per image size.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from .errors import P3MError
+from .graph import MODELS
+
+SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def add_matte_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", type=Path, help="an image or a folder of images")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder (or NAME.png for one image)")
+    p.add_argument("--fg", action="store_true", help="also write NAME_fg.png: the cut-out with its alpha (RGBA)")
+    p.add_argument("--composite", metavar="BG", help="also write NAME_composite.png over an image, colour or blur")
+    p.add_argument("--model", choices=MODELS, default="p3m")
+    p.add_argument("--model-size", type=int, default=512, help="P3M-Net's input short side (multiple of 32)")
+    p.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "torch", "onnxruntime"])
+    p.add_argument("--device")
+    p.add_argument("--weights", help="P3M-Net checkpoint or converted fast model (default: the cache)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+
+
+def _inputs(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
+        if not files:
+            raise P3MError(f"{path} has no images ({', '.join(SUFFIXES)})")
+        return files
+    if not path.is_file():
+        raise P3MError(f"input not found: {path}")
+    return [path]
+
+
+def _targets(image: Path, output: Path, single: bool) -> dict[str, Path]:
+    if single and output.suffix.lower() == ".png":
+        base, folder = output.stem, output.parent
+    else:
+        base, folder = image.stem, output
+    suffixes = {"alpha": "", "fg": "_fg", "composite": "_composite"}
+    return {k: folder / f"{base}{suffix}.png" for k, suffix in suffixes.items()}
+
+
+def run_matte(args: argparse.Namespace) -> int:
+    import cv2
+
+    from .backends import open_backend
+    from .model import resolve_model_weights
+    from .video.backgrounds import BackgroundFeed, parse_background
+    from .video.frames import read_rgb
+
+    images = _inputs(args.input)
+    single = len(images) == 1 and not args.input.is_dir()
+    choice = parse_background(args.composite or "black")
+    if choice.kind == "none":
+        raise P3MError("--composite none makes no composite; leave --composite out instead")
+    folder = args.output.parent if single and args.output.suffix.lower() == ".png" else args.output
+    folder.mkdir(parents=True, exist_ok=True)
+    backends: dict[tuple[int, int], object] = {}
+    try:
+        for image_path in images:
+            rgb = read_rgb(image_path)
+            if rgb is None:
+                raise P3MError(f"{image_path} cannot be read as an image")
+            h, w = rgb.shape[:2]
+            targets = _targets(image_path, args.output, single)
+            wanted = ["alpha"] + (["fg"] if args.fg else []) + (["composite"] if args.composite else [])
+            for k in wanted:
+                if targets[k].exists() and not args.overwrite:
+                    raise P3MError(f"{targets[k]} exists; pass --overwrite to replace it")
+            if (h, w) not in backends:
+                from .graph import GraphSpec
+
+                try:
+                    spec = GraphSpec(
+                        h,
+                        w,
+                        "rgb",
+                        "rgb",
+                        model_short_side=args.model_size,
+                        background=choice.graph_kind,
+                        temporal="off",
+                        blur_strength=choice.strength,
+                        model=args.model,
+                    )
+                except ValueError as e:
+                    raise P3MError(f"{image_path.name}: {e}") from e
+                weights = resolve_model_weights(args.model, args.weights, h, w)
+                backends[(h, w)] = open_backend(args.backend, spec, weights, args.device)
+            backend = backends[(h, w)]
+            value = BackgroundFeed(choice, w, h).value()
+            if value is not None:
+                backend.set_background(value)
+            composite, alpha = backend.process(rgb)
+            cv2.imwrite(str(targets["alpha"]), alpha[0])
+            if args.fg:
+                rgba = np.concatenate([rgb, alpha[0][..., None]], axis=2)
+                cv2.imwrite(str(targets["fg"]), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+            if args.composite:
+                cv2.imwrite(str(targets["composite"]), cv2.cvtColor(composite[0], cv2.COLOR_RGB2BGR))
+            print(targets["alpha"])
+    finally:
+        for b in backends.values():
+            b.close()
+    return 0
