@@ -84,7 +84,12 @@ class AVSource(Source):
             raise P3MError(f"{self.name} has no video stream; give a video file, a camera or a stream")
         self.video = self.container.streams.video[0]
         self.video.thread_type = "AUTO"
-        self.audio_streams = list(self.container.streams.audio) if audio and not live else []
+        self.audio_streams = []
+        for a in self.container.streams.audio if audio and not live else []:
+            if a.codec_context is None:  # an audio codec FFmpeg does not know: it cannot be copied either
+                log.warning("%s: audio stream %d has an unknown codec; it is left out", self.name, a.index)
+            else:
+                self.audio_streams.append(a)
         self.time_base = self.video.time_base
         rate = self.video.average_rate or self.video.guessed_rate
         self.rate = Fraction(rate) if rate else None
