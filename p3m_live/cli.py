@@ -37,6 +37,24 @@ def _weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from .eval_cli import run_eval
+
+    return run_eval(args)
+
+
+def _matte(args: argparse.Namespace) -> int:
+    from .matte_cli import run_matte
+
+    return run_matte(args)
+
+
+def _build_engine(args: argparse.Namespace) -> int:
+    from .export_cli import run_build_engine
+
+    return run_build_engine(args)
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from .doctor import doctor
 
@@ -57,9 +75,9 @@ EXAMPLES = """examples:
   p3m-live --webcam 1 --camera-size 1280x720 --virtual-cam --background blur:24
   p3m-live talk.mp4 -o out.mp4 --model fast                no GPU, no P3M-Net weights: MediaPipe's segmenter
 
-other commands: p3m-live doctor, p3m-live weights path|fetch [p3m|fast], p3m-live export
+other commands: p3m-live matte, eval, doctor, weights path|fetch [p3m|fast], export, build-engine
 (see p3m-live COMMAND --help)"""
-SUBCOMMANDS = ("weights", "export", "doctor")
+SUBCOMMANDS = ("weights", "export", "build-engine", "doctor", "eval", "matte")
 
 
 def build_run_parser() -> argparse.ArgumentParser:
@@ -96,6 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--weights", help="use this checkpoint instead of the cache")
     w.add_argument("--wheel", help="fast: convert this mediapipe-0.10.14 wheel instead of downloading it")
     w.set_defaults(handler=_weights)
+
+    ev = sub.add_parser("eval", help="P3M-Net on a test set (P3M-500-P/NP) with the paper's protocol and metrics")
+    from .eval_cli import add_eval_arguments
+
+    add_eval_arguments(ev)
+    ev.set_defaults(handler=_eval)
+
+    m = sub.add_parser("matte", help="alpha PNGs, RGBA cut-outs and composites for still images")
+    from .matte_cli import add_matte_arguments
+
+    add_matte_arguments(m)
+    m.set_defaults(handler=_matte)
+
+    b = sub.add_parser("build-engine", help="build (or reuse) FP16 TensorRT engines for frame sizes")
+    from .export_cli import add_build_engine_arguments
+
+    add_build_engine_arguments(b)
+    b.set_defaults(handler=_build_engine)
 
     d = sub.add_parser("doctor", help="check Python packages, codecs, GPU, cameras, virtual camera, weights")
     d.set_defaults(handler=_doctor)
@@ -157,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except P3MError as e:
         print(f"p3m-live: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a read-only folder, a vanished file: the system's own words
+        print(f"p3m-live: error: {e.strerror or e} ({getattr(e, 'filename', '') or 'I/O'})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("p3m-live: interrupted", file=sys.stderr)

@@ -18,7 +18,8 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def add_export_arguments(p: argparse.ArgumentParser) -> None:
+def add_graph_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that fix an exported frame graph (shared by export and build-engine)."""
     p.add_argument(
         "--size",
         type=parse_size,
@@ -27,8 +28,6 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
         metavar="WxH",
         help="frame size; repeat for several sizes (one file each)",
     )
-    p.add_argument("-o", "--output", required=True, help="output .onnx file (or a folder for several sizes)")
-    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp16")
     p.add_argument("--in-format", choices=IN_FORMATS, default="i420")
     p.add_argument("--out-format", choices=OUT_FORMATS, default="i420")
     p.add_argument("--background", choices=["image", "color", "blur"], default="image")
@@ -38,32 +37,49 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="P3M-Net checkpoint or converted fast model (default: the cache)")
 
 
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    add_graph_arguments(p)
+    p.add_argument("-o", "--output", required=True, help="output .onnx file (or a folder for several sizes)")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp16")
+
+
+def graph_specs(args: argparse.Namespace, precision: str) -> list[GraphSpec]:
+    """One spec per ``--size``, from the shared graph options."""
+    if args.model_size % 32 or args.model_size < 32:
+        raise P3MError(f"--model-size must be a positive multiple of 32, not {args.model_size}")
+    specs = []
+    for width, height in args.size:
+        try:
+            specs.append(
+                GraphSpec(
+                    height,
+                    width,
+                    args.in_format,
+                    args.out_format,
+                    batch=args.batch,
+                    model_short_side=args.model_size,
+                    background=args.background,
+                    precision=precision,
+                    model=args.model,
+                )
+            )
+        except ValueError as e:
+            raise P3MError(str(e)) from e
+    return specs
+
+
 def run_export(args: argparse.Namespace) -> int:
     from .backends.onnxruntime_backend import export_frame_graph
     from .export import require_tensorrt_ops
     from .model import resolve_model_weights
 
-    if args.model_size % 32 or args.model_size < 32:
-        raise P3MError(f"--model-size must be a positive multiple of 32, not {args.model_size}")
+    specs = graph_specs(args, args.precision)
     out = Path(args.output)
-    several = len(args.size) > 1
+    several = len(specs) > 1
     if several and out.suffix == ".onnx":
         raise P3MError("several --size values need -o to be a folder, not a .onnx file")
-    for width, height in args.size:
-        try:
-            spec = GraphSpec(
-                height,
-                width,
-                args.in_format,
-                args.out_format,
-                batch=args.batch,
-                model_short_side=args.model_size,
-                background=args.background,
-                precision=args.precision,
-                model=args.model,
-            )
-        except ValueError as e:
-            raise P3MError(str(e)) from e
+    for spec in specs:
+        width, height = spec.width, spec.height
         path = out / f"frame-graph-{width}x{height}-{args.precision}.onnx" if several or out.suffix != ".onnx" else out
         export_frame_graph(spec, resolve_model_weights(args.model, args.weights, height, width), path)
         report = require_tensorrt_ops(path)
@@ -72,4 +88,32 @@ def run_export(args: argparse.Namespace) -> int:
             f"{path}: {width}x{height} {args.in_format}->{args.out_format}, model {mw}x{mh}, "
             f"{args.precision}, {sum(report.ops.values())} nodes, TensorRT {report.tensorrt} op check OK"
         )
+    return 0
+
+
+def add_build_engine_arguments(p: argparse.ArgumentParser) -> None:
+    add_graph_arguments(p)
+    p.add_argument("--device", default="cuda", help="cuda or cuda:N")
+    p.add_argument("--engine-dir", type=Path, help="where plans live (default: engines/ in a checkout, else the cache)")
+
+
+def run_build_engine(args: argparse.Namespace) -> int:
+    """FP16 TensorRT engines for each size, built once and kept in the engine store."""
+    from .backends.tensorrt_backend import _imports, ensure_engine
+    from .model import resolve_model_weights
+    from .trt.store import EngineStore
+
+    specs = graph_specs(args, "fp16")
+    _, cuda = _imports()
+    cuda.init()
+    dev = cuda.Device(int(args.device.split(":")[1]) if ":" in args.device else 0)
+    ctx = dev.retain_primary_context()
+    ctx.push()
+    try:
+        store = EngineStore(args.engine_dir)
+        for spec in specs:
+            weights = resolve_model_weights(args.model, args.weights, spec.height, spec.width)
+            print(ensure_engine(spec, weights, dev, store))
+    finally:
+        ctx.pop()
     return 0

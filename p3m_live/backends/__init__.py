@@ -12,7 +12,7 @@ import logging
 import os
 
 from ..errors import P3MError
-from ..graph import GraphSpec
+from ..spec import GraphSpec
 from .base import Backend
 
 log = logging.getLogger("p3m_live")
@@ -62,7 +62,6 @@ def open_backend(name: str, spec: GraphSpec, weights: str | os.PathLike, device:
         from .onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(spec, weights, device=device or "cpu")
-    raise P3MError(
-        "the tensorrt backend needs TensorRT and pycuda on an NVIDIA GPU "
-        "(pip install 'p3m-live[trt]'); use --backend auto to fall back"
-    )
+    from .tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(spec, weights, device=device or "cuda")

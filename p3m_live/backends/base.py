@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import P3MError
-from ..graph import GraphSpec, frame_shape
+from ..spec import GraphSpec, frame_shape
 
 
 class Backend(ABC):

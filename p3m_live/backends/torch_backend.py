@@ -1,9 +1,9 @@
 """PyTorch backend: the frame graph module run directly.
 
 CPU: FP32, eager. CUDA: FP16 network in channels-last, captured once as a CUDA
-graph for the spec's fixed shapes and replayed on the backend's own stream, with
-page-locked host buffers and asynchronous copies. The state output is copied to
-the state input on the device, so it never crosses PCIe.
+graph for the spec's fixed shapes, run through the same slot schedule as the
+TensorRT backend (page-locked host buffers, upload/compute/download streams,
+asynchronous copies); the state stays on the device between calls.
 """
 
 from __future__ import annotations
@@ -49,46 +49,83 @@ class TorchBackend(Backend):
             torch.cuda.empty_cache()
 
 
+class TorchCudaDevice:
+    """The slot schedule's device interface (:mod:`p3m_live.trt.slots`) on torch CUDA."""
+
+    def device_buffer(self, shape, dtype) -> torch.Tensor:
+        return torch.empty(shape, dtype=_TORCH_DTYPES[np.dtype(dtype)], device="cuda")
+
+    def host_buffer(self, shape, dtype) -> np.ndarray:
+        return torch.empty(shape, dtype=_TORCH_DTYPES[np.dtype(dtype)]).pin_memory().numpy()
+
+    def stream(self, name: str) -> torch.cuda.Stream:
+        return torch.cuda.Stream()
+
+    def event(self) -> torch.cuda.Event:
+        return torch.cuda.Event()
+
+    def upload(self, dst, src, stream) -> None:
+        with torch.cuda.stream(stream):
+            dst.copy_(torch.from_numpy(src), non_blocking=True)
+
+    def download(self, dst, src, stream) -> None:
+        with torch.cuda.stream(stream):
+            torch.from_numpy(dst).copy_(src, non_blocking=True)
+
+    def record(self, event, stream) -> None:
+        event.record(stream)
+
+    def wait(self, stream, event) -> None:
+        stream.wait_event(event)
+
+    def sync(self, event) -> None:
+        event.synchronize()
+
+
+_TORCH_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32,
+                 np.dtype(np.float16): torch.float16}  # fmt: skip
+
+
 class _CudaRunner:
-    """Static device and pinned host buffers, one stream, an optional CUDA graph."""
+    """The frame graph on CUDA: captured once as a CUDA graph on static tensors, fed through
+    the slot schedule that the TensorRT backend uses too (two slots, upload/compute/download
+    streams, the state kept on the device)."""
 
     def __init__(self, graph: FrameGraph, use_graph: bool) -> None:
+        from ..trt.slots import SlotPipeline
+
         self.graph = graph
-        self.stream = torch.cuda.Stream()
         example = graph.example_inputs("cuda")
-        self.d_in = {k: v.clone() for k, v in example.items()}
-        self.h_in = {k: torch.empty_like(v, device="cpu").pin_memory() for k, v in example.items()}
-        with torch.inference_mode(), torch.cuda.stream(self.stream):
+        self.static_in = {k: v.clone() for k, v in example.items()}
+        capture_stream = torch.cuda.Stream()
+        with torch.inference_mode(), torch.cuda.stream(capture_stream):
             for _ in range(3):  # warm-up: cuDNN picks its algorithms outside the capture
-                outs = graph(*self.d_in.values())
-        self.stream.synchronize()
+                outs = graph(*self.static_in.values())
+        capture_stream.synchronize()
         self.cuda_graph: torch.cuda.CUDAGraph | None = None
         if use_graph:
             self.cuda_graph = torch.cuda.CUDAGraph()
-            with torch.inference_mode(), torch.cuda.graph(self.cuda_graph, stream=self.stream):
-                outs = graph(*self.d_in.values())
-        self.d_out = dict(zip(graph.output_names, outs))
-        self.h_out = {k: torch.empty_like(v, device="cpu").pin_memory() for k, v in self.d_out.items()}
+            with torch.inference_mode(), torch.cuda.graph(self.cuda_graph, stream=capture_stream):
+                outs = graph(*self.static_in.values())
+        self.static_out = dict(zip(graph.output_names, outs))
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        with torch.inference_mode(), torch.cuda.stream(self.stream):
-            for name, arr in inputs.items():
-                if name == "state_alpha" and arr is self._last_state_host:
-                    continue  # the state is already on the device (copied below)
-                self.h_in[name].numpy()[...] = arr
-                self.d_in[name].copy_(self.h_in[name], non_blocking=True)
+        def spec(tensors: dict[str, torch.Tensor]):
+            return {k: (tuple(v.shape), np.dtype(str(v.dtype).removeprefix("torch."))) for k, v in tensors.items()}
+
+        self.pipe = SlotPipeline(TorchCudaDevice(), spec(self.static_in), spec(self.static_out), self._compute)
+
+    def _compute(self, slot, dev_in, dev_out, stream) -> None:
+        with torch.inference_mode(), torch.cuda.stream(stream):
+            for name, t in dev_in.items():
+                self.static_in[name].copy_(t)
             if self.cuda_graph is not None:
                 self.cuda_graph.replay()
             else:
-                outs = self.graph(*self.d_in.values())
+                outs = self.graph(*self.static_in.values())
                 for k, v in zip(self.graph.output_names, outs):
-                    self.d_out[k].copy_(v)
-            self.d_in["state_alpha"].copy_(self.d_out["state_alpha_out"])
-            for k in ("composite", "alpha", "state_alpha_out"):
-                self.h_out[k].copy_(self.d_out[k], non_blocking=True)
-        self.stream.synchronize()
-        result = {k: v.numpy().copy() for k, v in self.h_out.items()}
-        self._last_state_host = result["state_alpha_out"]
-        return result
+                    self.static_out[k].copy_(v)
+            for name, t in dev_out.items():
+                t.copy_(self.static_out[name])
 
-    _last_state_host: np.ndarray | None = None
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.pipe.run(inputs)

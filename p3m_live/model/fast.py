@@ -21,15 +21,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import P3MError
+from ..spec import FAST_GENERAL as GENERAL
+from ..spec import FAST_LANDSCAPE as LANDSCAPE
+from ..spec import FAST_MODEL_SIZES as MODEL_SIZES
+from ..spec import fast_variant
 
-GENERAL, LANDSCAPE = "selfie_segmentation", "selfie_segmentation_landscape"
-MODEL_SIZES = {GENERAL: (256, 256), LANDSCAPE: (144, 256)}
+__all__ = ["GENERAL", "LANDSCAPE", "MODEL_SIZES", "SelfieSegmenter", "fast_variant", "load_fast_model"]
+
 NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
-
-
-def fast_variant(height: int, width: int) -> str:
-    """Landscape frames get the landscape model (144x256), everything else the general one."""
-    return LANDSCAPE if width > height else GENERAL
 
 
 def _same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:

@@ -1,0 +1,169 @@
+"""TensorRT backend: the FP16 frame graph as a TensorRT engine, run with pycuda streams.
+
+Thin by design: find (or build, once) the engine for the spec in the engine store,
+deserialize it, bind named tensors (``set_input_shape``, ``set_tensor_address``)
+and enqueue with ``execute_async_v3`` on the streams of the shared slot schedule
+(:mod:`p3m_live.trt.slots`). pycuda works in the device's primary context (the one
+PyTorch uses too), pushed around every call, so the backend can be called from any
+thread. Nothing here computes with torch. Written against the documented TensorRT
+10.x/11.x API; not run in this project's CI (no machine here has TensorRT).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import P3MError
+from ..spec import GraphSpec, frame_shape
+from ..trt.slots import SlotPipeline
+from ..trt.store import EngineStore, Target
+from .base import Backend, file_digest
+
+log = logging.getLogger("p3m_live")
+
+
+class PycudaDevice:
+    """The slot schedule's device interface on pycuda."""
+
+    def __init__(self, cuda) -> None:
+        self.cuda = cuda
+
+    def device_buffer(self, shape, dtype):
+        return self.cuda.mem_alloc(max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))
+
+    def host_buffer(self, shape, dtype) -> np.ndarray:
+        return self.cuda.pagelocked_empty(shape, dtype)
+
+    def stream(self, name: str):
+        return self.cuda.Stream()
+
+    def event(self):
+        return self.cuda.Event()
+
+    def upload(self, dst, src, stream) -> None:
+        self.cuda.memcpy_htod_async(dst, src, stream)
+
+    def download(self, dst, src, stream) -> None:
+        self.cuda.memcpy_dtoh_async(dst, src, stream)
+
+    def record(self, event, stream) -> None:
+        event.record(stream)
+
+    def wait(self, stream, event) -> None:
+        stream.wait_for_event(event)
+
+    def sync(self, event) -> None:
+        event.synchronize()
+
+
+def input_shapes(spec: GraphSpec) -> dict[str, tuple[int, ...]]:
+    """The frame graph's input shapes for ``spec`` (what the export fixes)."""
+    mh, mw = spec.model_hw
+    shapes = {"frame": frame_shape(spec.in_format, spec.batch, spec.height, spec.width)}
+    if spec.background == "image":
+        shapes["background"] = (1, spec.height, spec.width, 3)
+    elif spec.background == "color":
+        shapes["background"] = (1, 3)
+    shapes["state_alpha"] = (1, 1, mh, mw)
+    return shapes
+
+
+def _imports():
+    try:
+        import pycuda.driver as cuda
+        import tensorrt as trt
+    except ImportError as e:
+        raise P3MError(
+            "the tensorrt backend needs TensorRT and pycuda on an NVIDIA GPU (pip install 'p3m-live[trt]'); "
+            "use --backend auto to fall back"
+        ) from e
+    return trt, cuda
+
+
+def engine_target(spec: GraphSpec, weights: str | os.PathLike, cuda_device) -> Target:
+    import tensorrt as trt
+
+    major, minor = cuda_device.compute_capability()
+    return Target(spec, file_digest(weights), trt.__version__, cuda_device.name(), f"{major}.{minor}")
+
+
+def ensure_engine(spec: GraphSpec, weights: str | os.PathLike, cuda_device, store: EngineStore) -> Path:
+    """The plan for ``spec`` on this GPU: from the store, or built now (export, op check, build)."""
+    from ..export import require_tensorrt_ops
+    from ..trt.build import build_engine
+    from .onnxruntime_backend import cached_onnx
+
+    target = engine_target(spec, weights, cuda_device)
+
+    def build(path: Path) -> None:
+        onnx = cached_onnx(spec, weights)
+        require_tensorrt_ops(onnx)
+        cache = store.folder / f"timing-{target.machine}.cache"  # kept and reused by every build here
+        build_engine(onnx, path, input_shapes(spec), timing_cache=cache)
+
+    return store.find_or_build(target, build, log.warning)
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(
+        self, spec: GraphSpec, weights: str | os.PathLike, device: str = "cuda", engine_dir: Path | None = None
+    ) -> None:
+        trt, cuda = _imports()
+        if spec.precision != "fp16":
+            spec = spec.with_(precision="fp16")
+        super().__init__(spec)
+        cuda.init()
+        index = int(device.split(":")[1]) if ":" in device else 0
+        dev = cuda.Device(index)
+        self.ctx = dev.retain_primary_context()  # shared with PyTorch; never autoinit's own context
+        self.ctx.push()
+        try:
+            plan = ensure_engine(spec, weights, dev, EngineStore(engine_dir))
+            self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+            self.engine = self.runtime.deserialize_cuda_engine(plan.read_bytes())
+            if self.engine is None:
+                raise P3MError(f"{plan.name} cannot be loaded by TensorRT {trt.__version__}; delete it to rebuild")
+            self.context = self.engine.create_execution_context()
+            inputs, outputs = {}, {}
+            for i in range(self.engine.num_io_tensors):
+                name = self.engine.get_tensor_name(i)
+                shape = tuple(self.engine.get_tensor_shape(name))
+                dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+                if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                    self.context.set_input_shape(name, shape)
+                    inputs[name] = (shape, dtype)
+                else:
+                    outputs[name] = (shape, dtype)
+            self.input_names = set(inputs)
+            self.pipe = SlotPipeline(PycudaDevice(cuda), inputs, outputs, self._enqueue)
+        finally:
+            self.ctx.pop()
+
+    def _enqueue(self, slot, dev_in, dev_out, stream) -> None:
+        for name, buf in {**dev_in, **dev_out}.items():
+            self.context.set_tensor_address(name, int(buf))
+        if not self.context.execute_async_v3(stream.handle):
+            raise P3MError("TensorRT could not enqueue the engine")
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        inputs = {k: v for k, v in inputs.items() if k in self.input_names}
+        self.ctx.push()
+        try:
+            return self.pipe.run(inputs)
+        finally:
+            self.ctx.pop()
+
+    def close(self) -> None:
+        if getattr(self, "ctx", None) is not None:
+            self.ctx.push()
+            try:
+                self.pipe = self.context = self.engine = None  # free device memory in this context
+            finally:
+                self.ctx.pop()
+            self.ctx = None

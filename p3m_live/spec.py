@@ -1,0 +1,104 @@
+"""What fixes a frame graph, without torch: the spec, the model sizes, the frame layouts.
+
+Kept apart from :mod:`p3m_live.graph` so that code which only needs to describe a
+graph (the engine store, the TensorRT runtime, the sinks) does not import PyTorch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Literal
+
+GRAPH_VERSION = 1  # bump when the exported function changes; engine caches key on it
+
+PixelFormat = Literal["rgb", "bgr", "rgba", "i420", "nv12"]
+Background = Literal["image", "color", "blur"]
+Temporal = Literal["off", "ema"]
+Upsampler = Literal["bilinear", "guided"]
+Precision = Literal["fp32", "fp16"]
+ModelName = Literal["p3m", "fast"]
+MODELS = ("p3m", "fast")
+
+IN_FORMATS = ("rgb", "bgr", "i420", "nv12")
+OUT_FORMATS = ("rgb", "bgr", "rgba", "i420", "nv12")
+# The fast model's two networks and their fixed input sizes (height, width).
+FAST_GENERAL, FAST_LANDSCAPE = "selfie_segmentation", "selfie_segmentation_landscape"
+FAST_MODEL_SIZES = {FAST_GENERAL: (256, 256), FAST_LANDSCAPE: (144, 256)}
+
+
+def fast_variant(height: int, width: int) -> str:
+    """Landscape frames get the landscape model (144x256), everything else the general one."""
+    return FAST_LANDSCAPE if width > height else FAST_GENERAL
+
+
+# (Kr, Kb) luma coefficients of each matrix.
+MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
+
+
+def model_size(height: int, width: int, short_side: int = 512, multiple: int = 32) -> tuple[int, int]:
+    """The network's input size for a frame: short side ``short_side`` (never more than the
+    frame's own), aspect kept, both sides multiples of ``multiple``."""
+    short = min(height, width)
+    target = min(short_side, short)
+    scale = target / short
+    mh = max(multiple, round(height * scale / multiple) * multiple)
+    mw = max(multiple, round(width * scale / multiple) * multiple)
+    return mh, mw
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """Everything that fixes the exported function (and so an engine's cache key)."""
+
+    height: int
+    width: int
+    in_format: PixelFormat = "i420"
+    out_format: PixelFormat = "i420"
+    batch: int = 1
+    model_short_side: int = 512
+    background: Background = "image"
+    temporal: Temporal = "ema"
+    ema_weight: float = 0.6  # weight of the new frame's alpha
+    upsampler: Upsampler = "guided"
+    matrix: Literal["bt601", "bt709"] = "bt601"
+    full_range: bool = False
+    blur_strength: int = 16
+    precision: Precision = "fp32"
+    model: ModelName = "p3m"
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, not {self.model!r}")
+        if self.in_format not in IN_FORMATS:
+            raise ValueError(f"input format must be one of {IN_FORMATS}, not {self.in_format!r}")
+        if self.out_format not in OUT_FORMATS:
+            raise ValueError(f"output format must be one of {OUT_FORMATS}, not {self.out_format!r}")
+        yuv = "i420" in (self.in_format, self.out_format) or "nv12" in (self.in_format, self.out_format)
+        if self.height < 2 or self.width < 2 or (yuv and (self.height % 2 or self.width % 2)):
+            raise ValueError(f"frame size {self.width}x{self.height} must be even for YUV 4:2:0 and at least 2x2")
+        if self.batch < 1:
+            raise ValueError("batch must be >= 1")
+
+    @property
+    def model_hw(self) -> tuple[int, int]:
+        """The network's input size: P3M-Net follows the frame (short side, aspect kept);
+        the fast model has two fixed sizes, 144x256 for landscape frames, else 256x256."""
+        if self.model == "fast":
+            return FAST_MODEL_SIZES[fast_variant(self.height, self.width)]
+        return model_size(self.height, self.width, self.model_short_side)
+
+    def with_(self, **changes) -> GraphSpec:
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "graph_version": GRAPH_VERSION, "model_size": list(self.model_hw)}
+
+
+# ---------------------------------------------------------------- pixel formats
+
+
+def frame_shape(fmt: PixelFormat, batch: int, height: int, width: int) -> tuple[int, ...]:
+    """The uint8 array shape of a frame (or composite) in ``fmt``."""
+    if fmt in ("i420", "nv12"):
+        return (batch, height * 3 // 2, width)
+    return (batch, height, width, 4 if fmt == "rgba" else 3)
