@@ -99,3 +99,42 @@ def sad_fg_bg(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray) -> tuple[flo
     """SAD in the trimap's foreground (255) and background (0), /1000 each."""
     diff = np.abs(pred - gt)
     return float(diff[trimap == 255].sum() / 1000.0), float(diff[trimap == 0].sum() / 1000.0)
+
+
+# ---------------------------------------------------------------- video
+
+
+def dtssd(pred: np.ndarray, gt: np.ndarray) -> float:
+    """dtSSD (Erofeev et al., 2015): how far the prediction's frame-to-frame change is from the
+    truth's, sqrt(mean over pixels of ((p_t - p_t-1) - (g_t - g_t-1))^2), averaged over t >= 1.
+    ``pred`` and ``gt`` are (T, H, W) in [0, 1]. (Some papers report it times 100.)"""
+    if pred.shape != gt.shape or pred.ndim != 3 or len(pred) < 2:
+        raise ValueError("dtssd needs two (T, H, W) sequences of the same shape with T >= 2")
+    d = np.diff(pred.astype(np.float64), axis=0) - np.diff(gt.astype(np.float64), axis=0)
+    return float(np.mean(np.sqrt(np.mean(d * d, axis=(1, 2)))))
+
+
+def gt_flow(gt0: np.ndarray, gt1: np.ndarray) -> np.ndarray:
+    """Integer motion (dy, dx) of the true alpha from one frame to the next (Farneback flow on
+    the mattes, rounded), the motion MESSDdt follows."""
+    a0, a1 = (np.clip(g * 255.0, 0, 255).astype(np.uint8) for g in (gt0, gt1))
+    flow = cv2.calcOpticalFlowFarneback(a0, a1, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # (H, W, (dx, dy))
+    return np.rint(flow[..., ::-1]).astype(np.int64)
+
+
+def messddt(pred: np.ndarray, gt: np.ndarray, flows: list[np.ndarray] | None = None) -> float:
+    """MESSDdt (Erofeev et al., 2015): the change of the squared error along the true motion,
+    mean over pixels of |e_t(p)^2 - e_t+1(p + flow)^2|, averaged over t. ``flows`` (one (H, W, 2)
+    integer (dy, dx) field per step) default to :func:`gt_flow` of the truth."""
+    if pred.shape != gt.shape or pred.ndim != 3 or len(pred) < 2:
+        raise ValueError("messddt needs two (T, H, W) sequences of the same shape with T >= 2")
+    t, h, w = gt.shape
+    err = np.square(pred.astype(np.float64) - gt.astype(np.float64))
+    yy, xx = np.mgrid[0:h, 0:w]
+    values = []
+    for i in range(t - 1):
+        f = flows[i] if flows is not None else gt_flow(gt[i], gt[i + 1])
+        y1 = np.clip(yy + f[..., 0], 0, h - 1)
+        x1 = np.clip(xx + f[..., 1], 0, w - 1)
+        values.append(np.mean(np.abs(err[i] - err[i + 1][y1, x1])))
+    return float(np.mean(values))

@@ -60,3 +60,42 @@ def test_connectivity_by_hand():
     assert connectivity_error(pred2, gt2) == pytest.approx(1 / 1000)
     only_band = np.zeros_like(gt2, bool)
     assert connectivity_error(pred2, gt2, only_band) == 0.0
+
+
+def test_dtssd_hand_computed():
+    from p3m_live.metrics import dtssd
+
+    gt = np.zeros((3, 2, 2))
+    pred = np.zeros((3, 2, 2))
+    pred[1, 0, 0] = 0.5  # a flicker up then down on one of four pixels
+    # step 1: d = 0.5 on one pixel -> sqrt(0.25 / 4) = 0.25; step 2: d = -0.5 -> 0.25
+    assert dtssd(pred, gt) == pytest.approx(0.25)
+    assert dtssd(gt, gt) == 0.0
+    moving = np.stack([np.roll(np.eye(4), k, axis=1) for k in range(3)])
+    assert dtssd(moving, moving) == 0.0  # following the truth's motion costs nothing
+
+
+def test_messddt_follows_the_motion():
+    from p3m_live.metrics import messddt
+
+    t, h, w = 3, 4, 6
+    gt = np.zeros((t, h, w))
+    pred = np.zeros((t, h, w))
+    for i in range(t):
+        gt[i, :, i : i + 2] = 1.0  # a bar moving right by one pixel a frame
+        pred[i, :, i : i + 2] = 1.0
+        pred[i, 0, i] = 0.5  # the same error, carried along with the motion
+    flows = [np.stack([np.zeros((h, w), int), np.ones((h, w), int)], axis=-1)] * (t - 1)
+    assert messddt(pred, gt, flows) == pytest.approx(0.0)
+    still = [np.zeros((h, w, 2), int)] * (t - 1)
+    # Without the motion, the error seems to jump: 2 pixels of |0.25 - 0| per 24 pixels.
+    assert messddt(pred, gt, still) == pytest.approx(2 * 0.25 / 24)
+
+
+def test_video_metrics_refuse_bad_shapes():
+    from p3m_live.metrics import dtssd, messddt
+
+    with pytest.raises(ValueError):
+        dtssd(np.zeros((1, 2, 2)), np.zeros((1, 2, 2)))
+    with pytest.raises(ValueError):
+        messddt(np.zeros((2, 2, 2)), np.zeros((2, 2, 3)))
