@@ -154,13 +154,19 @@ def blur_background(rgb: Tensor, strength: int) -> Tensor:
 
 # ---------------------------------------------------------------- the graph
 
+# The motion-adaptive temporal filter (luma in [0, 1], mean |change| over 5x5 pixels).
+ADAPTIVE_STILL = 0.25  # weight of the new alpha where nothing moves
+ADAPTIVE_NOISE = 0.01  # luma change below this is sensor noise
+ADAPTIVE_MOVING = 0.05  # from this change on, the new alpha is taken as it is
+ADAPTIVE_CUT = 0.2  # mean change over the frame that means a new shot
+
 
 class FrameGraph(nn.Module):
     """One frame (or a batch of consecutive frames) in, composite + alpha + state out.
 
     Inputs, by name: ``frame`` (uint8, see :func:`frame_shape`), ``background``
     (uint8 RGB (1|B, H, W, 3) for "image", (1, 3) for "color", absent for "blur"),
-    ``state_alpha`` (float32 (1, 1, h, w) at the model size; negative = no history).
+    ``state_alpha`` (float32 ``spec.state_shape`` at the model size; negative = no history).
     Outputs: ``composite`` (uint8 in the output format), ``alpha`` (uint8 (B, H, W)),
     ``state_alpha`` (the next state).
     """
@@ -180,13 +186,12 @@ class FrameGraph(nn.Module):
     def example_inputs(self, device: torch.device | str = "cpu") -> dict[str, Tensor]:
         """Zero inputs of the right shapes and dtypes (for export and warm-up)."""
         s = self.spec
-        mh, mw = s.model_hw
         inputs = {"frame": torch.zeros(frame_shape(s.in_format, s.batch, s.height, s.width), dtype=torch.uint8)}
         if s.background == "image":
             inputs["background"] = torch.zeros((1, s.height, s.width, 3), dtype=torch.uint8)
         elif s.background == "color":
             inputs["background"] = torch.zeros((1, 3), dtype=torch.uint8)
-        inputs["state_alpha"] = torch.full((1, 1, mh, mw), -1.0)
+        inputs["state_alpha"] = torch.full(s.state_shape, -1.0)
         return {k: v.to(device) for k, v in inputs.items()}
 
     def matte(self, rgb_lo: Tensor) -> Tensor:
@@ -194,19 +199,39 @@ class FrameGraph(nn.Module):
         preprocessing and output stage included; see ``MattingNetwork``)."""
         return self.network.matte(rgb_lo)
 
-    def smooth(self, alpha: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        """Temporal filter over the frames of the batch, in order, from ``state``."""
-        if self.spec.temporal == "off":
+    def smooth(self, alpha: Tensor, state: Tensor, luma: Tensor) -> tuple[Tensor, Tensor]:
+        """Temporal filter over the frames of the batch, in order, from ``state``.
+
+        ``ema``: a fixed blend with the previous alpha. ``adaptive``: the blend follows
+        local motion, measured as the mean absolute luma change in a 5x5 window at the
+        model size. Where nothing moves, the new alpha weighs ``ADAPTIVE_STILL`` (heavy
+        smoothing of flicker); where the picture changes by ``ADAPTIVE_MOVING`` or more,
+        the new alpha is taken as it is (no trails behind a moving person); a scene cut
+        (mean change over ``ADAPTIVE_CUT``) starts afresh. A negative state means no
+        history (first frame, reset).
+        """
+        s = self.spec
+        if s.temporal == "off":
             return alpha, alpha[-1:]
-        w = self.spec.ema_weight
         frames = []
-        prev = state
+        prev_a = state[:, :1]
+        prev_l = state[:, 1:2] if s.temporal == "adaptive" else None
         for t in range(alpha.shape[0]):
-            a = alpha[t : t + 1]
-            cur = torch.where(prev < 0, a, w * a + (1 - w) * prev)
+            a, lum = alpha[t : t + 1], luma[t : t + 1]
+            if prev_l is None:
+                w = torch.full_like(a, s.ema_weight)
+            else:
+                change = (lum - prev_l).abs()
+                motion = box(change, 2)
+                ramp = (motion - ADAPTIVE_NOISE) / (ADAPTIVE_MOVING - ADAPTIVE_NOISE)
+                w = ADAPTIVE_STILL + (1.0 - ADAPTIVE_STILL) * torch.clamp(ramp, 0.0, 1.0)
+                cut = (change.mean() > ADAPTIVE_CUT).to(w.dtype)
+                w = w + (1.0 - w) * cut
+            cur = torch.where(prev_a < 0, a, w * a + (1 - w) * prev_a)
             frames.append(cur)
-            prev = cur
-        return torch.cat(frames, 0), prev
+            prev_a, prev_l = cur, (lum if prev_l is not None else None)
+        out = prev_a if prev_l is None else torch.cat((prev_a, prev_l), 1)
+        return torch.cat(frames, 0), out
 
     def forward(self, frame: Tensor, *rest: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         s = self.spec
@@ -214,7 +239,7 @@ class FrameGraph(nn.Module):
         state = rest[-1]
         rgb = decode_frame(frame, s.in_format, s.matrix, s.full_range)
         rgb_lo = downscale(rgb, s.model_hw)
-        alpha_lo, state_out = self.smooth(self.matte(rgb_lo), state)
+        alpha_lo, state_out = self.smooth(self.matte(rgb_lo), state, luma_of(rgb_lo))
         if s.upsampler == "guided":
             alpha = guided_upsample(alpha_lo, luma_of(rgb_lo), luma_of(rgb))
         else:

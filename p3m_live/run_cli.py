@@ -18,6 +18,7 @@ from .backends import BACKENDS, choose_backend, open_backend
 from .errors import P3MError
 from .export_cli import parse_size
 from .graph import MODELS
+from .spec import TEMPORALS
 from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.backgrounds import BackgroundChoice, parse_background
 from .video.frames import Layout
@@ -56,7 +57,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     look.add_argument(
         "--background", action="append", metavar="BG", help=f"{BACKGROUND_HELP}; repeat to switch with b (default blur)"
     )
-    look.add_argument("--temporal", choices=["off", "ema"], default="ema", help="temporal smoothing of the alpha")
+    look.add_argument(
+        "--temporal",
+        choices=TEMPORALS,
+        default="adaptive",
+        help="temporal smoothing of the alpha: adaptive (follows motion; default), ema, off",
+    )
     look.add_argument("--upsampler", choices=["guided", "bilinear"], default="guided")
     look.add_argument(
         "--model",

@@ -13,7 +13,8 @@ GRAPH_VERSION = 1  # bump when the exported function changes; engine caches key 
 
 PixelFormat = Literal["rgb", "bgr", "rgba", "i420", "nv12"]
 Background = Literal["image", "color", "blur"]
-Temporal = Literal["off", "ema"]
+Temporal = Literal["off", "ema", "adaptive"]
+TEMPORALS = ("off", "ema", "adaptive")
 Upsampler = Literal["bilinear", "guided"]
 Precision = Literal["fp32", "fp16"]
 ModelName = Literal["p3m", "fast"]
@@ -57,7 +58,7 @@ class GraphSpec:
     batch: int = 1
     model_short_side: int = 512
     background: Background = "image"
-    temporal: Temporal = "ema"
+    temporal: Temporal = "adaptive"
     ema_weight: float = 0.6  # weight of the new frame's alpha
     upsampler: Upsampler = "guided"
     matrix: Literal["bt601", "bt709"] = "bt601"
@@ -78,6 +79,13 @@ class GraphSpec:
             raise ValueError(f"frame size {self.width}x{self.height} must be even for YUV 4:2:0 and at least 2x2")
         if self.batch < 1:
             raise ValueError("batch must be >= 1")
+
+    @property
+    def state_shape(self) -> tuple[int, int, int, int]:
+        """The recurrent state: the last smoothed alpha at the model size, and for the
+        motion-adaptive filter the last frame's luma too."""
+        mh, mw = self.model_hw
+        return (1, 2 if self.temporal == "adaptive" else 1, mh, mw)
 
     @property
     def model_hw(self) -> tuple[int, int]:

@@ -144,7 +144,7 @@ def test_graph_shapes_for_formats(p3m_native, in_fmt, out_fmt):
     with torch.no_grad():
         comp, alpha, state = g(*ins.values())
     assert tuple(comp.shape) == frame_shape(out_fmt, 2, 64, 96) and comp.dtype == torch.uint8
-    assert tuple(alpha.shape) == (2, 64, 96) and tuple(state.shape) == (1, 1, *spec.model_hw)
+    assert tuple(alpha.shape) == (2, 64, 96) and tuple(state.shape) == spec.state_shape == (1, 2, *spec.model_hw)
 
 
 def test_bad_specs():

@@ -32,8 +32,7 @@ class Backend(ABC):
 
     def reset(self) -> None:
         """Forget the temporal history (scene cut, new source)."""
-        mh, mw = self.spec.model_hw
-        self._state = np.full((1, 1, mh, mw), -1.0, dtype=np.float32)
+        self._state = np.full(self.spec.state_shape, -1.0, dtype=np.float32)
 
     @property
     def state(self) -> np.ndarray:

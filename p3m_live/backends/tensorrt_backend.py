@@ -62,13 +62,12 @@ class PycudaDevice:
 
 def input_shapes(spec: GraphSpec) -> dict[str, tuple[int, ...]]:
     """The frame graph's input shapes for ``spec`` (what the export fixes)."""
-    mh, mw = spec.model_hw
     shapes = {"frame": frame_shape(spec.in_format, spec.batch, spec.height, spec.width)}
     if spec.background == "image":
         shapes["background"] = (1, spec.height, spec.width, 3)
     elif spec.background == "color":
         shapes["background"] = (1, 3)
-    shapes["state_alpha"] = (1, 1, mh, mw)
+    shapes["state_alpha"] = spec.state_shape
     return shapes
 
 
