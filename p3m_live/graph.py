@@ -120,19 +120,44 @@ def luma_of(rgb: Tensor) -> Tensor:
     return 0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]
 
 
-def guided_upsample(alpha_lo: Tensor, guide_lo: Tensor, guide_hi: Tensor, r: int = 2, eps: float = 1e-3) -> Tensor:
-    """Fast guided filter (He & Sun, 2015): fit alpha ~ a * luma + b locally at the model
-    size, then apply the upsampled (a, b) to the full-resolution luma, so edges follow
-    the real frame instead of the blurred low-resolution one."""
+def guided_upsample(alpha_lo: Tensor, guide_lo: Tensor, guide_hi: Tensor, r: int = 1, eps: float = 1e-3) -> Tensor:
+    """Fast guided filter (He and Sun, 2015) with a colour guide (He et al., 2013).
+
+    At the model size, alpha is fitted locally as a linear function of the RGB
+    colour, alpha ~ A . rgb + b. The fit solves one 3x3 system per pixel, written
+    out so that it exports as plain arithmetic. (A, b) are smoothed, upsampled, and
+    applied to the full-resolution colours, so the edges follow the real frame
+    instead of the blurred low-resolution one. At 4x, against the shared
+    portraits' mattes, this cuts the MSE of bilinear upsampling by about a quarter;
+    a luma-only guide did no better than bilinear (BENCHMARKS.md).
+    """
     mean_i, mean_p = box(guide_lo, r), box(alpha_lo, r)
-    cov = box(guide_lo * alpha_lo, r) - mean_i * mean_p
-    var = box(guide_lo * guide_lo, r) - mean_i * mean_i
-    a = cov / (var + eps)
-    b = mean_p - a * mean_i
+    cov_ip = box(guide_lo * alpha_lo, r) - mean_i * mean_p  # (B, 3, h, w)
+    ch = [guide_lo[:, k : k + 1] for k in range(3)]
+    mi = [mean_i[:, k : k + 1] for k in range(3)]
+
+    def var(i: int, j: int) -> Tensor:
+        return box(ch[i] * ch[j], r) - mi[i] * mi[j] + (eps if i == j else 0.0)
+
+    a, b, c, d, e, f = var(0, 0), var(0, 1), var(0, 2), var(1, 1), var(1, 2), var(2, 2)
+    # Inverse of the symmetric [[a, b, c], [b, d, e], [c, e, f]] by cofactors.
+    i00, i01, i02 = d * f - e * e, c * e - b * f, b * e - c * d
+    i11, i12, i22 = a * f - c * c, b * c - a * e, a * d - b * b
+    det = a * i00 + b * i01 + c * i02
+    p = [cov_ip[:, k : k + 1] for k in range(3)]
+    coef = torch.cat(
+        (
+            (i00 * p[0] + i01 * p[1] + i02 * p[2]) / det,
+            (i01 * p[0] + i11 * p[1] + i12 * p[2]) / det,
+            (i02 * p[0] + i12 * p[1] + i22 * p[2]) / det,
+        ),
+        1,
+    )
+    bias = mean_p - (coef * mean_i).sum(1, keepdim=True)
     size = guide_hi.shape[-2:]
-    a_hi = F.interpolate(box(a, r), size=size, mode="bilinear", align_corners=False)
-    b_hi = F.interpolate(box(b, r), size=size, mode="bilinear", align_corners=False)
-    return torch.clamp(a_hi * guide_hi + b_hi, 0.0, 1.0)
+    coef_hi = F.interpolate(box(coef, r), size=size, mode="bilinear", align_corners=False)
+    bias_hi = F.interpolate(box(bias, r), size=size, mode="bilinear", align_corners=False)
+    return torch.clamp((coef_hi * guide_hi).sum(1, keepdim=True) + bias_hi, 0.0, 1.0)
 
 
 def downscale(x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -141,6 +166,40 @@ def downscale(x: Tensor, size: tuple[int, int]) -> Tensor:
     if k >= 2:
         x = F.avg_pool2d(x, k)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def box_sep(x: Tensor, r: int) -> Tensor:
+    """Mean over a (2r+1)^2 window as two 1-D passes (2(2r+1) taps instead of (2r+1)^2),
+    edges averaged over the valid part only."""
+    k = 2 * r + 1
+    x = F.avg_pool2d(x, (1, k), stride=1, padding=(0, r), count_include_pad=False)
+    return F.avg_pool2d(x, (k, 1), stride=1, padding=(r, 0), count_include_pad=False)
+
+
+def wide_blur(x: Tensor, r: int) -> Tensor:
+    """A box blur of radius ``r`` that stays cheap when ``r`` is large: done at a lower
+    resolution and upsampled (a blur that wide has no fine detail to lose)."""
+    if r <= 8:
+        return box_sep(x, r)
+    f = r // 4
+    h, w = x.shape[-2:]
+    small = downscale(x, (max(1, h // f), max(1, w // f)))
+    return F.interpolate(box_sep(small, 4), size=(h, w), mode="bilinear", align_corners=False)
+
+
+def estimate_foreground(image: Tensor, alpha: Tensor, radii: tuple[int, int] = (90, 6)) -> Tensor:
+    """Foreground colours by blur fusion (Forte and Pitie, "Approximate Fast Foreground Colour
+    Estimation", ICIP 2021): local means of the foreground and background weighted by alpha,
+    then the compositing equation solved for F; a wide pass, then a narrow one. It removes
+    the old background's colour from hair and edges before they go over a new background."""
+    fg, bg = image, image
+    for r in radii:
+        mean_a = wide_blur(alpha, r)
+        fg_mean = wide_blur(fg * alpha, r) / (mean_a + 1e-5)
+        bg_mean = wide_blur(bg * (1.0 - alpha), r) / (1.0 - mean_a + 1e-5)
+        fg = torch.clamp(fg_mean + alpha * (image - alpha * fg_mean - (1.0 - alpha) * bg_mean), 0.0, 1.0)
+        bg = bg_mean
+    return fg
 
 
 def blur_background(rgb: Tensor, strength: int) -> Tensor:
@@ -241,7 +300,7 @@ class FrameGraph(nn.Module):
         rgb_lo = downscale(rgb, s.model_hw)
         alpha_lo, state_out = self.smooth(self.matte(rgb_lo), state, luma_of(rgb_lo))
         if s.upsampler == "guided":
-            alpha = guided_upsample(alpha_lo, luma_of(rgb_lo), luma_of(rgb))
+            alpha = guided_upsample(alpha_lo, rgb_lo, rgb)
         else:
             alpha = F.interpolate(alpha_lo, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
         if s.background == "blur":
@@ -252,6 +311,11 @@ class FrameGraph(nn.Module):
         else:
             assert background is not None
             bg = background.float().permute(0, 3, 1, 2) / 255.0
-        comp = alpha * rgb + (1.0 - alpha) * bg
+        if s.foreground == "estimate":
+            scale = min(s.height, s.width) / 1080.0  # the published radii are for about 1080p
+            fg = estimate_foreground(rgb, alpha, (max(2, round(90 * scale)), max(1, round(6 * scale))))
+        else:
+            fg = rgb
+        comp = alpha * fg + (1.0 - alpha) * bg
         composite = encode_frame(comp, s.out_format, alpha, s.matrix, s.full_range)
         return composite, _to_u8(alpha[:, 0] * 255.0), state_out

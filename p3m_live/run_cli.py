@@ -18,7 +18,7 @@ from .backends import BACKENDS, choose_backend, open_backend
 from .errors import P3MError
 from .export_cli import parse_size
 from .graph import MODELS
-from .spec import TEMPORALS
+from .spec import FOREGROUNDS, TEMPORALS
 from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.backgrounds import BackgroundChoice, parse_background
 from .video.frames import Layout
@@ -62,6 +62,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         choices=TEMPORALS,
         default="adaptive",
         help="temporal smoothing of the alpha: adaptive (follows motion; default), ema, off",
+    )
+    look.add_argument(
+        "--foreground",
+        choices=FOREGROUNDS,
+        default="estimate",
+        help="the person's colours at edges: estimate (no fringe of the old background; default) or frame",
     )
     look.add_argument("--upsampler", choices=["guided", "bilinear"], default="guided")
     look.add_argument(
@@ -208,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
             model_short_side=args.model_size,
             temporal=args.temporal,
             upsampler=args.upsampler,
+            foreground=args.foreground,
             precision=precision,
             model=args.model,
         )

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
-GRAPH_VERSION = 1  # bump when the exported function changes; engine caches key on it
+GRAPH_VERSION = 2  # bump when the exported function changes; engine caches key on it
 
 PixelFormat = Literal["rgb", "bgr", "rgba", "i420", "nv12"]
 Background = Literal["image", "color", "blur"]
 Temporal = Literal["off", "ema", "adaptive"]
 TEMPORALS = ("off", "ema", "adaptive")
+Foreground = Literal["frame", "estimate"]
+FOREGROUNDS = ("estimate", "frame")
 Upsampler = Literal["bilinear", "guided"]
 Precision = Literal["fp32", "fp16"]
 ModelName = Literal["p3m", "fast"]
@@ -66,6 +68,7 @@ class GraphSpec:
     blur_strength: int = 16
     precision: Precision = "fp32"
     model: ModelName = "p3m"
+    foreground: Foreground = "estimate"  # the person's colours: estimated (no old-background fringe) or the frame's
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:

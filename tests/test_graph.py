@@ -16,7 +16,6 @@ from p3m_live.graph import (
     encode_frame,
     frame_shape,
     guided_upsample,
-    luma_of,
     model_size,
 )
 
@@ -35,7 +34,9 @@ def portraits(portrait_paths):
 
 
 def _graph(net, **kw) -> FrameGraph:
-    spec = GraphSpec(H, W, **{"in_format": "rgb", "out_format": "rgb", "model_short_side": SHORT, **kw})
+    spec = GraphSpec(
+        H, W, **{"in_format": "rgb", "out_format": "rgb", "model_short_side": SHORT, "foreground": "frame", **kw}
+    )
     return FrameGraph(net, spec).eval()
 
 
@@ -64,7 +65,7 @@ def test_graph_equals_step_by_step(p3m_native, portraits, upsampler):
         with torch.no_grad():
             fused = p3m_native((rgb_lo - mean) / std).fused
         if upsampler == "guided":
-            a = guided_upsample(fused, luma_of(rgb_lo), luma_of(rgb))
+            a = guided_upsample(fused, rgb_lo, rgb)
         else:
             a = F.interpolate(fused, size=(H, W), mode="bilinear", align_corners=False)
         ref_comp = a * rgb + (1 - a) * torch.from_numpy(bg).permute(0, 3, 1, 2).float() / 255.0
@@ -213,3 +214,23 @@ def test_fp16_graph_close_to_fp32(seed32_ckpt, portraits):
     # 95th percentile 0 levels, 99th 12 (class flips), 0.4% of model pixels change class.
     assert np.percentile(diff, 95) <= 2
     assert diff.mean() < 1.5
+
+
+def test_foreground_estimation_removes_the_old_background():
+    """A soft edge of a red foreground over a blue background, re-composited over green."""
+    from p3m_live.graph import estimate_foreground
+
+    h, w = 64, 128
+    ramp = torch.linspace(0, 1, w).view(1, 1, 1, w).expand(1, 1, h, w).contiguous()
+    alpha = torch.clamp((ramp - 0.3) * 3, 0, 1)  # 0 on the left, 1 on the right, soft between
+    fg = torch.tensor([0.9, 0.1, 0.1]).view(1, 3, 1, 1).expand(1, 3, h, w)
+    bg = torch.tensor([0.1, 0.2, 0.9]).view(1, 3, 1, 1).expand(1, 3, h, w)
+    image = alpha * fg + (1 - alpha) * bg
+    est = estimate_foreground(image, alpha, (90, 6))
+    soft = ((alpha > 0.05) & (alpha < 0.95)).expand(1, 3, h, w)
+    assert (est - fg).abs()[soft].mean() < 0.25 * (image - fg).abs()[soft].mean()
+    green = torch.tensor([0.1, 0.8, 0.1]).view(1, 3, 1, 1)
+    truth = alpha * fg + (1 - alpha) * green
+    naive = alpha * image + (1 - alpha) * green
+    better = alpha * est + (1 - alpha) * green
+    assert (better - truth).abs()[soft].mean() < 0.5 * (naive - truth).abs()[soft].mean()

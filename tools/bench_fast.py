@@ -26,7 +26,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from p3m_live.graph import downscale, guided_upsample, luma_of  # noqa: E402
+from p3m_live.graph import downscale, guided_upsample  # noqa: E402
 from p3m_live.metrics import gradient_error, mad, sad  # noqa: E402
 from p3m_live.model.fast import GENERAL, LANDSCAPE, MODEL_SIZES, fast_variant, load_fast_model  # noqa: E402
 from p3m_live.model.fast_weights import resolve_fast_model  # noqa: E402
@@ -38,7 +38,7 @@ def mattes(net, image: np.ndarray, size: tuple[int, int]) -> dict[str, np.ndarra
     with torch.inference_mode():
         lo = net.matte(rgb_lo)
         raw = F.interpolate(lo, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
-        guided = guided_upsample(lo, luma_of(rgb_lo), luma_of(rgb))
+        guided = guided_upsample(lo, rgb_lo, rgb)
     return {"raw (bilinear)": raw[0, 0].numpy(), "guided": guided[0, 0].numpy()}
 
 
