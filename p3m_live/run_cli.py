@@ -188,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     on_gpu = (device or "cpu").startswith("cuda")
     batch = 1 if live else (args.batch or (4 if on_gpu else 1))
     precision = args.precision or ("fp16" if on_gpu else "fp32")
+    foreground = args.foreground if args.foreground != "auto" else ("estimate" if on_gpu else "frame")
 
     source = open_run_source(args, live)
     layout = source.layout
@@ -214,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
             model_short_side=args.model_size,
             temporal=args.temporal,
             upsampler=args.upsampler,
-            foreground=args.foreground,
+            foreground=foreground,
             precision=precision,
             model=args.model,
         )

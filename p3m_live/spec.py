@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
-GRAPH_VERSION = 2  # bump when the exported function changes; engine caches key on it
+GRAPH_VERSION = 3  # bump when the exported function changes; engine and ONNX caches key on it
 
 PixelFormat = Literal["rgb", "bgr", "rgba", "i420", "nv12"]
 Background = Literal["image", "color", "blur"]
 Temporal = Literal["off", "ema", "adaptive"]
 TEMPORALS = ("off", "ema", "adaptive")
 Foreground = Literal["frame", "estimate"]
-FOREGROUNDS = ("estimate", "frame")
+FOREGROUNDS = ("auto", "estimate", "frame")  # auto: estimate on GPUs, the frame's colours on CPUs
 Upsampler = Literal["bilinear", "guided"]
 Precision = Literal["fp32", "fp16"]
 ModelName = Literal["p3m", "fast"]

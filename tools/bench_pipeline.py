@@ -66,7 +66,8 @@ def _matting(src, weights, args) -> Matting:
     lay = src.layout
 
     def opener(choice, batch):
-        spec = graph_spec(lay, choice, batch, model_short_side=args.model_size, model=args.model)
+        foreground = args.foreground if args.foreground != "auto" else ("frame" if args.device == "cpu" else "estimate")
+        spec = graph_spec(lay, choice, batch, model_short_side=args.model_size, model=args.model, foreground=foreground)
         if args.simulate_device_ms:
             return DeviceTimeBackend(spec, args.simulate_device_ms / 1000 * batch)
         w = resolve_model_weights(args.model, weights, lay.height, lay.width) if args.model == "fast" else weights
@@ -122,6 +123,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--model", choices=["p3m", "fast"], default="p3m")
     ap.add_argument("--model-size", type=int, default=128, help="P3M-Net's input short side")
+    ap.add_argument("--foreground", choices=["auto", "estimate", "frame"], default="auto", help="as p3m-live's option")
     ap.add_argument("--backend", default="torch")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=1)
@@ -154,6 +156,7 @@ def main() -> int:
         f"# offline pipeline, {platform.processor() or platform.machine()}, {what}, "
         f"{w}x{h}, {args.frames} frames, "
         f"{'fast model' if args.model == 'fast' else f'P3M-Net short side {args.model_size}'}, batch {args.batch}, "
+        f"foreground {args.foreground}, "
         f"x264 veryfast + AAC copy"
     )
     print("| mode | fps (median) | runs | of model |")

@@ -31,7 +31,15 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from p3m_live.graph import FrameGraph, GraphSpec, downscale, estimate_foreground, guided_upsample, luma_of  # noqa: E402
+from p3m_live.graph import (  # noqa: E402
+    FrameGraph,
+    GraphSpec,
+    downscale,
+    estimate_foreground,
+    foreground_params,
+    guided_upsample,
+    luma_of,
+)
 from p3m_live.metrics import dtssd, gradient_error, mse, sad  # noqa: E402
 
 
@@ -148,8 +156,7 @@ def compositing(portraits) -> dict[str, list[float]]:
         shot = a * rgb + (1 - a) * old  # the portrait filmed in front of a known background
         truth = a * rgb + (1 - a) * new
         band = cv2.dilate(((alpha > 0.01) & (alpha < 0.99)).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-        scale = min(h, w) / 1080
-        est = estimate_foreground(t(shot), t(alpha), (max(2, round(90 * scale)), max(1, round(6 * scale))))
+        est = estimate_foreground(t(shot), t(alpha), *foreground_params(h, w))  # as the frame graph does
         est = est[0].permute(1, 2, 0).numpy()
         for name, fg in (("frame colours", shot), ("estimated foreground", est)):
             comp = a * fg + (1 - a) * new
