@@ -27,6 +27,11 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("P3M_LIVE_WEIGHTS", raising=False)
 
 
+def torch_args(ckpt: Path, model_size: int = 64) -> list[str]:
+    """Command-line options for a quick P3M-Net run: the test checkpoint, a small model, torch."""
+    return ["--weights", str(ckpt), "--model-size", str(model_size), "--backend", "torch"]
+
+
 def make_checkpoint(seed: int, out: Path) -> Path:
     """Run the shared reference script that writes an official-format random checkpoint."""
     subprocess.run([sys.executable, str(P3M_REF / "make_checkpoint.py"), "--seed", str(seed), str(out)], check=True)

@@ -12,6 +12,7 @@ from p3m_live.cli import main
 from p3m_live.eval_cli import METRICS, find_samples, score, trimap_from_alpha
 from p3m_live.metrics import sad
 from p3m_live.strategies import official_size, predict
+from tests.conftest import torch_args
 
 W, H = 352, 264  # small copies of the shared portraits keep the suite quick
 
@@ -167,12 +168,7 @@ def test_matte_still_images(tmp_path, small_portraits, seed32_ckpt):
         "--fg",
         "--composite",
         "#ff0000",
-        "--weights",
-        str(seed32_ckpt),
-        "--model-size",
-        "128",
-        "--backend",
-        "torch",
+        *torch_args(seed32_ckpt, 128),
     ]
     assert main(args) == 0
     names = sorted(p.name for p in out.iterdir())
@@ -188,21 +184,5 @@ def test_matte_still_images(tmp_path, small_portraits, seed32_ckpt):
     assert main(args) == 2  # exists: refused without --overwrite
     assert main([*args, "--overwrite"]) == 0
     single = tmp_path / "one.png"
-    assert (
-        main(
-            [
-                "matte",
-                str(folder / f"{stems[0]}.jpg"),
-                "-o",
-                str(single),
-                "--weights",
-                str(seed32_ckpt),
-                "--model-size",
-                "128",
-                "--backend",
-                "torch",
-            ]
-        )
-        == 0
-    )
+    assert main(["matte", str(folder / f"{stems[0]}.jpg"), "-o", str(single), *torch_args(seed32_ckpt, 128)]) == 0
     assert np.array_equal(cv2.imread(str(single), cv2.IMREAD_UNCHANGED), alpha)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import torch_args
 from tests.media import make_clip, probe
 
 DRIVER = Path(__file__).with_name("cli_driver.py")
@@ -129,12 +130,7 @@ def test_no_network_and_nothing_written_but_the_output(tmp_path, fast_models, se
             str(outdir / "p3m.mp4"),
             "--alpha-out",
             str(outdir / "matte.mov"),
-            "--weights",
-            str(seed32_ckpt),
-            "--model-size",
-            "64",
-            "--backend",
-            "torch",
+            *torch_args(seed32_ckpt),
             "-q",
         ],
     ]

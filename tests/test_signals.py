@@ -10,6 +10,7 @@ import time
 import av
 import pytest
 
+from tests.conftest import torch_args
 from tests.media import make_clip, probe
 
 
@@ -29,12 +30,7 @@ def test_signal_finishes_a_playable_file(long_clip, seed32_ckpt, tmp_path, sig, 
         str(long_clip),
         "-o",
         str(out),
-        "--weights",
-        str(seed32_ckpt),
-        "--model-size",
-        "64",
-        "--backend",
-        "torch",
+        *torch_args(seed32_ckpt),
     ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     started = time.monotonic()

@@ -208,12 +208,21 @@ def is_image_sequence(path: Path) -> bool:
 
 class MatteSink(Sink):
     """A matte track (``kind="alpha"``: the alpha as grey) or a foreground track
-    (``kind="fg"``: the frame's colours with the alpha as a real alpha channel)."""
+    (``kind="fg"``: the person's colours with the alpha as a real alpha channel). The
+    foreground colours are estimated (``estimate``, the default: no tint of the old
+    background at soft edges, see :func:`p3m_live.graph.estimate_foreground`) or the frame's."""
 
     def __init__(
-        self, path: Path, kind: str, layout: Layout, *, rate: Fraction | None, time_base: Fraction | None
+        self,
+        path: Path,
+        kind: str,
+        layout: Layout,
+        *,
+        rate: Fraction | None,
+        time_base: Fraction | None,
+        estimate: bool = True,
     ) -> None:
-        self.kind, self.layout, self.path = kind, layout, path
+        self.kind, self.layout, self.path, self.estimate = kind, layout, path, estimate
         self.enc: _Encoder | None = None
         self.pattern: str | None = None
         if is_image_sequence(path):
@@ -239,6 +248,8 @@ class MatteSink(Sink):
         if self.kind == "alpha":
             return alpha
         rgb = planes_to_rgb(frame.data, frame.fmt, self.layout.matrix, self.layout.full_range)
+        if self.estimate:
+            rgb = _estimated_foreground(rgb, alpha)
         return np.concatenate([rgb, alpha[..., None]], axis=2)
 
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
@@ -262,6 +273,21 @@ class MatteSink(Sink):
     def close(self) -> None:
         if self.enc is not None:
             self.enc.close()
+
+
+def _estimated_foreground(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The frame graph's foreground estimate, on the CPU, for one RGB uint8 frame."""
+    import torch
+
+    from ..graph import estimate_foreground, foreground_params
+
+    h, w = alpha.shape
+    img = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+    a = torch.from_numpy(alpha)[None, None].float() / 255.0
+    with torch.inference_mode():
+        fg = estimate_foreground(img, a, *foreground_params(h, w))
+    out = torch.clamp(torch.round(fg[0].permute(1, 2, 0) * 255.0), 0, 255).to(torch.uint8).numpy()
+    return np.where(alpha[..., None] == 255, rgb, out)  # opaque pixels keep their exact colours
 
 
 CameraFactory = Callable[..., object]

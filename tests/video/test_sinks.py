@@ -89,7 +89,7 @@ def test_foreground_track_carries_real_alpha(tmp_path, name, decoder, tolerance)
 
 def test_png_sequences_are_exact(tmp_path):
     frames = _frames(3)
-    fg = MatteSink(tmp_path / "fg", "fg", LAYOUT, rate=None, time_base=TB)
+    fg = MatteSink(tmp_path / "fg", "fg", LAYOUT, rate=None, time_base=TB, estimate=False)
     matte = MatteSink(tmp_path / "m" / "matte.png", "alpha", LAYOUT, rate=None, time_base=TB)
     for f, c, a in frames:
         fg.write(f, c, a)
@@ -168,3 +168,20 @@ def test_no_virtual_camera_device_says_how_to_make_one():
     with pytest.raises(P3MError, match="modprobe v4l2loopback .*exclusive_caps=1") as e:
         VirtualCamSink(LAYOUT, 30.0)
     assert "\n" not in str(e.value)
+
+
+def test_foreground_track_estimates_edge_colours(tmp_path):
+    """A red person with a soft edge shot over blue: the estimate takes the blue out of the edge."""
+    h, w = 48, 64
+    alpha = np.tile(np.clip((np.arange(w) - 29) * 64, 0, 255).astype(np.uint8), (h, 1))  # a 4-pixel soft edge
+    a = alpha[..., None] / 255.0
+    shot = (a * (220, 30, 30) + (1 - a) * (20, 40, 230)).round().astype(np.uint8)
+    frame = Frame(shot, "rgb", 0, TB, 0)
+    sink = MatteSink(tmp_path / "fg", "fg", LAYOUT, rate=None, time_base=TB)
+    sink.write(frame, cv2.cvtColor(shot, cv2.COLOR_RGB2YUV_I420), alpha)
+    rgba = cv2.cvtColor(cv2.imread(str(tmp_path / "fg" / "000000.png"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+    soft = (alpha > 20) & (alpha < 235)
+    est_blue = rgba[..., 2][soft].astype(float).mean()
+    assert est_blue < 0.5 * shot[..., 2][soft].astype(float).mean()  # the background's blue mostly gone
+    opaque = alpha == 255
+    assert np.array_equal(rgba[..., :3][opaque], shot[opaque])  # opaque pixels untouched
