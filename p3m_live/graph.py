@@ -244,7 +244,7 @@ class FrameGraph(nn.Module):
     """One frame (or a batch of consecutive frames) in, composite + alpha + state out.
 
     Inputs, by name: ``frame`` (uint8, see :func:`frame_shape`), ``background``
-    (uint8 RGB (1|B, H, W, 3) for "image", (1, 3) for "color", absent for "blur"),
+    (uint8 RGB (B, H, W, 3) for "image", (1, 3) for "color", absent for "blur"),
     ``state_alpha`` (float32 ``spec.state_shape`` at the model size; negative = no history).
     Outputs: ``composite`` (uint8 in the output format), ``alpha`` (uint8 (B, H, W)),
     ``state_alpha`` (the next state).
@@ -266,10 +266,8 @@ class FrameGraph(nn.Module):
         """Zero inputs of the right shapes and dtypes (for export and warm-up)."""
         s = self.spec
         inputs = {"frame": torch.zeros(frame_shape(s.in_format, s.batch, s.height, s.width), dtype=torch.uint8)}
-        if s.background == "image":
-            inputs["background"] = torch.zeros((1, s.height, s.width, 3), dtype=torch.uint8)
-        elif s.background == "color":
-            inputs["background"] = torch.zeros((1, 3), dtype=torch.uint8)
+        if s.background_shape is not None:
+            inputs["background"] = torch.zeros(s.background_shape, dtype=torch.uint8)
         inputs["state_alpha"] = torch.full(s.state_shape, -1.0)
         return {k: v.to(device) for k, v in inputs.items()}
 

@@ -84,6 +84,14 @@ class GraphSpec:
             raise ValueError("batch must be >= 1")
 
     @property
+    def background_shape(self) -> tuple[int, ...] | None:
+        """The background input: one RGB image per frame of the batch (a video background
+        moves within a batch), one colour, or none for a blur of the frame."""
+        if self.background == "image":
+            return (self.batch, self.height, self.width, 3)
+        return (1, 3) if self.background == "color" else None
+
+    @property
     def state_shape(self) -> tuple[int, int, int, int]:
         """The recurrent state: the last smoothed alpha at the model size, and for the
         motion-adaptive filter the last frame's luma too."""

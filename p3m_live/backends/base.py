@@ -26,6 +26,7 @@ class Backend(ABC):
     def __init__(self, spec: GraphSpec) -> None:
         self.spec = spec
         self._background: np.ndarray | None = None
+        self._background_given: object = None  # what set_background() got last, to skip repeats
         self.reset()
 
     # -- state and inputs, shared by every backend
@@ -44,7 +45,10 @@ class Backend(ABC):
         self._state = value
 
     def set_background(self, background: np.ndarray | tuple[int, int, int]) -> None:
-        """RGB uint8 image (H, W, 3) or (1|B, H, W, 3) for "image"; an (r, g, b) colour for "color"."""
+        """RGB uint8 image (H, W, 3) or (1|B, H, W, 3) for "image" (one image serves the whole
+        batch); an (r, g, b) colour for "color"."""
+        if background is self._background_given:
+            return  # the same still image again: nothing to copy
         s = self.spec
         bg = np.asarray(background, dtype=np.uint8)
         if s.background == "color":
@@ -56,9 +60,11 @@ class Backend(ABC):
                 bg = bg[None]
             if bg.shape[1:] != (s.height, s.width, 3) or bg.shape[0] not in (1, s.batch):
                 raise P3MError(f"background must be {s.width}x{s.height} RGB, got shape {bg.shape}")
+            bg = np.broadcast_to(bg, (s.batch, *bg.shape[1:]))
         else:
             raise P3MError("a blur background is computed from the frame; there is nothing to set")
-        self._background = np.ascontiguousarray(bg)
+        self._background = np.array(bg, dtype=np.uint8, order="C")  # a writable copy (broadcasts are views)
+        self._background_given = background
 
     def _check_frame(self, frame: np.ndarray) -> np.ndarray:
         s = self.spec

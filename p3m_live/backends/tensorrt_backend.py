@@ -63,10 +63,8 @@ class PycudaDevice:
 def input_shapes(spec: GraphSpec) -> dict[str, tuple[int, ...]]:
     """The frame graph's input shapes for ``spec`` (what the export fixes)."""
     shapes = {"frame": frame_shape(spec.in_format, spec.batch, spec.height, spec.width)}
-    if spec.background == "image":
-        shapes["background"] = (1, spec.height, spec.width, 3)
-    elif spec.background == "color":
-        shapes["background"] = (1, 3)
+    if spec.background_shape is not None:
+        shapes["background"] = spec.background_shape
     shapes["state_alpha"] = spec.state_shape
     return shapes
 

@@ -121,3 +121,23 @@ def test_auto_choice_order(monkeypatch):
     monkeypatch.setattr(backends, "_cuda_available", lambda: False)
     monkeypatch.setattr(backends, "_has", lambda m: False)
     assert choose_backend() == ("torch", "cpu", "no CUDA GPU, ONNX Runtime not installed")
+
+
+def test_video_background_moves_within_a_batch(seed32_ckpt):
+    """Batch 2 with two different background frames, on the exported graph: each frame of the
+    batch is composited over its own background (a colour test double would hide this)."""
+    spec = GraphSpec(
+        64, 96, "rgb", "rgb", batch=2, model_short_side=32, background="image", temporal="off", foreground="frame"
+    )
+    frames = np.zeros((2, 64, 96, 3), np.uint8)
+    bgs = np.stack([np.full((64, 96, 3), (255, 0, 0), np.uint8), np.full((64, 96, 3), (0, 0, 255), np.uint8)])
+    for name in ("torch", "onnxruntime"):
+        with open_backend(name, spec, seed32_ckpt) as be:
+            be.set_background(bgs)
+            comp, alpha = be.process(frames)
+            clear = alpha == 0
+            assert clear.any()
+            assert (comp[0][clear[0]] == (255, 0, 0)).all() and (comp[1][clear[1]] == (0, 0, 255)).all()
+            be.set_background(bgs[0])  # one still image serves the whole batch
+            comp, alpha = be.process(frames)
+            assert (comp[1][alpha[1] == 0] == (255, 0, 0)).all()
