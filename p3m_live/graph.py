@@ -215,6 +215,16 @@ def estimate_foreground(image: Tensor, alpha: Tensor, radii: tuple[int, int] = (
     return fg
 
 
+def light_wrap(comp: Tensor, alpha: Tensor, bg: Tensor, strength: float, r: int) -> Tensor:
+    """Let the new background's light spill a little onto the person's edges, the way a
+    real backlight would, so the cut-out does not look pasted on: inside the edge band
+    (opaque, but near the background) blend towards the blurred background."""
+    band = alpha * (1.0 - wide_blur(alpha, r))  # high just inside the edge, zero deep inside
+    light = wide_blur(bg.expand_as(comp), r)
+    mix = torch.clamp(strength * 2.0 * band, 0.0, 1.0)
+    return comp * (1.0 - mix) + light * mix
+
+
 def foreground_params(height: int, width: int) -> tuple[tuple[int, int], int]:
     """Blur-fusion radii for a frame (the published 90 and 6 are for about 1080p) and the
     factor it runs smaller by (2 from 540p up)."""
@@ -334,5 +344,7 @@ class FrameGraph(nn.Module):
         else:
             fg = rgb
         comp = alpha * fg + (1.0 - alpha) * bg
+        if s.light_wrap > 0:
+            comp = light_wrap(comp, alpha, bg, s.light_wrap, max(2, round(min(s.height, s.width) / 50)))
         composite = encode_frame(comp, s.out_format, alpha, s.matrix, s.full_range)
         return composite, _to_u8(alpha[:, 0] * 255.0), state_out

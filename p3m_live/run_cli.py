@@ -69,6 +69,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         default="estimate",
         help="the person's colours at edges: estimate (no fringe of the old background; default) or frame",
     )
+    look.add_argument(
+        "--light-wrap",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="0 to 1: the new background's light on the person's edges (default 0, off)",
+    )
     look.add_argument("--upsampler", choices=["guided", "bilinear"], default="guided")
     look.add_argument(
         "--model",
@@ -216,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
             temporal=args.temporal,
             upsampler=args.upsampler,
             foreground=foreground,
+            light_wrap=args.light_wrap,
             precision=precision,
             model=args.model,
         )

@@ -69,10 +69,13 @@ class GraphSpec:
     precision: Precision = "fp32"
     model: ModelName = "p3m"
     foreground: Foreground = "estimate"  # the person's colours: estimated (no old-background fringe) or the frame's
+    light_wrap: float = 0.0  # 0..1: how much of the new background's light spills onto the person's edges
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, not {self.model!r}")
+        if not 0.0 <= self.light_wrap <= 1.0:
+            raise ValueError(f"light wrap must be from 0 to 1, not {self.light_wrap}")
         if self.in_format not in IN_FORMATS:
             raise ValueError(f"input format must be one of {IN_FORMATS}, not {self.in_format!r}")
         if self.out_format not in OUT_FORMATS:

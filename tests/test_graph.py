@@ -234,3 +234,23 @@ def test_foreground_estimation_removes_the_old_background():
     naive = alpha * image + (1 - alpha) * green
     better = alpha * est + (1 - alpha) * green
     assert (better - truth).abs()[soft].mean() < 0.5 * (naive - truth).abs()[soft].mean()
+
+
+def test_light_wrap_tints_only_the_edge(p3m_native):
+    """With light wrap, pixels just inside the person's edge take some of the background's
+    colour; deep inside and outside nothing changes; strength 0 is the plain composite."""
+    from p3m_live.graph import light_wrap
+
+    h, w = 64, 96
+    alpha = torch.zeros(1, 1, h, w)
+    alpha[..., :, 48:] = 1.0  # the person fills the right half
+    fg = torch.full((1, 3, h, w), 0.2)
+    bg = torch.tensor([1.0, 1.0, 0.0]).view(1, 3, 1, 1)
+    comp = alpha * fg + (1 - alpha) * bg
+    wrapped = light_wrap(comp, alpha, bg, 0.8, 4)
+    assert torch.equal(light_wrap(comp, alpha, bg, 0.0, 4), comp)
+    assert (wrapped[..., 49] - comp[..., 49]).mean() > 0.05  # just inside the edge: lighter
+    assert torch.allclose(wrapped[..., 90], comp[..., 90])  # deep inside: untouched
+    assert torch.allclose(wrapped[..., 10], comp[..., 10])  # background: untouched
+    with pytest.raises(ValueError, match="light wrap"):
+        GraphSpec(64, 96, light_wrap=2.0)

@@ -141,3 +141,14 @@ def test_video_background_moves_within_a_batch(seed32_ckpt):
             be.set_background(bgs[0])  # one still image serves the whole batch
             comp, alpha = be.process(frames)
             assert (comp[1][alpha[1] == 0] == (255, 0, 0)).all()
+
+
+def test_light_wrap_exports(seed32_ckpt):
+    spec = GraphSpec(64, 96, "rgb", "rgb", model_short_side=32, background="color", light_wrap=0.6)
+    frame = np.random.default_rng(3).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    outs = []
+    for name in ("torch", "onnxruntime"):
+        with open_backend(name, spec, seed32_ckpt) as be:
+            be.set_background((250, 240, 10))
+            outs.append(be.process(frame)[0])
+    assert np.abs(outs[0].astype(int) - outs[1]).mean() < 1.0
