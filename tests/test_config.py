@@ -54,3 +54,7 @@ def test_bad_config_is_one_line(tmp_path, text, message):
 def test_missing_explicit_config(tmp_path):
     with pytest.raises(P3MError, match="not found"):
         _parse(["in.mp4", "--config", str(tmp_path / "nope.toml")])
+
+
+def test_foreground_auto_is_the_default():
+    assert _parse(["in.mp4", "-o", "o.mp4"]).foreground == "auto"
