@@ -99,15 +99,13 @@ def add_build_engine_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_build_engine(args: argparse.Namespace) -> int:
     """FP16 TensorRT engines for each size, built once and kept in the engine store."""
-    from .backends.tensorrt_backend import _imports, ensure_engine
+    from .backends.tensorrt_backend import _imports, ensure_engine, primary_context
     from .model import resolve_model_weights
     from .trt.store import EngineStore
 
     specs = graph_specs(args, "fp16")
     _, cuda = _imports()
-    cuda.init()
-    dev = cuda.Device(int(args.device.split(":")[1]) if ":" in args.device else 0)
-    ctx = dev.retain_primary_context()
+    dev, ctx = primary_context(cuda, args.device)
     ctx.push()
     try:
         store = EngineStore(args.engine_dir)

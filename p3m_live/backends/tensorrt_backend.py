@@ -81,6 +81,14 @@ def _imports():
     return trt, cuda
 
 
+def primary_context(cuda, device: str):
+    """(device, its primary context) for ``cuda`` or ``cuda:N``: the context PyTorch uses too,
+    never pycuda.autoinit's own. The caller pushes and pops it."""
+    cuda.init()
+    dev = cuda.Device(int(device.split(":")[1]) if ":" in device else 0)
+    return dev, dev.retain_primary_context()
+
+
 def engine_target(spec: GraphSpec, weights: str | os.PathLike, cuda_device) -> Target:
     import tensorrt as trt
 
@@ -115,10 +123,7 @@ class TensorRTBackend(Backend):
         if spec.precision != "fp16":
             spec = spec.with_(precision="fp16")
         super().__init__(spec)
-        cuda.init()
-        index = int(device.split(":")[1]) if ":" in device else 0
-        dev = cuda.Device(index)
-        self.ctx = dev.retain_primary_context()  # shared with PyTorch; never autoinit's own context
+        dev, self.ctx = primary_context(cuda, device)
         self.ctx.push()
         try:
             plan = ensure_engine(spec, weights, dev, EngineStore(engine_dir))

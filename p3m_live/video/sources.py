@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -38,7 +38,7 @@ class Source:
     rate: Fraction | None = None  # nominal frame rate
     time_base: Fraction | None = None
     total_frames: int | None = None
-    audio_streams: list = []
+    audio_streams: Sequence = ()  # the source's audio streams to copy (AVSource fills them)
     layout: Layout
 
     def items(self) -> Iterator[Item]:

@@ -52,7 +52,7 @@ def test_keys_switch_matte_pause_and_background(seed32_ckpt):
     matting = Matting(lay, [parse_background("blur"), parse_background("green")], opener)
     gui = GuiDouble(keys="bm q")  # next background, matte view, pause, quit
     window = PreviewWindow(lay, gui=gui)
-    summary = run_live(src, matting, [], preview=window, status_interval=1e9)
+    summary = run_live(src, matting, [], preview=window, status_interval=1e9, deadline=30.0)  # no privacy frames
     assert summary.shown == 4  # q on the fourth frame
     assert opened == ["blur", "color"] and matting.background.kind == "color"
     assert gui.shown[0].shape == (64, 96, 3)  # the composite, BGR
