@@ -48,12 +48,14 @@ def device_time(backend: TorchBackend, n: int = 200) -> Timing:
     """Replay the captured graph alone, timed with CUDA events (no host copies)."""
     runner = backend._cuda
     assert runner is not None and runner.cuda_graph is not None
+    stream = runner.pipe.run_stream  # the compute stream of the shared slot schedule
     ms = []
     for _ in range(n):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record(runner.stream)
-        runner.cuda_graph.replay()
-        end.record(runner.stream)
+        with torch.cuda.stream(stream):
+            start.record(stream)
+            runner.cuda_graph.replay()
+            end.record(stream)
         end.synchronize()
         ms.append(start.elapsed_time(end))
     return Timing.of(ms)
