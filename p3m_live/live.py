@@ -169,10 +169,20 @@ class Guard:
         self.privacy_frames = 0
         self.failures = 0
 
+    started = False  # no good composite yet: a slow first call is warm-up, not a failure
+
+    def wait(self) -> np.ndarray:
+        """Before the first matte (the backend warming up): privacy frames, said once."""
+        if self.privacy_frames == 0:
+            log.info("waiting for the first matte (the backend is warming up); privacy frames until then")
+        self.privacy_frames += 1
+        return self.privacy.frame()
+
     def good(self, composite: np.ndarray) -> np.ndarray:
         if self.failing is not None:
             log.warning("matting recovered; live output is back")
             self.failing = None
+        self.started = True
         self.privacy.good(composite)
         return composite
 
@@ -272,8 +282,11 @@ def run_live(
                 waiting = busy is None and shown == 0 and guard.privacy_frames == 0 and now - t0 > deadline
                 if not ((stalled or waiting or guard.failing) and now - last_out >= interval):
                     continue
-                why = f"no result for {now - busy:.1f} s" if stalled else "no matte yet"
-                composite, alpha = guard.fail(guard.failing or why), None
+                if not guard.started and guard.failing is None:
+                    composite, alpha = guard.wait(), None
+                else:
+                    why = f"no result for {now - busy:.1f} s" if stalled else "no matte yet"
+                    composite, alpha = guard.fail(guard.failing or why), None
             if alpha is None:
                 alpha = np.zeros((matting.layout.height, matting.layout.width), np.uint8)
             frame = result.frame if result is not None else _placeholder(last_frame, composite)

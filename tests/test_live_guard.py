@@ -79,8 +79,9 @@ def test_failures_show_the_background_never_the_camera(mode, caplog):
     summary, outs, backend = _run(mode, range(5, 10) if mode != "hang" else range(5, 6))
     kinds = ["green" if np.array_equal(o, GREEN) else "blue" if np.array_equal(o, BLUE) else "other" for o in outs]
     assert "other" not in kinds  # nothing but good composites and privacy frames, ever
-    assert kinds.count("blue") >= (5 if mode != "hang" else 4)  # the hang lasted 1 s: privacy frames kept coming
-    assert kinds[0] == "green" and kinds[-1] == "green"  # recovered by itself
+    after = kinds[kinds.index("green") :]  # (a loaded machine may show privacy frames while starting)
+    assert after.count("blue") >= (5 if mode != "hang" else 4)  # the hang lasted 1 s: privacy frames kept coming
+    assert after[-1] == "green"  # recovered by itself
     assert summary.failures == 1 and summary.privacy_frames == kinds.count("blue")
     text = caplog.text
     assert "showing the privacy frame" in text and "recovered" in text
@@ -89,8 +90,9 @@ def test_failures_show_the_background_never_the_camera(mode, caplog):
 
 def test_blur_background_fails_to_a_heavy_blur_of_the_last_good_frame():
     summary, outs, _ = _run("raise", range(3, 6), background="blur", duration=1.5, good=CHECKS)
-    blurred = [o for o in outs if not np.array_equal(o, CHECKS)]
-    assert len(blurred) == summary.privacy_frames >= 3
+    first = next(i for i, o in enumerate(outs) if np.array_equal(o, CHECKS))
+    blurred = [o for o in outs[first:] if not np.array_equal(o, CHECKS)]
+    assert len(blurred) >= 3 and summary.failures == 1
     assert all(np.array_equal(b, blur_i420(CHECKS)) for b in blurred)
 
 
@@ -106,3 +108,13 @@ def test_heavy_blur_removes_detail():
     assert out.shape == frame.shape and out.dtype == np.uint8
     detail = [np.abs(np.diff(f[:64].astype(int), axis=1)).mean() for f in (out, frame)]
     assert detail[0] < 0.1 * detail[1]
+
+
+def test_slow_first_matte_is_warm_up_not_a_failure(caplog):
+    """A backend whose first call takes 0.6 s: privacy frames until the first matte, no failure."""
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    summary, outs, _ = _run("hang", range(1, 2), duration=1.5)
+    kinds = ["green" if np.array_equal(o, GREEN) else "blue" if np.array_equal(o, BLUE) else "other" for o in outs]
+    assert "other" not in kinds and kinds[0] == "blue" and kinds[-1] == "green"
+    assert summary.failures == 0 and summary.privacy_frames >= 5
+    assert "waiting for the first matte" in caplog.text and "failed" not in caplog.text
