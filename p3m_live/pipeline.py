@@ -67,6 +67,7 @@ class Matting:
         self.batch = batch
         self._backends: dict[tuple[str, int], Backend] = {}
         self._feeds: dict[int, BackgroundFeed] = {}
+        self._pending: list[Sequence[Frame]] = []  # batches submitted, results not yet returned
         self.current = 0
         self._select(0)
 
@@ -95,17 +96,41 @@ class Matting:
         self._select((self.current + 1) % len(self.backgrounds))
         return self.background
 
-    def process(self, frames: Sequence[Frame]) -> tuple[np.ndarray, np.ndarray]:
-        """Composites and alphas for ``frames`` (at most ``batch`` of them)."""
-        n = len(frames)
+    def _batch(self, frames: Sequence[Frame]) -> np.ndarray:
+        """The frames as one batch (a short one padded), with the background set for it."""
         data = np.stack([f.data for f in frames])
-        if n < self.batch:
-            data = np.concatenate([data, np.repeat(data[-1:], self.batch - n, axis=0)])
+        if len(frames) < self.batch:
+            data = np.concatenate([data, np.repeat(data[-1:], self.batch - len(frames), axis=0)])
         value = self._feeds[self.current].value(self.batch)
         if value is not None:
             self.backend.set_background(value)
-        composite, alpha = self.backend.process(data)
+        return data
+
+    def process(self, frames: Sequence[Frame]) -> tuple[np.ndarray, np.ndarray]:
+        """Composites and alphas for ``frames`` (at most ``batch`` of them), at once."""
+        n = len(frames)
+        composite, alpha = self.backend.process(self._batch(frames))
         return composite[:n], alpha[:n]
+
+    Done = tuple[Sequence[Frame], np.ndarray, np.ndarray]
+
+    def submit(self, frames: Sequence[Frame]) -> list[Done]:
+        """Queue a batch; return the batches finished so far as (frames, composites, alphas),
+        in order. GPU backends keep one batch in flight, so its upload overlaps the previous
+        batch's compute; others finish each batch at once."""
+        self._pending.append(frames)
+        return self._pair(self.backend.submit(self._batch(frames)))
+
+    def flush(self) -> list[Done]:
+        """Every batch still in flight."""
+        return self._pair(self.backend.flush())
+
+    def _pair(self, results: list[tuple[np.ndarray, np.ndarray]]) -> list[Done]:
+        done = []
+        for composite, alpha in results:
+            frames = self._pending.pop(0)
+            done.append((frames, composite[: len(frames)], alpha[: len(frames)]))
+        return done
 
     def reset(self) -> None:
         for b in self._backends.values():
@@ -251,10 +276,12 @@ def run_offline(
                     done = True
                     break
                 group.append(item)
-            if group:
-                with clocks[1].working():
-                    composites, alphas = matting.process(group)
-                for f, c, a in zip(group, composites, alphas):
+            with clocks[1].working():
+                finished = matting.submit(group) if group else []
+                if done:
+                    finished += matting.flush()
+            for frames, composites, alphas in finished:
+                for f, c, a in zip(frames, composites, alphas):
                     st.put(out_q, (f, c, a))
             if progress is not None:
                 progress.update(written[0])

@@ -175,3 +175,92 @@ def test_the_tensorrt_path_does_not_import_torch():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+# ---------------------------------------------------------------- a GPU backend's run-ahead path
+
+
+class HostSlotBackend:
+    """A test double for a GPU backend (there is no GPU here): the real slot schedule and the
+    real Backend.submit/flush path, on host memory, with a tiny kernel standing in for the
+    engine: the composite is the frame, and each call's alpha is a counter carried in the state."""
+
+    @staticmethod
+    def make(spec):
+        from p3m_live.backends.base import Backend
+        from p3m_live.graph import frame_shape
+
+        class _Backend(Backend):
+            name = "host-slots"
+
+            def __init__(self) -> None:
+                super().__init__(spec)
+                f = frame_shape(spec.in_format, spec.batch, spec.height, spec.width)
+                u8, f32 = np.dtype(np.uint8), np.dtype(np.float32)
+                inputs = {"frame": (f, u8), "background": ((1, 3), u8), "state_alpha": (spec.state_shape, f32)}
+                outputs = {
+                    "composite": (f, u8),
+                    "alpha": ((spec.batch, spec.height, spec.width), u8),
+                    "state_alpha_out": (spec.state_shape, f32),
+                }
+                self.device = HostDevice()
+                self.pipe = SlotPipeline(self.device, inputs, outputs, self._kernel)
+
+            def _kernel(self, slot, dev_in, dev_out, stream):
+                count = np.where(dev_in["state_alpha"] < 0, 0, dev_in["state_alpha"] + 1)
+                np.copyto(dev_out["state_alpha_out"], count)
+                np.copyto(dev_out["composite"], dev_in["frame"])
+                dev_out["alpha"][...] = int(count.flat[0])
+
+            def _run(self, inputs):
+                return self.pipe.run(inputs)
+
+        return _Backend()
+
+
+def test_submit_keeps_one_call_in_flight_and_resets():
+    spec = GraphSpec(64, 96, batch=2, model_short_side=32, background="color", temporal="ema")
+    be = HostSlotBackend.make(spec)
+    be.set_background((0, 0, 0))
+    frames = [np.full((2, 96, 96), i, np.uint8) for i in range(4)]
+    assert be.submit(frames[0]) == []  # nothing back yet: call 0 is in flight
+    got = [r for f in frames[1:] for r in be.submit(f)] + be.flush()
+    assert [int(a[0, 0, 0]) for _, a in got] == [0, 1, 2, 3]  # in order, the state chained on the "device"
+    assert [int(c[0, 0, 0]) for c, _ in got] == [0, 1, 2, 3]
+    be.reset()
+    assert [int(a[0, 0, 0]) for _, a in be.submit(frames[0]) + be.flush()] == [0]  # a fresh state went up
+    with pytest.raises(Exception, match="flush"):
+        be.submit(frames[0])
+        be.process(frames[0])
+
+
+def test_offline_pipeline_runs_ahead_in_order(tmp_path):
+    from p3m_live.pipeline import Matting, graph_spec, run_offline
+    from p3m_live.video.backgrounds import parse_background
+    from p3m_live.video.sinks import Sink
+    from p3m_live.video.sources import open_source
+    from tests.media import make_clip
+
+    class Recorder(Sink):
+        def __init__(self):
+            self.got = []
+
+        def write(self, frame, composite, alpha):
+            self.got.append((frame.index, int(alpha[0, 0]), np.array_equal(composite, frame.data)))
+
+    clip = make_clip(tmp_path / "c.mp4", frames=7, audio_rate=None)
+    with open_source(str(clip)) as src:
+        backends = []
+
+        def opener(choice, batch):
+            backends.append(HostSlotBackend.make(graph_spec(src.layout, choice, batch, model_short_side=32)))
+            return backends[-1]
+
+        matting = Matting(src.layout, [parse_background("black")], opener, batch=2)
+        rec = Recorder()
+        summary = run_offline(src, matting, [rec])
+    assert summary.frames == 7
+    assert [i for i, _, _ in rec.got] == list(range(7))
+    assert [a for _, a, _ in rec.got] == [0, 0, 1, 1, 2, 2, 3]  # batch k carries counter k
+    assert all(same for _, _, same in rec.got)  # each frame got its own composite back
+    assert backends[0].pipe.calls == 4

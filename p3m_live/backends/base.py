@@ -34,6 +34,7 @@ class Backend(ABC):
     def reset(self) -> None:
         """Forget the temporal history (scene cut, new source)."""
         self._state = np.full(self.spec.state_shape, -1.0, dtype=np.float32)
+        self._fresh_state = True  # the next call must upload it (a device-side chain is broken)
 
     @property
     def state(self) -> np.ndarray:
@@ -43,6 +44,7 @@ class Backend(ABC):
     @state.setter
     def state(self, value: np.ndarray) -> None:
         self._state = value
+        self._fresh_state = True
 
     def set_background(self, background: np.ndarray | tuple[int, int, int]) -> None:
         """RGB uint8 image (H, W, 3) or (1|B, H, W, 3) for "image" (one image serves the whole
@@ -75,15 +77,59 @@ class Backend(ABC):
             raise P3MError(f"frame must be uint8 {want} for {s.in_format}, got {frame.dtype} {frame.shape}")
         return np.ascontiguousarray(frame)
 
-    def process(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One frame (or batch): returns (composite in the output format, alpha uint8 (B, H, W))."""
+    def _inputs(self, frame: np.ndarray) -> dict[str, np.ndarray]:
         inputs = {"frame": self._check_frame(frame)}
         if self.spec.background != "blur":
             if self._background is None:
                 raise P3MError("no background set: call set_background() first")
             inputs["background"] = self._background
+        return inputs
+
+    def process(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One frame (or batch): returns (composite in the output format, alpha uint8 (B, H, W))."""
+        if self._in_flight:
+            raise P3MError("process() while submitted calls are pending: flush() first")
+        inputs = self._inputs(frame)
         inputs["state_alpha"] = self._state
         out = self._run(inputs)
+        self._fresh_state = False
+        return self._take(out)
+
+    # -- running ahead: GPU backends keep one call in flight (see p3m_live.trt.slots)
+
+    pipe = None  # a SlotPipeline where the backend has one; others run each call at once
+    _in_flight = 0
+
+    def submit(self, frame: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Queue one frame (or batch); return the results that are ready, oldest first.
+
+        With a slot pipeline, the call's upload overlaps the previous call's compute and
+        the state stays on the device between calls; without one, this is ``process``.
+        Results always come back in submission order; :meth:`flush` returns the rest."""
+        if self.pipe is None:
+            return [self.process(frame)]
+        inputs = {k: v for k, v in self._inputs(frame).items() if k in self.pipe.inputs}
+        if "state_alpha" in self.pipe.inputs:
+            # A fresh state (first call, reset) goes up; otherwise the device keeps the chain.
+            inputs["state_alpha"] = self._state if self._fresh_state else None
+        self._fresh_state = False
+        ready = self._pipe_call(self.pipe.submit, inputs)
+        self._in_flight += 1
+        return [] if ready is None else [self._take(ready)]
+
+    def flush(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Results of every submitted call not returned yet, oldest first."""
+        if self.pipe is None or not self._in_flight:
+            return []
+        return [self._take(out) for out in self._pipe_call(self.pipe.flush)]
+
+    def _pipe_call(self, fn, *args):
+        """Hook for backends that must wrap pipeline calls (a pycuda context push)."""
+        return fn(*args)
+
+    def _take(self, out: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if self.pipe is not None and self._in_flight:
+            self._in_flight -= 1
         self._state = out["state_alpha_out"]
         return out["composite"], out["alpha"]
 

@@ -155,9 +155,12 @@ class TensorRTBackend(Backend):
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         inputs = {k: v for k, v in inputs.items() if k in self.input_names}
-        self.ctx.push()
+        return self._pipe_call(self.pipe.run, inputs)
+
+    def _pipe_call(self, fn, *args):
+        self.ctx.push()  # pycuda works in the context current on this thread
         try:
-            return self.pipe.run(inputs)
+            return fn(*args)
         finally:
             self.ctx.pop()
 

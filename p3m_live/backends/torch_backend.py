@@ -35,6 +35,7 @@ class TorchBackend(Backend):
         self._cuda: _CudaRunner | None = None
         if self.device.type == "cuda":
             self._cuda = _CudaRunner(self.graph, cuda_graph)
+            self.pipe = self._cuda.pipe  # lets submit() keep one call in flight
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._cuda is not None:

@@ -96,7 +96,7 @@ class SlotPipeline:
         state_in, state_out = self.state
         given = host_inputs.get(state_in)
         # No state, or the very array the previous call returned: chain on the device.
-        chained = prev is not None and (given is None or given is self._last_state)
+        chained = state_in in self.inputs and prev is not None and (given is None or given is self._last_state)
         dev_in = dict(slot.dev_in)
         if slot.used:
             d.sync(slot.uploaded)  # its host buffers may be refilled only after their last upload
