@@ -284,9 +284,8 @@ def run_live(
                     continue
                 if not guard.started and guard.failing is None:
                     composite, alpha = guard.wait(), None
-                else:
-                    why = f"no result for {now - busy:.1f} s" if stalled else "no matte yet"
-                    composite, alpha = guard.fail(guard.failing or why), None
+                else:  # a failure goes on, or (started, so not "waiting") the worker stalled
+                    composite, alpha = guard.fail(guard.failing or f"no result for {now - busy:.1f} s"), None
             if alpha is None:
                 alpha = np.zeros((matting.layout.height, matting.layout.width), np.uint8)
             frame = result.frame if result is not None else _placeholder(last_frame, composite)

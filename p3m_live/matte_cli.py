@@ -16,8 +16,6 @@ import numpy as np
 from .errors import P3MError
 from .graph import MODELS
 
-SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
 
 def add_matte_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", type=Path, help="an image or a folder of images")
@@ -30,17 +28,6 @@ def add_matte_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device")
     p.add_argument("--weights", help="P3M-Net checkpoint or converted fast model (default: the cache)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
-
-
-def _inputs(path: Path) -> list[Path]:
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
-        if not files:
-            raise P3MError(f"{path} has no images ({', '.join(SUFFIXES)})")
-        return files
-    if not path.is_file():
-        raise P3MError(f"input not found: {path}")
-    return [path]
 
 
 def _targets(image: Path, output: Path, single: bool) -> dict[str, Path]:
@@ -58,9 +45,9 @@ def run_matte(args: argparse.Namespace) -> int:
     from .backends import open_backend
     from .model import resolve_model_weights
     from .video.backgrounds import BackgroundFeed, parse_background
-    from .video.frames import read_rgb
+    from .video.frames import image_files, read_rgb
 
-    images = _inputs(args.input)
+    images = image_files(args.input)
     single = len(images) == 1 and not args.input.is_dir()
     choice = parse_background(args.composite or "black")
     if choice.kind == "none":

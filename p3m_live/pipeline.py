@@ -132,10 +132,6 @@ class Matting:
             done.append((frames, composite[: len(frames)], alpha[: len(frames)]))
         return done
 
-    def reset(self) -> None:
-        for b in self._backends.values():
-            b.reset()
-
     def close(self) -> None:
         for b in self._backends.values():
             b.close()

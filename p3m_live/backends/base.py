@@ -149,8 +149,9 @@ class Backend(ABC):
         self.close()
 
 
-def file_digest(path: str | os.PathLike, length: int = 16) -> str:
-    """Short SHA-256 of a file (checkpoint identity for caches)."""
+def file_digest(path: str | os.PathLike, length: int | None = 16) -> str:
+    """SHA-256 of a file, shortened to ``length`` hex digits (checkpoint identity for caches;
+    ``None`` for the whole digest)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 22):

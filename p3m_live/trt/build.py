@@ -20,12 +20,6 @@ from ..errors import P3MError
 WORKSPACE = 4 << 30
 
 
-def tensorrt_version() -> str:
-    import tensorrt as trt
-
-    return trt.__version__
-
-
 def _progress_monitor(trt):
     """A progress monitor that prints one line per finished top-level phase and a step counter."""
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backends.base import file_digest
 from ..spec import GRAPH_VERSION, GraphSpec
 
 SIDECAR_FORMAT = 1
@@ -89,14 +90,6 @@ def mismatch(meta: dict, want: dict) -> str | None:
     return None
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def default_engine_dir() -> Path:
     """``engines/`` of a source checkout (next to pyproject.toml), else the user cache."""
     from ..model.weights import cache_dir
@@ -129,7 +122,7 @@ class EngineStore:
             return plan, "its sidecar is missing or unreadable"
         want = target.sidecar()
         reason = mismatch(meta, want)
-        if reason is None and meta.get("plan_sha256") != sha256_file(plan):
+        if reason is None and meta.get("plan_sha256") != file_digest(plan, None):
             reason = "the plan file is damaged (its SHA-256 differs from the sidecar's)"
         return plan, reason
 
@@ -143,7 +136,7 @@ class EngineStore:
         tmp = plan.with_name(plan.name + f".{os.getpid()}.tmp")
         try:
             build(tmp)
-            meta = target.sidecar(sha256_file(tmp))
+            meta = target.sidecar(file_digest(tmp, None))
             side = plan.with_suffix(".json")
             side.write_text(json.dumps(meta, indent=2))
             os.replace(tmp, plan)

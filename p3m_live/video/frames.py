@@ -167,6 +167,20 @@ def planes_to_rgb(data: np.ndarray, fmt: PixelFormat, matrix: str = "bt601", ful
     return rgb.to_ndarray()
 
 
+def image_files(path: Path) -> list[Path]:
+    """An image, or a folder's images in name order; a one-line error if there are none."""
+    from ..errors import P3MError
+
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise P3MError(f"{path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return files
+    if not path.is_file():
+        raise P3MError(f"input not found: {path}")
+    return [path]
+
+
 def read_rgb(path: str | Path) -> np.ndarray | None:
     """An image file as RGB uint8 (H, W, 3), or None if it cannot be read as one."""
     import cv2

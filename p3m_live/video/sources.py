@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from ..errors import P3MError
-from .frames import IMAGE_SUFFIXES, Frame, Layout, frame_from_av, layout_of, read_rgb
+from .frames import IMAGE_SUFFIXES, Frame, Layout, frame_from_av, image_files, layout_of, matrix_of, read_rgb
 
 log = logging.getLogger("p3m_live")
 
@@ -162,19 +162,14 @@ class ImageSource(Source):
 
     def __init__(self, path: Path, rate: Fraction = Fraction(25)) -> None:
         self.name = str(path)
-        if path.is_dir():
-            self.paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not self.paths:
-                raise P3MError(f"{path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        else:
-            self.paths = [path]
+        self.paths = image_files(path)
         self.rate = rate
         self.paced = False
         self.time_base = 1 / rate
         self.total_frames = len(self.paths)
         first = self._read(self.paths[0])
         h, w = first.shape[:2]
-        self.layout = Layout(w - w % 2, h - h % 2, "rgb", True, "bt709" if min(w, h) >= 720 else "bt601")
+        self.layout = Layout(w - w % 2, h - h % 2, "rgb", True, matrix_of(2, w, h))  # 2: untagged
         if self.layout.width < 2 or self.layout.height < 2:
             raise P3MError(f"{self.paths[0]} is {w}x{h}: images must be at least 2x2 pixels")
 
