@@ -75,15 +75,26 @@ class Matting:
     def background(self) -> BackgroundChoice:
         return self.backgrounds[self.current]
 
+    def _backend_for(self, choice: BackgroundChoice) -> Backend:
+        key = (choice.graph_kind, choice.strength if choice.kind == "blur" else 0)
+        if key not in self._backends:
+            self._backends[key] = self.opener(choice, self.batch)
+        return self._backends[key]
+
+    def open_all(self) -> int:
+        """Open the backend of every background now, not at the first switch to it: a live
+        switch must not stall the call to export a graph or build a TensorRT engine. Returns
+        how many backends (one per frame graph) are open."""
+        for choice in self.backgrounds:
+            self._backend_for(choice)
+        return len(self._backends)
+
     def _select(self, i: int) -> None:
         choice = self.backgrounds[i]
         if i not in self._feeds:
             self._feeds[i] = BackgroundFeed(choice, self.layout.width, self.layout.height)
-        key = (choice.graph_kind, choice.strength if choice.kind == "blur" else 0)
-        if key not in self._backends:
-            self._backends[key] = self.opener(choice, self.batch)
         previous = getattr(self, "backend", None)
-        self.backend = self._backends[key]
+        self.backend = self._backend_for(choice)
         if previous is not None and previous is not self.backend:
             self.backend.state = previous.state  # keep the temporal history across a switch
         self.current = i

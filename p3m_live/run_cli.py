@@ -92,6 +92,14 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument("--precision", choices=["fp32", "fp16"], help="default: fp16 on GPUs, fp32 on CPUs")
     run.add_argument("--batch", type=int, help="frames per inference call offline (default 4 on GPUs, 1 on CPUs)")
     run.add_argument("--weights", help="P3M-Net checkpoint, or a converted fast model (default: the cache)")
+    run.add_argument(
+        "--engine-dir", type=Path, help="where TensorRT plans live (default: engines/ in a checkout, else the cache)"
+    )
+    run.add_argument(
+        "--prepare",
+        action="store_true",
+        help="build or load what this run needs (exported graphs, TensorRT engines), then exit without running",
+    )
     run.add_argument("--config", help="TOML file of option defaults (default ~/.config/p3m-live/config.toml)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or status lines")
 
@@ -228,12 +236,17 @@ def run(args: argparse.Namespace) -> int:
             precision=precision,
             model=args.model,
         )
-        return open_backend(backend, spec, weights, device)
+        return open_backend(backend, spec, weights, device, engine_dir=args.engine_dir)
 
     matting = sinks = None
     live_started = False
     try:
         matting = Matting(layout, backgrounds, opener, batch)
+        if live or args.prepare:
+            graphs = matting.open_all()  # before any output starts: switching backgrounds must not stall
+            if args.prepare:
+                log.info("prepared %d frame graph(s) on %s; run again without --prepare", graphs, backend)
+                return 0
         sinks = _sinks(args, source, layout, live)
         if live:
             preview = None

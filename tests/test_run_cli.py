@@ -195,7 +195,15 @@ def test_live_virtual_camera_without_a_device(seed32_ckpt, tmp_path):
     assert "modprobe v4l2loopback" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_live_run_to_a_file(run, tmp_path):
+def test_live_run_to_a_file(run, tmp_path, monkeypatch):
+    """Also: every background's frame graph is opened before any output starts, so that
+    switching with b never stalls a call (an export, a TensorRT build)."""
+    import p3m_live.run_cli as run_cli
+
+    events = []
+    real_open, real_sinks = run_cli.open_backend, run_cli._sinks
+    monkeypatch.setattr(run_cli, "open_backend", lambda *a, **k: events.append(a[1].background) or real_open(*a, **k))
+    monkeypatch.setattr(run_cli, "_sinks", lambda *a: events.append("outputs") or real_sinks(*a))
     out = tmp_path / "live.mp4"
     code = run(
         "testsrc2=size=64x48:rate=30",
@@ -211,6 +219,7 @@ def test_live_run_to_a_file(run, tmp_path):
     )
     assert code == 0
     assert len(probe(out)["times"]) >= 3
+    assert events == ["blur", "color", "outputs"]  # blur (the default), then green added for b
 
 
 def test_http_stream_input(run, talk, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from pathlib import Path
 
 from ..errors import P3MError
 from ..spec import GraphSpec
@@ -44,8 +45,15 @@ def choose_backend(device: str | None = None) -> tuple[str, str, str]:
     return "torch", "cpu", f"{where}, ONNX Runtime not installed"
 
 
-def open_backend(name: str, spec: GraphSpec, weights: str | os.PathLike, device: str | None = None) -> Backend:
-    """Open the named backend (or the ``auto`` choice) for ``spec``."""
+def open_backend(
+    name: str,
+    spec: GraphSpec,
+    weights: str | os.PathLike,
+    device: str | None = None,
+    engine_dir: Path | None = None,
+) -> Backend:
+    """Open the named backend (or the ``auto`` choice) for ``spec``; ``engine_dir`` is where
+    the TensorRT backend keeps its plans (default: the engine store's)."""
     if name not in BACKENDS:
         raise P3MError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
     if name == "auto":
@@ -64,4 +72,4 @@ def open_backend(name: str, spec: GraphSpec, weights: str | os.PathLike, device:
         return OnnxRuntimeBackend(spec, weights, device=device or "cpu")
     from .tensorrt_backend import TensorRTBackend
 
-    return TensorRTBackend(spec, weights, device=device or "cuda")
+    return TensorRTBackend(spec, weights, device=device or "cuda", engine_dir=engine_dir)

@@ -138,7 +138,8 @@ class TensorRTBackend(Backend):
                 shape = tuple(self.engine.get_tensor_shape(name))
                 dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
                 if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                    self.context.set_input_shape(name, shape)
+                    if not self.context.set_input_shape(name, shape):
+                        raise P3MError(f"{plan.name}: TensorRT refused input {name} {shape}; delete it to rebuild")
                     inputs[name] = (shape, dtype)
                 else:
                     outputs[name] = (shape, dtype)
@@ -149,7 +150,8 @@ class TensorRTBackend(Backend):
 
     def _enqueue(self, slot, dev_in, dev_out, stream) -> None:
         for name, buf in {**dev_in, **dev_out}.items():
-            self.context.set_tensor_address(name, int(buf))
+            if not self.context.set_tensor_address(name, int(buf)):
+                raise P3MError(f"TensorRT has no tensor {name!r} in this engine; delete the plan to rebuild")
         if not self.context.execute_async_v3(stream.handle):
             raise P3MError("TensorRT could not enqueue the engine")
 

@@ -1,0 +1,1 @@
+"""Test double of pycuda (see tests/doubles/README.md)."""
