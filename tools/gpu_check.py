@@ -1,15 +1,26 @@
 #!/usr/bin/env python3
-"""GPU check: the torch CUDA backend (FP16, channels-last, CUDA graph) against the FP32
-CPU result on 720p and 1080p frames, and its timing. One script, one run.
+"""GPU check: the torch CUDA backend (FP16, channels-last, CUDA graph, slot schedule)
+against the FP32 CPU result on 720p and 1080p frames, and its timing. One script, one run.
 
     python tools/gpu_check.py [--weights W.pth] [--out DIR]
+    python tools/gpu_check.py --device cpu --size 128x96 --quick   # a dry run of the script
 
+For each size, with the product's default graph (adaptive temporal filter, guided
+upsampling, foreground estimation) over a colour, on eight frames of a moving shape:
+  - alpha and composite against the CPU FP32 backend, frame by frame (the state chained);
+  - the run-ahead path (``submit``/``flush``, one call in flight, the state on the
+    device) against one call at a time on the same device: it must be identical;
+  - batch-1 latency with copies, the CUDA graph's replay alone (CUDA events), and the
+    offline throughput at batch 4 through the run-ahead path.
+Each check is caught on its own, so one failure still leaves the others' results.
 Prints a table and writes gpu_check.json and gpu_check.md to --out (default $OUT or
-the current folder). Needs PyTorch with CUDA; no PyAV, no TensorRT. Without
---weights a random checkpoint is used (speed does not depend on the values; the
-FP16-vs-FP32 comparison is stricter with random weights than with trained ones,
-whose logits rarely tie). Target on an H100/H200: the whole frame graph in <= 4 ms
-per 1080p frame at batch 1, model short side 512.
+the current folder) after every size. Needs PyTorch with CUDA; no PyAV, no TensorRT.
+``--device cpu`` runs the same script on the CPU at small sizes (a dry run of the
+script itself; replay timing is then skipped). Without --weights a random checkpoint
+is used (speed does not depend on the values; the FP16-vs-FP32 comparison is
+stricter with random weights than with trained ones, whose logits rarely tie).
+Target on an H100/H200: the whole frame graph in <= 4 ms per 1080p frame at batch 1,
+model short side 512.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ import json
 import os
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -27,24 +39,32 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from p3m_live.backends.torch_backend import TorchBackend  # noqa: E402
+from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.graph import GraphSpec, frame_shape  # noqa: E402
 from p3m_live.timing import Timing, time_calls  # noqa: E402
 from tools._common import random_weights  # noqa: E402
 
 SIZES = [(1280, 720), (1920, 1080)]
+GREEN = (0, 177, 64)
+FRAMES = 8
 
 
-def synthetic_frame(h: int, w: int) -> np.ndarray:
-    """A smooth synthetic I420 frame (a bright ellipse on a gradient): stable, not noise."""
+def synthetic_frame(h: int, w: int, t: int = 0) -> np.ndarray:
+    """A smooth synthetic I420 frame: a bright ellipse, moving with ``t``, on a gradient."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    luma = 40 + 120 * (xx / w) + 80 * (((yy - h / 2) / (h / 3)) ** 2 + ((xx - w / 2) / (w / 5)) ** 2 < 1)
+    cx = w / 2 + t * w / 80
+    luma = 40 + 120 * (xx / w) + 80 * (((yy - h / 2) / (h / 3)) ** 2 + ((xx - cx) / (w / 5)) ** 2 < 1)
     frame = np.zeros(frame_shape("i420", 1, h, w), np.uint8)
     frame[0, :h] = np.clip(luma, 0, 255)
     frame[0, h:] = 128
     return frame
 
 
-def device_time(backend: TorchBackend, n: int = 200) -> Timing:
+def _levels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(int) - b.astype(int))
+
+
+def replay_time(backend: TorchBackend, n: int = 200) -> Timing:
     """Replay the captured graph alone, timed with CUDA events (no host copies)."""
     runner = backend._cuda
     assert runner is not None and runner.cuda_graph is not None
@@ -61,64 +81,117 @@ def device_time(backend: TorchBackend, n: int = 200) -> Timing:
     return Timing.of(ms)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights")
-    ap.add_argument("--out", default=os.environ.get("OUT", "."))
-    args = ap.parse_args()
-    if not torch.cuda.is_available():
-        print("gpu_check: PyTorch sees no CUDA GPU", file=sys.stderr)
-        return 2
-    card = torch.cuda.get_device_name(0)
-    results = {"card": card, "torch": torch.__version__, "sizes": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        weights = args.weights or random_weights(Path(tmp))
-        for w, h in SIZES:
-            spec = GraphSpec(h, w, "i420", "i420", background="color", temporal="ema", upsampler="guided")
-            frame = synthetic_frame(h, w)
-            with TorchBackend(spec, weights, device="cpu") as cpu:
-                cpu.set_background((0, 177, 64))
-                ref_comp, ref_alpha = cpu.process(frame)
-            with TorchBackend(spec, weights, device="cuda") as gpu:
-                gpu.set_background((0, 177, 64))
-                comp, alpha = gpu.process(frame)
-                da = np.abs(alpha.astype(int) - ref_alpha.astype(int))
-                dc = np.abs(comp.astype(int) - ref_comp.astype(int))
-                gpu.reset()
-                end_to_end = time_calls(lambda gpu=gpu, frame=frame: gpu.process(frame), 100, warmup=10)
-                dev = device_time(gpu)
-            row = {
-                "frame": f"{w}x{h}",
-                "model": "x".join(map(str, spec.model_hw[::-1])),
-                "alpha_mean_abs_levels": float(da.mean()),
-                "alpha_p99_levels": float(np.percentile(da, 99)),
-                "alpha_frac_over_4_levels": float((da > 4).mean()),
-                "composite_mean_abs_levels": float(dc.mean()),
-                "graph_replay_ms_p50": dev.p50,
-                "graph_replay_ms_p95": dev.p95,
-                "end_to_end_ms_p50": end_to_end.p50,
-                "end_to_end_ms_p95": end_to_end.p95,
-            }
-            results["sizes"].append(row)
+def check_size(w: int, h: int, weights: Path, device: str, row: dict, calls: int = 100, batches: int = 40) -> None:
+    """Fill ``row`` with the checks for one frame size; each part is caught on its own."""
+    spec = GraphSpec(h, w, "i420", "i420", background="color")
+    row.update(frame=f"{w}x{h}", model="x".join(map(str, spec.model_hw[::-1])), errors=[])
+    frames = [synthetic_frame(h, w, t) for t in range(FRAMES)]
+
+    def part(name, fn):
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 (a report, not a product path)
+            row["errors"].append(f"{name}: {traceback.format_exc(limit=4)}")
+
+    with TorchBackend(spec, weights, device="cpu") as cpu:
+        cpu.set_background(GREEN)
+        ref = [cpu.process(f) for f in frames]
+    with TorchBackend(spec, weights, device=device) as dev:
+        dev.set_background(GREEN)
+
+        def accuracy():
+            got = [dev.process(f) for f in frames]
+            da = np.stack([_levels(a, ra) for (_, a), (_, ra) in zip(got, ref)])
+            dc = np.stack([_levels(c, rc) for (c, _), (rc, _) in zip(got, ref)])
+            row.update(
+                alpha_mean_abs_levels=float(da.mean()),
+                alpha_p99_levels=float(np.percentile(da, 99)),
+                alpha_frac_over_4_levels=float((da > 4).mean()),
+                composite_mean_abs_levels=float(dc.mean()),
+            )
+            dev.reset()
+            ahead = [r for f in frames for r in dev.submit(f)] + dev.flush()
+            row["run_ahead_identical"] = len(ahead) == FRAMES and all(
+                np.array_equal(a, b) and np.array_equal(c, d) for (c, a), (d, b) in zip(ahead, got)
+            )
+
+        def latency():
+            dev.reset()
+            t = time_calls(lambda: dev.process(frames[0]), calls, warmup=min(10, calls))
+            row.update(end_to_end_ms_p50=t.p50, end_to_end_ms_p95=t.p95)
+            if device.startswith("cuda"):
+                r = replay_time(dev, 2 * calls)
+                row.update(graph_replay_ms_p50=r.p50, graph_replay_ms_p95=r.p95)
+
+        part("accuracy", accuracy)
+        part("latency", latency)
+
+    def throughput():
+        with TorchBackend(spec.with_(batch=4), weights, device=device) as b4:
+            b4.set_background(GREEN)
+            batch = np.concatenate(frames[:4])
+
+            def many_batches():
+                for _ in range(batches):
+                    b4.submit(batch)
+                b4.flush()
+
+            t = time_calls(many_batches, 3, warmup=1)
+            row["batch4_ms_per_frame"] = t.p50 / (4 * batches)
+
+    part("throughput", throughput)
+
+
+def table(results: dict) -> str:
+    def f(r, k, fmt=".2f"):
+        return format(r[k], fmt) if k in r else "-"
+
     lines = [
-        f"# torch CUDA backend on {card} (torch {torch.__version__}), FP16 channels-last, CUDA graph, batch 1",
-        "| frame | model | replay p50 ms | replay p95 ms | with copies p50 ms | alpha mean abs vs CPU FP32 (levels) "
-        "| alpha p99 | alpha > 4 levels |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"# torch backend on {results['card']} (torch {results['torch']}), default frame graph over a colour",
+        "| frame | model | replay p50 ms | replay p95 ms | batch 1 with copies p50 ms | batch 4 ms/frame "
+        "| alpha mean abs vs CPU FP32 (levels) | alpha p99 | alpha > 4 levels | run-ahead identical |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results["sizes"]:
+        over = f"{100 * r['alpha_frac_over_4_levels']:.2f}%" if "alpha_frac_over_4_levels" in r else "-"
         lines.append(
-            f"| {r['frame']} | {r['model']} | {r['graph_replay_ms_p50']:.2f} | {r['graph_replay_ms_p95']:.2f} | "
-            f"{r['end_to_end_ms_p50']:.2f} | {r['alpha_mean_abs_levels']:.2f} | {r['alpha_p99_levels']:.0f} | "
-            f"{100 * r['alpha_frac_over_4_levels']:.2f}% |"
+            f"| {r['frame']} | {r['model']} | {f(r, 'graph_replay_ms_p50')} | {f(r, 'graph_replay_ms_p95')} | "
+            f"{f(r, 'end_to_end_ms_p50')} | {f(r, 'batch4_ms_per_frame')} | {f(r, 'alpha_mean_abs_levels')} | "
+            f"{f(r, 'alpha_p99_levels', '.0f')} | {over} | {r.get('run_ahead_identical', '-')} |"
         )
-    text = "\n".join(lines)
-    print(text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_check.json").write_text(json.dumps(results, indent=2))
-    (out / "gpu_check.md").write_text(text + "\n")
-    return 0
+    for r in results["sizes"]:
+        lines += [f"\n{r['frame']} error: {e}" for e in r.get("errors", [])]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", type=Path)
+    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
+    ap.add_argument("--device", default="cuda", help="cuda (the check) or cpu (a dry run of this script)")
+    ap.add_argument("--size", type=parse_size, action="append", metavar="WxH", help="default 1280x720 and 1920x1080")
+    ap.add_argument("--quick", action="store_true", help="few timed calls (for the dry run)")
+    args = ap.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("gpu_check: PyTorch sees no CUDA GPU", file=sys.stderr)
+        return 2
+    on_gpu = args.device.startswith("cuda")
+    card = torch.cuda.get_device_name(0) if on_gpu else "the CPU (a dry run: FP32, no CUDA graph)"
+    results: dict = {"card": card, "torch": torch.__version__, "sizes": []}
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = args.weights or random_weights(Path(tmp))
+        for w, h in args.size or SIZES:
+            row: dict = {}
+            results["sizes"].append(row)
+            try:
+                check_size(w, h, weights, args.device, row, *((3, 2) if args.quick else ()))
+            except Exception:  # noqa: BLE001 (keep what the other sizes give)
+                row.setdefault("errors", []).append(traceback.format_exc(limit=6))
+            (args.out / "gpu_check.json").write_text(json.dumps(results, indent=2))
+            (args.out / "gpu_check.md").write_text(table(results) + "\n")
+    print(table(results))
+    return 1 if any(r.get("errors") for r in results["sizes"]) else 0
 
 
 if __name__ == "__main__":

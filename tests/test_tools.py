@@ -1,0 +1,28 @@
+"""The tools that cannot run here for real get a dry run, so a GPU session is not spent on a typo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_check_dry_run_on_the_cpu(seed32_ckpt, tmp_path):
+    """Also without PyAV, which the GPU machine lacks (an ``av`` that fails to import)."""
+    no_av = tmp_path / "no_av"
+    no_av.mkdir()
+    (no_av / "av.py").write_text("raise ImportError('no PyAV on the GPU machine')\n")
+    env = {**os.environ, "PYTHONPATH": str(no_av)}
+    cmd = [sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--device", "cpu", "--size", "96x64", "--quick"]
+    cmd += ["--weights", str(seed32_ckpt), "--out", str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (row,) = json.loads((tmp_path / "gpu_check.json").read_text())["sizes"]
+    assert row["frame"] == "96x64" and row["errors"] == []
+    assert row["alpha_mean_abs_levels"] == 0.0 and row["run_ahead_identical"] is True  # CPU against CPU
+    assert row["end_to_end_ms_p50"] > 0 and row["batch4_ms_per_frame"] > 0 and "graph_replay_ms_p50" not in row
+    assert "| 96x64 |" in (tmp_path / "gpu_check.md").read_text()
