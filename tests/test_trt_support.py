@@ -10,7 +10,7 @@ import pytest
 
 from p3m_live.graph import GRAPH_VERSION, GraphSpec
 from p3m_live.trt.slots import HostDevice, SlotPipeline
-from p3m_live.trt.store import EngineStore, Target, check_plan_for
+from p3m_live.trt.store import EngineStore, Target
 
 SPEC = GraphSpec(720, 1280, precision="fp16")
 H100 = dict(tensorrt="10.15.1", gpu="NVIDIA H100 80GB HBM3", compute_capability="9.0")
@@ -84,14 +84,14 @@ def test_corrupt_plan_and_sidecar(tmp_path):
     assert "sidecar is missing or unreadable" in store.check(_target())[1]
 
 
-def test_a_plan_from_another_gpu_is_refused_by_path(tmp_path):
-    store = EngineStore(tmp_path)
-    plan = store.find_or_build(_target(), _builder([]), lambda s: None)
+def test_plans_copied_from_another_gpu_are_never_loaded(tmp_path):
+    """An engines/ folder copied from an H100 machine to an L4 one: the L4 run builds its own."""
+    store, calls, said = EngineStore(tmp_path), [], []
+    h100 = store.find_or_build(_target(), _builder(calls), said.append)
     here = _target(gpu="NVIDIA L4", compute_capability="8.9")
-    assert "cannot run here: it was built on NVIDIA H100" in check_plan_for(plan, here)
-    assert check_plan_for(plan, _target()) is None
-    plan.with_suffix(".json").unlink()
-    assert "no sidecar" in check_plan_for(plan, _target())
+    plan = store.find_or_build(here, _builder(calls), said.append)
+    assert plan != h100 and len(calls) == 2 and store.read_sidecar(plan)["gpu"] == "NVIDIA L4"
+    assert store.read_sidecar(h100)["gpu"] == H100["gpu"]  # left as it was, for the H100
 
 
 def test_build_failure_leaves_nothing(tmp_path):

@@ -146,16 +146,3 @@ class EngineStore:
 
     def read_sidecar(self, plan: Path) -> dict:
         return json.loads(plan.with_suffix(".json").read_text())
-
-
-def check_plan_for(plan: Path, target: Target) -> str | None:
-    """For a plan given by path (``--engine``): why it cannot run here, or None."""
-    side = plan.with_suffix(".json")
-    if not side.is_file():
-        return f"{plan.name} has no sidecar {side.name}, so it cannot be checked; rebuild it with p3m-live build-engine"
-    try:
-        meta = json.loads(side.read_text())
-    except ValueError:
-        return f"{side.name} is not valid JSON"
-    reason = mismatch(meta, target.sidecar())
-    return f"{plan.name} cannot run here: {reason}" if reason else None
