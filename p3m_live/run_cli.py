@@ -80,9 +80,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     look.add_argument("--upsampler", choices=["guided", "bilinear"], default="guided")
     look.add_argument(
         "--model",
-        choices=MODELS,
-        default="p3m",
-        help="p3m: P3M-Net, the quality model; fast: MediaPipe's selfie segmenter, real time on a CPU",
+        choices=("auto", *MODELS),
+        default="auto",
+        help="p3m: P3M-Net, the quality model; fast: MediaPipe's selfie segmenter, real time on a CPU; "
+        "auto (default): fast for live runs on a CPU, else p3m",
     )
     look.add_argument("--model-size", type=int, default=512, help="P3M-Net's input short side (multiple of 32)")
 
@@ -128,6 +129,20 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
         raise P3MError("no output: give -o OUT.mp4, --alpha-out or --fg-out")
     elif args.virtual_cam is not None or args.preview:
         raise P3MError("--virtual-cam and --preview are live outputs; add --live or use --webcam")
+
+
+def _model(args: argparse.Namespace, live: bool, on_gpu: bool) -> str:
+    """``--model auto``: P3M-Net, except live on a CPU, where it would run at about one frame a
+    second; then the fast model. Given weights decide by their kind."""
+    if args.model != "auto":
+        return args.model
+    if args.weights:
+        return "fast" if Path(args.weights).suffix == ".npz" else "p3m"
+    if live and not on_gpu:
+        log.info("model: fast (a live run on the CPU, where P3M-Net manages about one frame a second; "
+                 "--model p3m to use it anyway)")  # fmt: skip
+        return "fast"
+    return "p3m"
 
 
 def _backgrounds(args: argparse.Namespace, live: bool) -> list[BackgroundChoice]:
@@ -196,12 +211,13 @@ def run(args: argparse.Namespace) -> int:
     for out in (args.output, args.alpha_out, args.fg_out):
         if out and Path(out).suffix:
             check_output(Path(out), inputs, args.overwrite)
-    weights = resolve_model_weights("p3m", args.weights, 0, 0) if args.model == "p3m" else None  # fail early
     backend, device = args.backend, args.device
     if backend == "auto":
         backend, device, why = choose_backend(device)
         log.info("backend: %s on %s (%s)", backend, device, why)
     on_gpu = (device or "cpu").startswith("cuda")
+    model = _model(args, live, on_gpu)
+    weights = resolve_model_weights("p3m", args.weights, 0, 0) if model == "p3m" else None  # fail early
     batch = 1 if live else (args.batch or (4 if on_gpu else 1))
     precision = args.precision or ("fp16" if on_gpu else "fp32")
     foreground = args.foreground if args.foreground != "auto" else ("estimate" if on_gpu else "frame")
@@ -210,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     layout = source.layout
     if weights is None:
         try:
-            weights = resolve_model_weights(args.model, args.weights, layout.height, layout.width)
+            weights = resolve_model_weights(model, args.weights, layout.height, layout.width)
         except P3MError:
             source.close()
             raise
@@ -234,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
             foreground=foreground,
             light_wrap=args.light_wrap,
             precision=precision,
-            model=args.model,
+            model=model,
         )
         return open_backend(backend, spec, weights, device, engine_dir=args.engine_dir)
 

@@ -250,3 +250,15 @@ def test_fast_model_needs_no_p3m_weights(talk, tmp_path, fast_models, capsys):
     assert len(list(matte.iterdir())) == 12
     assert main([str(talk), "-o", str(tmp_path / "p3m.mp4"), "-q"]) == 2  # P3M-Net: no weights here
     assert "--model fast" in capsys.readouterr().err
+
+
+def test_live_on_the_cpu_picks_the_fast_model(tmp_path, fast_models, capsys):
+    """--model auto: a live run on the CPU gets the real-time model (no P3M-Net weights here,
+    so picking P3M-Net would fail); offline runs keep P3M-Net."""
+    out = tmp_path / "live.mp4"
+    live = ["testsrc2=size=64x48:rate=30", "--format", "lavfi", "--live", "-o", str(out), "--duration", "1"]
+    assert main([*live, "--backend", "onnxruntime"]) == 0
+    assert "model: fast (a live run on the CPU" in capsys.readouterr().err
+    assert len(probe(out)["times"]) >= 3
+    offline = ["testsrc2=size=64x48:rate=30:duration=0.2", "--format", "lavfi", "-o", str(tmp_path / "o.mp4")]
+    assert main(offline) == 2 and "--model fast" in capsys.readouterr().err  # P3M-Net, whose weights are missing
