@@ -226,16 +226,19 @@ def check_weights() -> list[Check]:
 
 
 def check_engines(roots: list[Path] | None = None) -> Check:
+    """Plans where the engine store keeps them (and the user cache, where a checkout's
+    store is engines/)."""
     from .model.weights import cache_dir
+    from .trt.store import default_engine_dir
 
-    roots = roots or [Path.cwd() / "engines", cache_dir() / "engines"]
+    roots = roots or list(dict.fromkeys([default_engine_dir(), cache_dir() / "engines"]))
     plans = [p for r in roots if r.is_dir() for p in r.glob("*.plan")]
     where = ", ".join(str(r) for r in roots)
     return Check(
         "TensorRT engines",
         bool(plans),
         f"{len(plans)} cached ({where})" if plans else f"none in {where}",
-        "built on first use with --backend tensorrt",
+        "built on first use with --backend tensorrt, or ahead: the run's command line plus --prepare",
     )
 
 
