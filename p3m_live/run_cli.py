@@ -132,16 +132,22 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
 
 
 def _model(args: argparse.Namespace, live: bool, on_gpu: bool) -> str:
-    """``--model auto``: P3M-Net, except live on a CPU, where it would run at about one frame a
-    second; then the fast model. Given weights decide by their kind."""
+    """``--model auto``: P3M-Net, except live on a CPU, where it would run at a frame a second at
+    best; then the fast model, if it is installed. Given weights decide by their kind."""
     if args.model != "auto":
         return args.model
     if args.weights:
         return "fast" if Path(args.weights).suffix == ".npz" else "p3m"
-    if live and not on_gpu:
-        log.info("model: fast (a live run on the CPU, where P3M-Net manages about one frame a second; "
+    if not live or on_gpu:
+        return "p3m"
+    from .model.fast import GENERAL, LANDSCAPE
+    from .model.fast_weights import FETCH_HINT, fast_model_path
+
+    if all(fast_model_path(v).is_file() for v in (GENERAL, LANDSCAPE)):
+        log.info("model: fast (a live run on the CPU, where P3M-Net manages a frame a second at best; "
                  "--model p3m to use it anyway)")  # fmt: skip
         return "fast"
+    log.warning("P3M-Net on the CPU manages a frame a second at best; for real time, %s", FETCH_HINT)
     return "p3m"
 
 

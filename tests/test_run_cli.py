@@ -262,3 +262,15 @@ def test_live_on_the_cpu_picks_the_fast_model(tmp_path, fast_models, capsys):
     assert len(probe(out)["times"]) >= 3
     offline = ["testsrc2=size=64x48:rate=30:duration=0.2", "--format", "lavfi", "-o", str(tmp_path / "o.mp4")]
     assert main(offline) == 2 and "--model fast" in capsys.readouterr().err  # P3M-Net, whose weights are missing
+
+
+def test_live_on_the_cpu_without_the_fast_model_keeps_p3m(seed32_ckpt, tmp_path, monkeypatch, capsys):
+    """--model auto, live on the CPU, only P3M-Net installed: it runs, and says how to get real time."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no fast model in this cache
+    monkeypatch.setenv("P3M_LIVE_WEIGHTS", str(seed32_ckpt))
+    out = tmp_path / "live.mp4"
+    argv = ["testsrc2=size=64x48:rate=30", "--format", "lavfi", "--live", "-o", str(out), "--duration", "1"]
+    assert main([*argv, "--backend", "torch", "--model-size", "32"]) == 0
+    err = capsys.readouterr().err
+    assert "for real time, run: p3m-live weights fetch fast" in err and "model: fast" not in err
+    assert len(probe(out)["times"]) >= 1

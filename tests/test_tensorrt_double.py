@@ -192,3 +192,17 @@ def test_live_run_builds_every_background_engine_before_output(trt_double, seed3
     assert err.count("building the TensorRT engine") == 2 and len(list(engines.glob("*.plan"))) == 2
     assert "matting failed" not in err  # a failing backend would still give frames: privacy frames
     assert len(probe(out)["times"]) >= 3
+
+
+def test_build_engine_command_builds_once_per_size(trt_double, seed32_ckpt, tmp_path, capsys):
+    engines = tmp_path / "engines"
+    argv = ["build-engine", "--size", "128x96", "--size", "96x64", "--weights", str(seed32_ckpt)]
+    argv += ["--model-size", "32", "--background", "blur", "--engine-dir", str(engines)]
+    assert main(argv) == 0
+    first = capsys.readouterr()
+    plans = first.out.split()
+    assert len(plans) == 2 and all(Path(p).is_file() and Path(p).parent == engines for p in plans)
+    assert first.err.count("building the TensorRT engine") == 2
+    assert main(argv) == 0
+    again = capsys.readouterr()
+    assert again.out.split() == plans and "building" not in again.err  # both found in the store
