@@ -10,7 +10,9 @@ for every frame, and one status line a second reports it.
 Three threads: capture (the source), matting (the backend, on the newest frame)
 and output (this one: sinks, preview, keys). The output thread never waits on the
 backend for long: if the backend raises, returns garbage or stalls, it shows
-privacy frames instead, and never the camera frame.
+privacy frames instead, and never the camera frame. A camera or stream that stops
+(unplugged, network gone) is reopened every few seconds while the outputs carry
+privacy frames, so a call keeps its virtual camera.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import P3MError
 from .graph import frame_shape
 from .pipeline import Matting
 from .privacy import PrivacyFrames
@@ -35,6 +38,8 @@ from .video.sinks import Sink
 from .video.sources import Source
 
 log = logging.getLogger("p3m_live")
+
+RECONNECT_EVERY = 2.0  # seconds between attempts to reopen a lost camera or stream
 
 
 class Mailbox:
@@ -128,10 +133,14 @@ class Worker(threading.Thread):
         self.results: queue.Queue[Result] = queue.Queue(maxsize=2)
         self.busy_since: float | None = None
         self.switch_background = threading.Event()
+        self.reset = threading.Event()  # a new source: forget the temporal history
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
+            if self.reset.is_set():
+                self.reset.clear()
+                self.matting.backend.reset()
             if self.switch_background.is_set():
                 self.switch_background.clear()
                 try:
@@ -186,6 +195,11 @@ class Guard:
         self.privacy.good(composite)
         return composite
 
+    def lost(self) -> np.ndarray:
+        """The source is gone for now (the capture thread says so once): privacy frames."""
+        self.privacy_frames += 1
+        return self.privacy.frame()
+
     def fail(self, problem: str) -> np.ndarray:
         if self.failing is None:
             self.failures += 1
@@ -204,36 +218,79 @@ def run_live(
     duration: float | None = None,
     status_interval: float = 1.0,
     deadline: float | None = None,
+    reopen: Callable[[], Source] | None = None,
+    reconnect_every: float = RECONNECT_EVERY,
 ) -> LiveSummary:
     """Run until the source ends, ``duration`` seconds pass, q is pressed or Ctrl-C.
 
     Output fails closed: when the backend raises, returns garbage, or gives no result
     for ``deadline`` seconds (default: four frame intervals, at least 0.25 s), the
     outputs get privacy frames (see :mod:`p3m_live.privacy`) until it recovers.
-    Closes ``source`` once its reader thread has stopped (a reader stuck in a dead
-    network read is left to die with the process rather than closed under it)."""
+    With ``reopen`` (cameras and live streams), a source that fails or ends is not the
+    end: privacy frames go out at the source's rate while ``reopen`` is tried every
+    ``reconnect_every`` seconds. Closes the source once its reader thread has stopped
+    (a reader stuck in a dead network read is left to die with the process rather
+    than closed under it)."""
     box = Mailbox()
     stop = threading.Event()
     errors: list[BaseException] = []
     rate_in, rate_out = RateMeter(), RateMeter()
     interval = 1.0 / float(source.rate) if source.rate else 1 / 30
     deadline = deadline if deadline is not None else max(0.25, 4 * interval)
+    current = [source]  # the source being read (a reconnect replaces it)
+    lost = threading.Event()  # the source is gone and being reopened
+
+    def read(src: Source) -> None:
+        start: tuple[float, float] | None = None  # (wall clock, media time) of the first frame
+        for item in src.items():
+            if stop.is_set():
+                return
+            if isinstance(item, Frame):
+                if not src.paced and item.time is not None:
+                    start = start or (time.monotonic(), item.time)
+                    wait = start[0] + (item.time - start[1]) - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)  # play at the file's own speed, like ffmpeg -re
+                    item.captured = time.monotonic()
+                box.put(item)
+                rate_in.tick()
+
+    def reconnect(why: str) -> Source | None:
+        """A new source like the lost one, once one opens; None if the run stops first."""
+        log.warning("%s: privacy frames until it is back; reopening every %g s", why, reconnect_every)
+        lost.set()
+        current[0].close()
+        while not stop.wait(reconnect_every):
+            try:
+                src = reopen()
+            except (P3MError, OSError):
+                continue
+            if src.layout != matting.layout:
+                src.close()
+                raise P3MError(f"the source came back as {src.layout.width}x{src.layout.height} {src.layout.fmt}, "
+                               f"not as before; restart p3m-live")  # fmt: skip
+            log.warning("the source is back")
+            worker.reset.set()
+            lost.clear()
+            return src
+        return None
 
     def capture() -> None:
-        start: tuple[float, float] | None = None  # (wall clock, media time) of the first frame
         try:
-            for item in source.items():
-                if stop.is_set():
-                    break
-                if isinstance(item, Frame):
-                    if not source.paced and item.time is not None:
-                        start = start or (time.monotonic(), item.time)
-                        wait = start[0] + (item.time - start[1]) - time.monotonic()
-                        if wait > 0:
-                            time.sleep(wait)  # play at the file's own speed, like ffmpeg -re
-                        item.captured = time.monotonic()
-                    box.put(item)
-                    rate_in.tick()
+            while True:
+                try:
+                    read(current[0])
+                    why = "the source ended"
+                except (P3MError, OSError) as e:
+                    if reopen is None:
+                        raise
+                    why = f"the source failed ({e})"
+                if stop.is_set() or reopen is None:
+                    return
+                src = reconnect(why)
+                if src is None:
+                    return
+                current[0] = src
         except BaseException as e:  # noqa: BLE001 (reported by the loop)
             errors.append(e)
         finally:
@@ -276,6 +333,10 @@ def run_live(
                     shown += 1
                 else:
                     composite, alpha = guard.fail(result.problem), None
+            elif lost.is_set():
+                if now - last_out < interval:
+                    continue
+                composite, alpha = guard.lost(), None
             else:
                 busy = worker.busy_since
                 stalled = busy is not None and now - busy > deadline
@@ -307,7 +368,7 @@ def run_live(
         reader.join(timeout=2.0)
         worker.join(timeout=2.0)
         if not reader.is_alive() and not worker.is_alive():
-            source.close()
+            current[0].close()
     if errors:
         raise errors[0]
     return LiveSummary(

@@ -9,6 +9,7 @@ raw camera frame.
 
 from __future__ import annotations
 
+import cv2  # imported here, not at the first failure: importing takes ~0.5 s, which would stall the output
 import numpy as np
 import torch
 
@@ -24,8 +25,6 @@ def rgb_to_i420(rgb: np.ndarray, matrix: str, full_range: bool) -> np.ndarray:
 
 def blur_i420(frame: np.ndarray, factor: int = 24) -> np.ndarray:
     """A blur too heavy to recognise anyone by: each plane shrunk ``factor`` times and back."""
-    import cv2
-
     rows, w = frame.shape
     h = rows * 2 // 3
     planes = [frame[:h], frame[h:].reshape(2, h // 2, w // 2)[0], frame[h:].reshape(2, h // 2, w // 2)[1]]

@@ -277,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
 
                 preview = PreviewWindow(layout)
             live_started = True
+            device_or_stream = args.webcam is not None or not Path(args.input).is_file()
             summary = run_live(
                 source,
                 matting,
@@ -284,6 +285,7 @@ def run(args: argparse.Namespace) -> int:
                 preview=preview,
                 duration=args.duration,
                 status_interval=1e9 if args.quiet else 1.0,
+                reopen=(lambda: open_run_source(args, live)) if device_or_stream else None,  # a file just ends
             )
             log.info("%s", summary.line())
         else:

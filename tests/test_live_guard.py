@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from p3m_live.backends.base import Backend
+from p3m_live.errors import P3MError
 from p3m_live.live import run_live
 from p3m_live.pipeline import Matting, graph_spec
 from p3m_live.privacy import blur_i420, rgb_to_i420
@@ -73,11 +74,16 @@ def _run(mode: str, bad: range, background: str = "#0000ff", duration: float = 2
     return summary, rec.composites, backend["b"]
 
 
+def _kinds(outs: list[np.ndarray]) -> list[str]:
+    """Each output as "green" (a good composite), "blue" (the privacy frame) or "other"."""
+    return ["green" if np.array_equal(o, GREEN) else "blue" if np.array_equal(o, BLUE) else "other" for o in outs]
+
+
 @pytest.mark.parametrize("mode", ["raise", "hang", "nan"])
 def test_failures_show_the_background_never_the_camera(mode, caplog):
     caplog.set_level(logging.INFO, logger="p3m_live")
     summary, outs, backend = _run(mode, range(5, 10) if mode != "hang" else range(5, 6))
-    kinds = ["green" if np.array_equal(o, GREEN) else "blue" if np.array_equal(o, BLUE) else "other" for o in outs]
+    kinds = _kinds(outs)
     assert "other" not in kinds  # nothing but good composites and privacy frames, ever
     after = kinds[kinds.index("green") :]  # (a loaded machine may show privacy frames while starting)
     assert after.count("blue") >= (5 if mode != "hang" else 4)  # the hang lasted 1 s: privacy frames kept coming
@@ -114,7 +120,53 @@ def test_slow_first_matte_is_warm_up_not_a_failure(caplog):
     """A backend whose first call takes 0.6 s: privacy frames until the first matte, no failure."""
     caplog.set_level(logging.INFO, logger="p3m_live")
     summary, outs, _ = _run("hang", range(1, 2), duration=1.5)
-    kinds = ["green" if np.array_equal(o, GREEN) else "blue" if np.array_equal(o, BLUE) else "other" for o in outs]
+    kinds = _kinds(outs)
     assert "other" not in kinds and kinds[0] == "blue" and kinds[-1] == "green"
     assert summary.failures == 0 and summary.privacy_frames >= 5
     assert "waiting for the first matte" in caplog.text and "failed" not in caplog.text
+
+
+def test_a_lost_source_is_reopened_while_privacy_frames_go_out(caplog):
+    """A camera unplugged or a stream dropped: the outputs keep going with the background
+    alone, the source is reopened, and the composites come back. Real lavfi sources that
+    end after 0.5 s stand in for the camera (each reopen gives a fresh one); the first
+    two reopen attempts fail, as a camera that is not back yet."""
+    caplog.set_level(logging.INFO, logger="p3m_live")
+
+    def camera() -> AVSource:
+        return AVSource("testsrc2=size=96x64:rate=30:duration=0.5,realtime", format="lavfi", live=True)
+
+    attempts = []
+
+    def reopen() -> AVSource:
+        attempts.append(time.monotonic())
+        if len(attempts) <= 2:
+            raise P3MError("camera /dev/video0: no such file or device; check the path")
+        return camera()
+
+    src = camera()
+    matting = Matting(
+        src.layout, [parse_background("#0000ff")], lambda c, b: FlakyBackend(graph_spec(src.layout, c, b), "", range(0))
+    )
+    rec = Recorder()
+    summary = run_live(src, matting, [rec], duration=2.5, status_interval=1e9, reopen=reopen, reconnect_every=0.3)
+    kinds = _kinds(rec.composites)
+    assert "other" not in kinds
+    first_blue = kinds.index("blue")
+    assert "green" in kinds[first_blue:]  # composites again after the gap
+    assert kinds[first_blue:].count("blue") >= 15  # about 0.9 s of privacy frames at 30 fps: the gap was filled
+    assert summary.shown > 20 and len(attempts) >= 3  # more than the first source's 15 frames
+    assert "the source ended: privacy frames until it is back" in caplog.text and "the source is back" in caplog.text
+
+
+def test_a_source_that_comes_back_different_stops_the_run():
+    src = AVSource("testsrc2=size=96x64:rate=30:duration=0.3,realtime", format="lavfi", live=True)
+    matting = Matting(
+        src.layout, [parse_background("#0000ff")], lambda c, b: FlakyBackend(graph_spec(src.layout, c, b), "", range(0))
+    )
+
+    def reopen() -> AVSource:
+        return AVSource("testsrc2=size=128x64:rate=30,realtime", format="lavfi", live=True)
+
+    with pytest.raises(P3MError, match="came back as 128x64"):
+        run_live(src, matting, [Recorder()], duration=3.0, status_interval=1e9, reopen=reopen, reconnect_every=0.2)

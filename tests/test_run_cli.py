@@ -274,3 +274,14 @@ def test_live_on_the_cpu_without_the_fast_model_keeps_p3m(seed32_ckpt, tmp_path,
     err = capsys.readouterr().err
     assert "for real time, run: p3m-live weights fetch fast" in err and "model: fast" not in err
     assert len(probe(out)["times"]) >= 1
+
+
+def test_a_live_stream_that_ends_keeps_the_output_going(run, tmp_path, capsys):
+    """A live source that is not a file (a camera, a stream, here a lavfi graph that stops
+    after 0.5 s) is waited for, not the end of the run: privacy frames keep the virtual
+    camera fed until it comes back or the user stops."""
+    out = tmp_path / "live.mp4"
+    src = "testsrc2=size=64x48:rate=30:duration=0.5"
+    assert run(src, "--format", "lavfi", "--live", "-o", out, "--duration", "2", "--backend", "torch") == 0
+    assert "the source ended: privacy frames until it is back" in capsys.readouterr().err
+    assert len(probe(out)["times"]) > 30  # the source gave 15 frames; the rest are privacy frames
