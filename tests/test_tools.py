@@ -26,3 +26,19 @@ def test_gpu_check_dry_run_on_the_cpu(seed32_ckpt, tmp_path):
     assert row["alpha_mean_abs_levels"] == 0.0 and row["run_ahead_identical"] is True  # CPU against CPU
     assert row["end_to_end_ms_p50"] > 0 and row["batch4_ms_per_frame"] > 0 and "graph_replay_ms_p50" not in row
     assert "| 96x64 |" in (tmp_path / "gpu_check.md").read_text()
+
+
+def test_gpu_session_script_dry_run(tmp_path):
+    """tools/gpu_session.sh, the one command a GPU machine gets, run here on the CPU."""
+    r = subprocess.run(
+        ["bash", str(ROOT / "tools" / "gpu_session.sh"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OUT": str(tmp_path)},
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "| 96x64 |" in (tmp_path / "gpu_check.md").read_text()
+    bench = (tmp_path / "bench_pipeline.md").read_text()
+    assert bench.count("| overlapped |") == 2 and "batch 1 exit: 0" in bench and "batch 4 exit: 0" in bench
+    assert "gpu_check exit: 0" in (tmp_path / "gpu_check.log").read_text()

@@ -92,17 +92,28 @@ def model_only(clip: Path, weights: Path, args) -> float:
 
 
 def serial(clip: Path, weights: Path, out: Path, args) -> float:
+    """Decode a batch, matte it, encode it, one after another."""
     with open_source(str(clip)) as src:
         m = _matting(src, weights, args)
         sink = _sink(src, out)
-        n, t0 = 0, time.perf_counter()
+        n, t0, pending = 0, time.perf_counter(), []
+
+        def matte_and_write() -> None:
+            composites, alphas = m.process(pending)
+            for frame, c, a in zip(pending, composites, alphas):
+                sink.write(frame, c, a)
+            pending.clear()
+
         for item in src.items():
             if isinstance(item, Frame):
-                c, a = m.process([item])
-                sink.write(item, c[0], a[0])
+                pending.append(item)
                 n += 1
+                if len(pending) == args.batch:
+                    matte_and_write()
             else:
                 sink.write_audio(item)
+        if pending:
+            matte_and_write()
         sink.close()
         return n / (time.perf_counter() - t0)
 
