@@ -205,7 +205,6 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .live import run_live
     from .model import resolve_model_weights
     from .pipeline import Matting, graph_spec, run_offline
     from .stats import Progress
@@ -271,6 +270,8 @@ def run(args: argparse.Namespace) -> int:
                 return 0
         sinks = _sinks(args, source, layout, live)
         if live:
+            from .live import run_live  # (brings OpenCV in for privacy frames: live runs only)
+
             preview = None
             if args.preview:
                 from .video.preview import PreviewWindow
