@@ -40,6 +40,7 @@ from .video.sources import Source
 log = logging.getLogger("p3m_live")
 
 RECONNECT_EVERY = 2.0  # seconds between attempts to reopen a lost camera or stream
+SILENCE = 1.0  # seconds without a frame from a live source (at least 10 frame intervals) before privacy frames
 
 
 class Mailbox:
@@ -228,9 +229,10 @@ def run_live(
     outputs get privacy frames (see :mod:`p3m_live.privacy`) until it recovers.
     With ``reopen`` (cameras and live streams), a source that fails or ends is not the
     end: privacy frames go out at the source's rate while ``reopen`` is tried every
-    ``reconnect_every`` seconds. Closes the source once its reader thread has stopped
-    (a reader stuck in a dead network read is left to die with the process rather
-    than closed under it)."""
+    ``reconnect_every`` seconds; one that only goes quiet (a stalled camera) gets
+    privacy frames after ``SILENCE`` seconds too, until it sends again. Closes the
+    source once its reader thread has stopped (a reader stuck in a dead network read
+    is left to die with the process rather than closed under it)."""
     box = Mailbox()
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -239,6 +241,8 @@ def run_live(
     deadline = deadline if deadline is not None else max(0.25, 4 * interval)
     current = [source]  # the source being read (a reconnect replaces it)
     lost = threading.Event()  # the source is gone and being reopened
+    last_input = [time.monotonic()]  # when the source last gave a frame
+    silence = max(SILENCE, 10 * interval)
 
     def read(src: Source) -> None:
         start: tuple[float, float] | None = None  # (wall clock, media time) of the first frame
@@ -253,6 +257,7 @@ def run_live(
                         time.sleep(wait)  # play at the file's own speed, like ffmpeg -re
                     item.captured = time.monotonic()
                 box.put(item)
+                last_input[0] = time.monotonic()
                 rate_in.tick()
 
     def reconnect(why: str) -> Source | None:
@@ -271,6 +276,7 @@ def run_live(
                                f"not as before; restart p3m-live")  # fmt: skip
             log.warning("the source is back")
             worker.reset.set()
+            last_input[0] = time.monotonic()  # (not "quiet" while its first frame is on the way)
             lost.clear()
             return src
         return None
@@ -302,6 +308,7 @@ def run_live(
     latency = Latencies()
     shown = 0
     t0 = last_out = time.monotonic()
+    silent = False  # a live source went quiet without an error (a stalled camera)
     next_status = t0 + status_interval
     last_frame: Frame | None = None
     reader.start()
@@ -325,6 +332,12 @@ def run_live(
                 result = worker.results.get(timeout=0.02)
             except queue.Empty:
                 result = None
+            quiet = reopen is not None and guard.started and not lost.is_set() and now - last_input[0] > silence
+            if quiet and not silent:
+                log.warning("no frame from the source for %.1f s: privacy frames until it sends again", silence)
+            elif silent and not quiet and not lost.is_set():  # (a loss says so itself)
+                log.warning("frames from the source again")
+            silent = quiet
             if result is not None:
                 last_frame = result.frame
                 if result.problem is None:
@@ -333,7 +346,7 @@ def run_live(
                     shown += 1
                 else:
                     composite, alpha = guard.fail(result.problem), None
-            elif lost.is_set():
+            elif lost.is_set() or silent:
                 if now - last_out < interval:
                     continue
                 composite, alpha = guard.lost(), None

@@ -15,7 +15,7 @@ from p3m_live.pipeline import Matting, graph_spec
 from p3m_live.privacy import blur_i420, rgb_to_i420
 from p3m_live.video.backgrounds import parse_background
 from p3m_live.video.sinks import Sink
-from p3m_live.video.sources import AVSource
+from p3m_live.video.sources import AVSource, Source
 
 GREEN = rgb_to_i420(np.full((64, 96, 3), (0, 200, 0), np.uint8), "bt601", False)
 BLUE = rgb_to_i420(np.full((64, 96, 3), (0, 0, 255), np.uint8), "bt601", False)
@@ -170,3 +170,42 @@ def test_a_source_that_comes_back_different_stops_the_run():
 
     with pytest.raises(P3MError, match="came back as 128x64"):
         run_live(src, matting, [Recorder()], duration=3.0, status_interval=1e9, reopen=reopen, reconnect_every=0.2)
+
+
+class StallingCamera(Source):
+    """A test double for a camera that stalls without an error (a USB hiccup; no real
+    device here): a real lavfi source whose frames stop for ``pause`` seconds after
+    ``before`` frames, then go on."""
+
+    def __init__(self, before: int, pause: float) -> None:
+        self.real = AVSource("testsrc2=size=96x64:rate=30,realtime", format="lavfi", live=True)
+        self.layout, self.rate, self.time_base = self.real.layout, self.real.rate, self.real.time_base
+        self.live, self.before, self.pause = True, before, pause
+
+    def items(self):
+        for i, item in enumerate(self.real.items()):
+            if i == self.before:
+                time.sleep(self.pause)
+            yield item
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def test_a_stalled_source_gets_privacy_frames_until_it_sends_again(caplog):
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    src = StallingCamera(before=20, pause=2.0)
+    matting = Matting(
+        src.layout, [parse_background("#0000ff")], lambda c, b: FlakyBackend(graph_spec(src.layout, c, b), "", range(0))
+    )
+    rec = Recorder()
+
+    def reopen():
+        raise AssertionError("a stalled source is waited for, not reopened")
+
+    run_live(src, matting, [rec], duration=3.5, status_interval=1e9, reopen=reopen)
+    kinds = _kinds(rec.composites)
+    assert "other" not in kinds
+    gap = kinds[kinds.index("blue") :]
+    assert 15 <= gap.count("blue") <= 45 and gap[-1] == "green"  # about 1 s of privacy frames, then composites
+    assert "no frame from the source for 1.0 s" in caplog.text and "frames from the source again" in caplog.text
