@@ -94,7 +94,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument("--batch", type=int, help="frames per inference call offline (default 4 on GPUs, 1 on CPUs)")
     run.add_argument("--weights", help="P3M-Net checkpoint, or a converted fast model (default: the cache)")
     run.add_argument(
-        "--engine-dir", type=Path, help="where TensorRT plans live (default: engines/ in a checkout, else the cache)"
+        "--engine-dir",
+        type=Path,
+        metavar="DIR",
+        help="where TensorRT plans live (default: engines/ in a checkout, else the cache)",
     )
     run.add_argument(
         "--prepare",
