@@ -94,7 +94,12 @@ def run_export(args: argparse.Namespace) -> int:
 def add_build_engine_arguments(p: argparse.ArgumentParser) -> None:
     add_graph_arguments(p)
     p.add_argument("--device", default="cuda", help="cuda or cuda:N")
-    p.add_argument("--engine-dir", type=Path, help="where plans live (default: engines/ in a checkout, else the cache)")
+    p.add_argument(
+        "--engine-dir",
+        type=Path,
+        metavar="DIR",
+        help="where plans live (default: engines/ in a checkout, else the cache)",
+    )
 
 
 def run_build_engine(args: argparse.Namespace) -> int:
