@@ -93,3 +93,12 @@ def probe(path: Path) -> dict:
         audio = [(p.pts, p.duration, bytes(p)) for s in c.streams.audio for p in c.demux(s) if p.size]
         audio_codec = c.streams.audio[0].codec_context.name if c.streams.audio else None
     return {"times": times, "rotations": rotations, "sizes": sizes, "audio": audio, "audio_codec": audio_codec}
+
+
+def portrait_i420(path: Path, width: int, height: int) -> np.ndarray:
+    """A shared portrait, resized to ``width`` x ``height``, as one I420 frame (the input every
+    backend test feeds)."""
+    import cv2
+
+    rgb = cv2.resize(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), (width, height))
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)

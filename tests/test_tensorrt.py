@@ -6,7 +6,6 @@ machine this project's CI has); written to run as it is on a machine with all th
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
@@ -19,20 +18,13 @@ if not torch.cuda.is_available():
 from p3m_live.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from p3m_live.backends.tensorrt_backend import TensorRTBackend  # noqa: E402
 from p3m_live.graph import GraphSpec  # noqa: E402
+from tests.media import portrait_i420  # noqa: E402
 
 SPEC = GraphSpec(192, 256, "i420", "i420", model_short_side=128, background="color", temporal="ema")
 
 
-def _frames(portrait_paths):
-    out = []
-    for img, _ in portrait_paths[:3]:
-        rgb = cv2.resize(cv2.cvtColor(cv2.imread(str(img)), cv2.COLOR_BGR2RGB), (256, 192))
-        out.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
-    return out
-
-
 def test_engine_matches_onnxruntime_and_is_reused(seed32_ckpt, portrait_paths, tmp_path):
-    frames = _frames(portrait_paths)
+    frames = [portrait_i420(img, 256, 192) for img, _ in portrait_paths[:3]]
     with TensorRTBackend(SPEC, seed32_ckpt, engine_dir=tmp_path) as trt_be:
         trt_be.set_background((0, 177, 64))
         got = [trt_be.process(f) for f in frames]

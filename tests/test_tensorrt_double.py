@@ -17,16 +17,16 @@ import threading
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import pytest
 
+from p3m_live.backends.base import file_digest
 from p3m_live.backends.onnxruntime_backend import OnnxRuntimeBackend
 from p3m_live.backends.tensorrt_backend import TensorRTBackend, input_shapes
 from p3m_live.cli import main
 from p3m_live.errors import P3MError
 from p3m_live.graph import GraphSpec
-from tests.media import make_clip, probe
+from tests.media import make_clip, portrait_i420, probe
 
 DOUBLES = Path(__file__).parent / "doubles"
 SPEC = GraphSpec(96, 128, "i420", "i420", model_short_side=64, background="color", temporal="ema", precision="fp16")
@@ -53,11 +53,7 @@ def trt_double(monkeypatch):
 
 
 def _frames(portrait_paths, n: int) -> list[np.ndarray]:
-    out = []
-    for img, _ in portrait_paths[:n]:
-        rgb = cv2.resize(cv2.cvtColor(cv2.imread(str(img)), cv2.COLOR_BGR2RGB), (SPEC.width, SPEC.height))
-        out.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
-    return out
+    return [portrait_i420(img, SPEC.width, SPEC.height) for img, _ in portrait_paths[:n]]
 
 
 def _same(got, want) -> None:
@@ -148,7 +144,7 @@ def test_a_plan_tensorrt_cannot_load_says_what_to_do(trt_double, seed32_ckpt, tm
     side = plan.with_suffix(".json")
     plan.write_bytes(b"a plan from some other build of the same TensorRT version")
     meta = json.loads(side.read_text())
-    meta["plan_sha256"] = __import__("hashlib").sha256(plan.read_bytes()).hexdigest()  # a consistent sidecar
+    meta["plan_sha256"] = file_digest(plan, None)  # a consistent sidecar
     side.write_text(json.dumps(meta))
     with pytest.raises(P3MError, match="cannot be loaded by TensorRT .*delete it to rebuild"):
         TensorRTBackend(SPEC, seed32_ckpt, engine_dir=tmp_path)

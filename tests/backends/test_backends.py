@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import cv2
 import numpy as np
 import pytest
 
@@ -12,6 +11,7 @@ from p3m_live import backends
 from p3m_live.backends import choose_backend, open_backend
 from p3m_live.errors import P3MError
 from p3m_live.graph import GraphSpec
+from tests.media import portrait_i420
 
 H, W = 192, 256
 SPEC = GraphSpec(H, W, "i420", "i420", model_short_side=128, background="image", temporal="ema")
@@ -20,10 +20,7 @@ SPEC = GraphSpec(H, W, "i420", "i420", model_short_side=128, background="image",
 @pytest.fixture(scope="module")
 def clip(portrait_paths):
     """Three I420 frames from real portraits, and an RGB background."""
-    frames = []
-    for img_path, _ in portrait_paths[:3]:
-        rgb = cv2.resize(cv2.cvtColor(cv2.imread(str(img_path)), cv2.COLOR_BGR2RGB), (W, H))
-        frames.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
+    frames = [portrait_i420(img_path, W, H) for img_path, _ in portrait_paths[:3]]
     bg = np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)
     return frames, bg
 
