@@ -256,6 +256,17 @@ def run_checks() -> list[Check]:
     ]
 
 
+def auto_choice() -> str:
+    """What ``--backend auto`` runs on this machine, and why (seen here before a call, not during)."""
+    from .backends import choose_backend
+
+    try:
+        backend, device, why = choose_backend()
+    except ImportError as e:
+        return f"nothing ({e.name} is missing)"
+    return f"{backend} on {device} ({why})"
+
+
 ESSENTIAL = {"python", "numpy", "torch", "av", "opencv-python", "encoder libx264"}
 
 
@@ -265,8 +276,9 @@ def doctor() -> int:
     for c in checks:
         print(c.line())
     missing = [c.name for c in checks if not c.ok and c.name in ESSENTIAL]
+    print(f"\n--backend auto runs {auto_choice()}")
     print(
-        f"\n{'missing essentials: ' + ', '.join(missing) if missing else 'p3m-live can run here'}; "
+        f"{'missing essentials: ' + ', '.join(missing) if missing else 'p3m-live can run here'}; "
         f"{sum(c.ok for c in checks)} of {len(checks)} checks OK"
     )
     return 1 if missing else 0

@@ -18,6 +18,13 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def parse_device(text: str) -> str:
+    """'cpu', 'cuda' or 'cuda:N', as PyTorch spells devices."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text.strip()):
+        raise argparse.ArgumentTypeError(f"device must be cpu, cuda or cuda:N, not {text!r}")
+    return text.strip()
+
+
 def add_graph_arguments(p: argparse.ArgumentParser) -> None:
     """The options that fix an exported frame graph (shared by export and build-engine)."""
     p.add_argument(
@@ -93,7 +100,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def add_build_engine_arguments(p: argparse.ArgumentParser) -> None:
     add_graph_arguments(p)
-    p.add_argument("--device", default="cuda", help="cuda or cuda:N")
+    p.add_argument("--device", type=parse_device, default="cuda", help="cuda or cuda:N")
     p.add_argument(
         "--engine-dir",
         type=Path,

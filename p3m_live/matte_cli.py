@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends import BACKENDS
 from .errors import P3MError
+from .export_cli import parse_device
 from .graph import MODELS
 
 
@@ -24,8 +26,8 @@ def add_matte_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--composite", metavar="BG", help="also write NAME_composite.png over an image, colour or blur")
     p.add_argument("--model", choices=MODELS, default="p3m")
     p.add_argument("--model-size", type=int, default=512, help="P3M-Net's input short side (multiple of 32)")
-    p.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "torch", "onnxruntime"])
-    p.add_argument("--device")
+    p.add_argument("--backend", default="auto", choices=BACKENDS)
+    p.add_argument("--device", type=parse_device, help="cpu, cuda or cuda:N (default: the backend's choice)")
     p.add_argument("--weights", help="P3M-Net checkpoint or converted fast model (default: the cache)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
 

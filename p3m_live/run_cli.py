@@ -16,7 +16,7 @@ from pathlib import Path
 from . import signals
 from .backends import BACKENDS, choose_backend, open_backend
 from .errors import P3MError
-from .export_cli import parse_size
+from .export_cli import parse_device, parse_size
 from .graph import MODELS
 from .spec import FOREGROUNDS, TEMPORALS
 from .video.backgrounds import HELP as BACKGROUND_HELP
@@ -89,7 +89,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
     run = p.add_argument_group("runtime")
     run.add_argument("--backend", choices=BACKENDS, default="auto")
-    run.add_argument("--device", help="cpu, cuda or cuda:N (default: the backend's choice)")
+    run.add_argument("--device", type=parse_device, help="cpu, cuda or cuda:N (default: the backend's choice)")
     run.add_argument("--precision", choices=["fp32", "fp16"], help="default: fp16 on GPUs, fp32 on CPUs")
     run.add_argument("--batch", type=int, help="frames per inference call offline (default 4 on GPUs, 1 on CPUs)")
     run.add_argument("--weights", help="P3M-Net checkpoint, or a converted fast model (default: the cache)")

@@ -42,6 +42,8 @@ def test_export_two_sizes(seed32_ckpt, tmp_path, capsys):
         (["export", "--size", "96x64", "--model-size", "33", "-o", "x.onnx"], "multiple of 32"),
         (["export", "--size", "big", "-o", "x.onnx"], "size must look like 1920x1080"),
         (["export", "--size", "96x64", "--size", "64x64", "-o", "x.onnx"], "need -o to be a folder"),
+        (["in.mp4", "-o", "out.mp4", "--device", "gpu"], "device must be cpu, cuda or cuda:N, not 'gpu'"),
+        (["matte", "in.jpg", "-o", "out", "--device", "cuda:one"], "device must be cpu, cuda or cuda:N"),
     ],
 )
 def test_errors_are_one_line_exit_2(args, needle, seed32_ckpt, tmp_path):

@@ -73,3 +73,7 @@ def test_doctor_on_this_machine(capsys):
         assert "fix: pip install 'p3m-live[trt]'" in lines["tensorrt"]
     for name in ("GPU", "ORT providers", "cameras", "virtual camera", "P3M-Net weights", "fast model"):
         assert any(k.startswith(name) for k in lines), name
+    from p3m_live.backends import choose_backend
+
+    backend, device, why = choose_backend()
+    assert f"--backend auto runs {backend} on {device} ({why})" in out.splitlines()

@@ -1,8 +1,8 @@
 """Backends that run the frame graph, and the ``auto`` choice between them.
 
 ``open_backend("auto", ...)`` picks, in order: TensorRT where usable, torch on
-CUDA, ONNX Runtime on the CPU, torch on the CPU, and logs one line saying which
-and why.
+CUDA, ONNX Runtime's CUDA provider (onnxruntime-gpu beside a CPU-only torch), ONNX
+Runtime on the CPU, torch on the CPU, and logs one line saying which and why.
 """
 
 from __future__ import annotations
@@ -31,6 +31,15 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _ort_has_cuda() -> bool:
+    """Whether ONNX Runtime was built with its CUDA provider (onnxruntime-gpu)."""
+    if not _has("onnxruntime"):
+        return False
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
 def choose_backend(device: str | None = None) -> tuple[str, str, str]:
     """(backend, device, reason) for ``--backend auto``."""
     want_cpu = device is not None and device.startswith("cpu")
@@ -39,6 +48,8 @@ def choose_backend(device: str | None = None) -> tuple[str, str, str]:
             return "tensorrt", device or "cuda", "NVIDIA GPU with TensorRT and pycuda"
         why = "NVIDIA GPU, TensorRT " + ("backend not available" if _has("tensorrt") else "not installed")
         return "torch", device or "cuda", why
+    if not want_cpu and _ort_has_cuda():
+        return "onnxruntime", device or "cuda", "PyTorch sees no CUDA GPU, ONNX Runtime has its CUDA provider"
     where = "CPU requested" if want_cpu else "no CUDA GPU"
     if _has("onnxruntime"):
         return "onnxruntime", "cpu", f"{where}, ONNX Runtime installed"

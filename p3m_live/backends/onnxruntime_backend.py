@@ -55,21 +55,32 @@ class OnnxRuntimeBackend(Backend):
         except ImportError as e:
             raise P3MError("ONNX Runtime is not installed: pip install 'p3m-live[onnx]'") from e
         super().__init__(spec)
+        available = ort.get_available_providers()
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in available:
+                raise P3MError(
+                    f"ONNX Runtime has no CUDA provider here (providers: {', '.join(available)}); "
+                    "pip install onnxruntime-gpu, or use --device cpu"
+                )
+            index = int(device.partition(":")[2] or 0)
+            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
         if onnx_path is None:
             if weights is None:
                 raise P3MError("the onnxruntime backend needs weights or an exported graph")
             onnx_path = cached_onnx(spec, weights)
-        available = ort.get_available_providers()
-        if device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in available:
-                raise P3MError(f"ONNX Runtime has no CUDA provider here (providers: {', '.join(available)})")
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        else:
-            providers = ["CPUExecutionProvider"]
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
         self.on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
+        if device.startswith("cuda") and not self.on_gpu:
+            # onnxruntime-gpu lists the provider even when it cannot load CUDA or cuDNN, and
+            # then quietly runs on the CPU with settings chosen for a GPU.
+            raise P3MError(
+                "ONNX Runtime could not load its CUDA provider (are the CUDA and cuDNN libraries "
+                "it needs installed?); use --device cpu"
+            )
         self.output_names = [o.name for o in self.session.get_outputs()]
         # The exporter drops inputs the graph does not read (the state with --temporal off).
         self.input_names = {i.name for i in self.session.get_inputs()}

@@ -109,15 +109,28 @@ def test_auto_choice_here_logs_one_line(seed32_ckpt, caplog):
 
 
 def test_auto_choice_order(monkeypatch):
+    """What each machine gets; the GPU and onnxruntime-gpu are doubled by the probes' answers."""
     monkeypatch.setattr(backends, "_cuda_available", lambda: True)
+    monkeypatch.setattr(backends, "_ort_has_cuda", lambda: True)
     monkeypatch.setattr(backends, "_has", lambda m: m == "onnxruntime")
     assert choose_backend()[:2] == ("torch", "cuda")
     monkeypatch.setattr(backends, "_has", lambda m: True)
     assert choose_backend()[:2] == ("tensorrt", "cuda")
+    assert choose_backend("cuda:1")[:2] == ("tensorrt", "cuda:1")
     assert choose_backend("cpu")[:2] == ("onnxruntime", "cpu")
+    # onnxruntime-gpu beside a CPU-only torch: ONNX Runtime's CUDA provider, unless the CPU is asked for.
     monkeypatch.setattr(backends, "_cuda_available", lambda: False)
+    assert choose_backend()[:2] == ("onnxruntime", "cuda")
+    assert choose_backend("cpu")[:2] == ("onnxruntime", "cpu")
+    monkeypatch.setattr(backends, "_ort_has_cuda", lambda: False)
+    assert choose_backend()[:2] == ("onnxruntime", "cpu")
     monkeypatch.setattr(backends, "_has", lambda m: False)
     assert choose_backend() == ("torch", "cpu", "no CUDA GPU, ONNX Runtime not installed")
+
+
+def test_onnxruntime_cuda_without_the_provider_is_one_clear_error(seed32_ckpt):
+    with pytest.raises(P3MError, match="no CUDA provider here .*pip install onnxruntime-gpu, or use --device cpu"):
+        open_backend("onnxruntime", SPEC, seed32_ckpt, device="cuda")
 
 
 def test_video_background_moves_within_a_batch(seed32_ckpt):
