@@ -46,8 +46,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--fg-out", metavar="PATH", help="foreground with alpha: .mov (ProRes 4444), .webm, .mkv, PNGs")
     out.add_argument("--virtual-cam", nargs="?", const="", metavar="DEVICE", help="feed a virtual camera")
     out.add_argument("--preview", action="store_true", help="show a preview window (q quit, b background, m matte)")
-    out.add_argument("--codec", help="video encoder for -o (default: libx264, or libvpx-vp9 for .webm)")
-    out.add_argument("--crf", type=int, help="encoder quality, lower is better (default 18 for x264)")
+    out.add_argument(
+        "--codec", help="video encoder for -o (default: libx264, or libvpx-vp9 for .webm; h264_nvenc on NVIDIA)"
+    )
+    out.add_argument("--crf", type=int, help="encoder quality, lower is better (default 18 for x264; NVENC's cq 21)")
     out.add_argument("--preset", help="encoder preset (default veryfast for x264)")
     out.add_argument("--overwrite", action="store_true", help="replace existing output files")
     out.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (live) ")
@@ -300,9 +302,16 @@ def run(args: argparse.Namespace) -> int:
             if result.interrupted:
                 return signals.exit_code()
     finally:
+        failing = sys.exc_info()[1] is not None
         with signals.held():  # a second Ctrl-C must not cut the file being finished
             for s in sinks or []:
-                s.close()
+                try:
+                    s.close()
+                except Exception as e:
+                    if not failing:
+                        raise
+                    # The error that ended the run is the one to report, not its echo here.
+                    log.warning("an output could not be finished cleanly (%s)", e)
             if matting is not None:
                 matting.close()
             if not live_started:

@@ -82,14 +82,17 @@ def test_batches_equal_single_frames(clip, seed32_ckpt):
 
 
 def test_stages_overlap(clip, seed32_ckpt):
-    """With matting and writing each 60 ms a frame, overlapped stages take about half the serial time."""
+    """With matting and writing each 60 ms a frame, the stages overlap: at least half of the
+    shorter stage's time is hidden behind the longer one (a serial loop would take their sum,
+    whatever the load on the machine)."""
     with open_source(str(clip)) as src:
         opener = _opener(seed32_ckpt, src.layout)
         m = Matting(src.layout, [parse_background("blur")], lambda c, b: SlowBackend(opener(c, b), 0.06), 1)
         summary = run_offline(src, m, [Recorder(delay=0.06)])
     busy = {s.name: s.busy for s in summary.stages}
     assert busy["matting"] >= 6 * 0.06 and busy["encode"] >= 6 * 0.06
-    assert summary.wall < 0.8 * (busy["matting"] + busy["encode"])
+    longer, shorter = max(busy["matting"], busy["encode"]), min(busy["matting"], busy["encode"])
+    assert summary.wall < longer + 0.5 * shorter
     assert summary.bottleneck in ("matting", "encode") and "bottleneck" in summary.table()
 
 

@@ -151,6 +151,8 @@ def test_config_file_gives_defaults(run, talk, tmp_path, monkeypatch):
         (["{talk}", "-o", "{tmp}/o.mp4", "--config", "{badcfg}"], "unknown option 'colour'"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--virtual-cam"], "live outputs"),
         (["{talk}", "--webcam"], "give one input"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--codec", "nosuch264"], "nosuch264 encoder is not available"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--preset", "fastest"], "check --preset and --crf"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run, talk, tmp_path, capsys, args, message):
@@ -165,6 +167,20 @@ def test_bad_input_is_one_line_and_exit_2(run, talk, tmp_path, capsys, args, mes
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("p3m-live: error: ") and message in err[-1]
     assert existing.read_bytes() == b"keep me"
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.partial.mp4").exists()
+
+
+def test_hardware_encoder_encodes_or_says_why(run, talk, tmp_path, capsys):
+    """PyAV's FFmpeg has NVENC built in; it opens only where an NVIDIA GPU and driver exist. Either
+    way the run must be clean: a playable file, or one line naming the fix (this machine: no GPU)."""
+    out = tmp_path / "o.mp4"
+    code = run(talk, "-o", out, "--codec", "h264_nvenc")
+    if code == 0:
+        assert len(probe(out)["times"]) == 12
+    else:
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and "h264_nvenc encoder" in err[-1] and "choose another --codec" in err[-1]
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_live_virtual_camera_without_a_device(seed32_ckpt, tmp_path):

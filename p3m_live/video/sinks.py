@@ -24,20 +24,43 @@ from .frames import Frame, Layout, planes_to_rgb
 
 log = logging.getLogger("p3m_live")
 
-# Container suffix -> default video codec, CRF and extra options for the composite.
-VIDEO_CODECS: dict[str, tuple[str, dict[str, str]]] = {
-    ".mp4": ("libx264", {"crf": "18", "preset": "veryfast"}),
-    ".m4v": ("libx264", {"crf": "18", "preset": "veryfast"}),
-    ".mov": ("libx264", {"crf": "18", "preset": "veryfast"}),
-    ".mkv": ("libx264", {"crf": "18", "preset": "veryfast"}),
-    ".webm": ("libvpx-vp9", {"crf": "32", "b": "0", "row-mt": "1", "deadline": "realtime", "cpu-used": "8"}),
+# Container suffix -> the composite's default encoder.
+VIDEO_CODECS: dict[str, str] = {
+    ".mp4": "libx264",
+    ".m4v": "libx264",
+    ".mov": "libx264",
+    ".mkv": "libx264",
+    ".webm": "libvpx-vp9",
 }
+# Encoder -> its defaults for the composite (visually lossless, fast); others get FFmpeg's.
+ENCODER_OPTIONS: dict[str, dict[str, str]] = {
+    "libx264": {"crf": "18", "preset": "veryfast"},
+    "libvpx-vp9": {"crf": "32", "b": "0", "row-mt": "1", "deadline": "realtime", "cpu-used": "8"},
+    # NVENC: constant quality (VBR with cq and no bitrate cap); p4 is its balanced preset.
+    "h264_nvenc": {"rc": "vbr", "cq": "21", "b": "0", "preset": "p4"},
+    "hevc_nvenc": {"rc": "vbr", "cq": "23", "b": "0", "preset": "p4"},
+}
+# What --crf sets, where the encoder names its constant-quality knob otherwise.
+QUALITY_OPTION: dict[str, str] = {"h264_nvenc": "cq", "hevc_nvenc": "cq"}
 # Matte and foreground tracks: (codec, pixel format, options) for formats that carry alpha.
 ALPHA_CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
     ".mov": ("prores_ks", "yuva444p10le", {"profile": "4444", "vendor": "apl0"}),
     ".webm": ("libvpx-vp9", "yuva420p", {"crf": "20", "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}),
     ".mkv": ("ffv1", "bgra", {}),  # lossless
 }
+
+
+def encoder_options(codec: str, crf: int | None, preset: str | None) -> dict[str, str]:
+    """The encoder's defaults with --crf and --preset applied, each under the encoder's own name."""
+    options = dict(ENCODER_OPTIONS.get(codec, {}))
+    if crf is not None:
+        options[QUALITY_OPTION.get(codec, "crf")] = str(crf)
+    if preset is not None:
+        options["preset"] = preset
+    return options
+
+
+HARDWARE_ENCODERS = ("_nvenc", "_qsv", "_amf", "_vaapi", "_videotoolbox", "_mf")
 WITH_ALPHA = "use .mov (ProRes 4444), .webm (VP9 with alpha), .mkv (FFV1) or a folder of PNGs"
 
 
@@ -83,6 +106,8 @@ class _Encoder:
         rate: Fraction | None,
         time_base: Fraction | None,
         options: dict[str, str],
+        *,
+        tag_colour: bool = False,
     ) -> None:
         self.path = path
         self.tmp = partial_path(path)
@@ -95,19 +120,35 @@ class _Encoder:
         except (av.error.FFmpegError, ValueError) as e:
             self.container.close()
             self.tmp.unlink(missing_ok=True)
-            raise P3MError(f"the {codec} encoder is not available in this FFmpeg build ({e})") from e
+            raise P3MError(
+                f"the {codec} encoder is not available in this FFmpeg build ({e}); choose another --codec"
+            ) from e
         s = self.stream
         s.width, s.height, s.pix_fmt = layout.width, layout.height, pix_fmt
         self.time_base = time_base or (1 / (rate or Fraction(30)))
         s.time_base = self.time_base
         s.codec_context.time_base = self.time_base  # keeps every source timestamp exactly (VFR)
         s.options = options
+        if tag_colour:  # the composite keeps the source's YUV matrix and range
+            s.codec_context.colorspace = 1 if layout.matrix == "bt709" else 5
+            s.codec_context.color_range = 2 if layout.full_range else 1
+        try:
+            # Opened now, not at the first frame: an encoder that cannot start (a hardware
+            # encoder without its GPU, a bad option) fails before any work, with its reason.
+            s.codec_context.open()
+        except av.error.FFmpegError as e:
+            self.container.close()
+            self.tmp.unlink(missing_ok=True)
+            why = getattr(e, "strerror", None) or str(e)
+            if codec.endswith(HARDWARE_ENCODERS):
+                fix = "it needs its GPU and driver; choose another --codec (libx264 works everywhere)"
+            else:
+                fix = f"check --preset and --crf ({', '.join(f'{k}={v}' for k, v in options.items())})"
+            raise P3MError(f"the {codec} encoder cannot start here ({why}); {fix}") from e
+        unused = dict(s.codec_context.options)  # what the encoder did not take (--crf for NVENC, say)
+        if unused:
+            log.warning("%s ignores %s", codec, ", ".join(f"{k}={v}" for k, v in unused.items()))
         self._last_pts: int | None = None
-
-    def tag_colour(self, layout: Layout) -> None:
-        cc = self.stream.codec_context
-        cc.colorspace = 1 if layout.matrix == "bt709" else 5
-        cc.color_range = 2 if layout.full_range else 1
 
     def encode(self, vf: av.VideoFrame, frame: Frame) -> None:
         pts = frame.pts if frame.pts is not None and frame.time_base == self.time_base else None
@@ -132,7 +173,8 @@ class _Encoder:
         finally:
             self.container.close()
             self.container = None
-            os.replace(self.tmp, self.path)
+            if self.tmp.exists():  # nothing was written when the run failed before its first frame
+                os.replace(self.tmp, self.path)
 
 
 class FileSink(Sink):
@@ -150,16 +192,9 @@ class FileSink(Sink):
         crf: int | None = None,
         preset: str | None = None,
     ) -> None:
-        suffix = path.suffix.lower()
-        default_codec, options = VIDEO_CODECS.get(suffix, ("libx264", {"crf": "18", "preset": "veryfast"}))
-        codec = codec or default_codec
-        options = dict(options) if codec == default_codec else {}
-        if crf is not None:
-            options["crf"] = str(crf)
-        if preset is not None:
-            options["preset"] = preset
-        self.enc = _Encoder(path, codec, "yuv420p", layout, rate, time_base, options)
-        self.enc.tag_colour(layout)
+        codec = codec or VIDEO_CODECS.get(path.suffix.lower(), "libx264")
+        options = encoder_options(codec, crf, preset)
+        self.enc = _Encoder(path, codec, "yuv420p", layout, rate, time_base, options, tag_colour=True)
         self.layout = layout
         self._audio: dict[int, tuple[av.stream.Stream, bool]] = {}
         for src in audio_streams:
@@ -238,7 +273,8 @@ class MatteSink(Sink):
         if suffix in ALPHA_CODECS:
             codec, pix_fmt, options = ALPHA_CODECS[suffix]
         elif kind == "alpha" and suffix in VIDEO_CODECS:
-            codec, options = VIDEO_CODECS[suffix]
+            codec = VIDEO_CODECS[suffix]
+            options = ENCODER_OPTIONS[codec]
             pix_fmt = "yuv420p"  # a grey luma matte in an ordinary video
         else:
             raise P3MError(f"{path.name} cannot carry an alpha channel; {WITH_ALPHA}")

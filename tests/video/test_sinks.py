@@ -60,7 +60,7 @@ def test_file_appears_only_when_finished(tmp_path):
 def test_encoder_options_and_strictly_increasing_times(tmp_path):
     out = tmp_path / "out.mkv"
     sink = FileSink(out, LAYOUT, rate=Fraction(25), time_base=TB, crf=30, preset="ultrafast")
-    assert sink.enc.stream.options == {"crf": "30", "preset": "ultrafast"}
+    assert sink.enc.stream.options == {}  # after opening: what libx264 did not take (nothing)
     for f, c, a in _frames(3):
         f.pts = 5  # a source that repeats a timestamp
         sink.write(f, c, a)
@@ -68,6 +68,55 @@ def test_encoder_options_and_strictly_increasing_times(tmp_path):
     with av.open(str(out)) as c:
         times = [f.time for f in c.decode(video=0)]
     assert len(times) == 3 and times == sorted(set(times))
+
+
+def test_an_encoder_that_cannot_start_fails_before_any_frame(tmp_path):
+    """libx264 itself refuses the preset when it opens, so the error comes now with the options
+    named, and no partial file is left."""
+    out = tmp_path / "out.mp4"
+    with pytest.raises(P3MError, match=r"libx264 encoder cannot start here .*preset=fastest"):
+        FileSink(out, LAYOUT, rate=Fraction(25), time_base=TB, preset="fastest")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("codec", ["h264_nvenc", "hevc_nvenc"])
+def test_nvenc_options_are_in_ffmpegs_option_table(codec):
+    """NVENC cannot run here (no GPU), but FFmpeg checks option values before it looks for one:
+    an invalid value for any key we set is refused as an argument error (so the key is NVENC's),
+    and our whole set is accepted (the open then fails for want of a GPU, or succeeds on one)."""
+    from p3m_live.video.sinks import ENCODER_OPTIONS, QUALITY_OPTION
+
+    def open_with(options):
+        ctx = av.CodecContext.create(codec, "w")
+        ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = 320, 240, "yuv420p", Fraction(1, 30)
+        ctx.options = options
+        try:
+            ctx.open()
+        except av.error.FFmpegError as e:
+            return e
+        return None
+
+    ours = ENCODER_OPTIONS[codec]
+    assert QUALITY_OPTION[codec] in ours
+    for key in ours:
+        assert isinstance(open_with({key: "not-a-value"}), av.error.ArgumentError), key
+    assert not isinstance(open_with(ours), av.error.ArgumentError)
+
+
+def test_crf_sets_the_encoders_own_quality_option():
+    from p3m_live.video.sinks import encoder_options
+
+    assert encoder_options("libx264", 30, "slow") == {"crf": "30", "preset": "slow"}
+    nvenc = encoder_options("h264_nvenc", 30, None)
+    assert nvenc["cq"] == "30" and "crf" not in nvenc and nvenc["rc"] == "vbr"
+    assert encoder_options("mpeg4", None, None) == {}  # FFmpeg's own defaults
+
+
+def test_options_an_encoder_ignores_are_named(tmp_path, caplog):
+    """FFmpeg's mpeg4 encoder has no crf: --crf would silently do nothing, so it is said."""
+    sink = FileSink(tmp_path / "out.mkv", LAYOUT, rate=Fraction(25), time_base=TB, codec="mpeg4", crf=20)
+    sink.close()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == ["mpeg4 ignores crf=20"]
 
 
 @pytest.mark.parametrize(
