@@ -153,6 +153,8 @@ def test_config_file_gives_defaults(run, talk, tmp_path, monkeypatch):
         (["{talk}", "--webcam"], "give one input"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--codec", "nosuch264"], "nosuch264 encoder is not available"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--preset", "fastest"], "check --preset and --crf"),
+        (["{talk}", "-o", "{tmp}/o.gif"], ".gif files cannot hold libx264 video"),
+        (["{talk}", "-o", "/proc/o.mp4"], "cannot write into /proc"),  # a folder nobody can create files in
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run, talk, tmp_path, capsys, args, message):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -92,6 +93,12 @@ def check_output(path: Path, inputs: Sequence[Path], overwrite: bool) -> None:
         raise P3MError(f"output {path} exists; pass --overwrite to replace it")
     if not path.parent.is_dir():
         raise P3MError(f"the folder of output {path} does not exist; create it first")
+    try:  # FFmpeg creates the file only at the first frame: find out now whether it can
+        fd, probe = tempfile.mkstemp(prefix=".p3m-live-", dir=path.parent)
+    except OSError as e:
+        raise P3MError(f"cannot write into {path.parent} ({e.strerror}); choose a writable folder") from e
+    os.close(fd)
+    os.unlink(probe)
 
 
 class _Encoder:
@@ -120,9 +127,12 @@ class _Encoder:
         except (av.error.FFmpegError, ValueError) as e:
             self.container.close()
             self.tmp.unlink(missing_ok=True)
-            raise P3MError(
-                f"the {codec} encoder is not available in this FFmpeg build ({e}); choose another --codec"
-            ) from e
+            if codec in av.codecs_available:  # known, but this container cannot hold it (libx264 in .gif)
+                why = f"{path.suffix or 'this'} files cannot hold {codec} video"
+                fix = "use .mp4, .mov, .mkv or .webm, or a --codec that this container takes"
+            else:
+                why, fix = f"the {codec} encoder is not available in this FFmpeg build ({e})", "choose another --codec"
+            raise P3MError(f"{why}; {fix}") from e
         s = self.stream
         s.width, s.height, s.pix_fmt = layout.width, layout.height, pix_fmt
         self.time_base = time_base or (1 / (rate or Fraction(30)))
