@@ -3,12 +3,13 @@
 For each image: the alpha as a grey PNG, and on request an RGBA cut-out (``--fg``,
 straight alpha) and a composite over a background (``--composite``). The frame
 graph is the one the video paths run (guided upsampling, no temporal smoothing),
-one backend per image size.
+one backend per image size, opened when the size changes.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from .backends import BACKENDS
 from .errors import P3MError
 from .export_cli import parse_device
 from .graph import MODELS
+
+log = logging.getLogger("p3m_live")
 
 
 def add_matte_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,10 +44,23 @@ def _targets(image: Path, output: Path, single: bool) -> dict[str, Path]:
     return {k: folder / f"{base}{suffix}.png" for k, suffix in suffixes.items()}
 
 
+def _auto_backend(name: str, device: str | None) -> tuple[str, str | None]:
+    """``auto`` means PyTorch here: still images come in many sizes, and the exported
+    backends need an ONNX export (ONNX Runtime) or an engine build (TensorRT) per size."""
+    if name != "auto":
+        return name, device
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    log.info("backend: torch on %s (still images of any size; no export or engine build per size)", device)
+    return "torch", device
+
+
 def run_matte(args: argparse.Namespace) -> int:
     import cv2
 
     from .backends import open_backend
+    from .graph import GraphSpec
     from .model import resolve_model_weights
     from .video.backgrounds import BackgroundFeed, parse_background
     from .video.frames import image_files, read_rgb
@@ -54,52 +70,69 @@ def run_matte(args: argparse.Namespace) -> int:
     choice = parse_background(args.composite or "black")
     if choice.kind == "none":
         raise P3MError("--composite none makes no composite; leave --composite out instead")
+    wanted = ["alpha"] + (["fg"] if args.fg else []) + (["composite"] if args.composite else [])
+    targets = {image: _targets(image, args.output, single) for image in images}
+    if not args.overwrite:  # refuse before any work, not halfway through a folder
+        for paths in targets.values():
+            for k in wanted:
+                if paths[k].exists():
+                    raise P3MError(f"{paths[k]} exists; pass --overwrite to replace it")
     folder = args.output.parent if single and args.output.suffix.lower() == ".png" else args.output
     folder.mkdir(parents=True, exist_ok=True)
-    backends: dict[tuple[int, int], object] = {}
+    backend_name, device = _auto_backend(args.backend, args.device)
+    backend, size = None, None  # one open at a time: a folder of many sizes must not hold them all
+    skipped: list[str] = []
     try:
         for image_path in images:
             rgb = read_rgb(image_path)
-            if rgb is None:
-                raise P3MError(f"{image_path} cannot be read as an image")
-            h, w = rgb.shape[:2]
-            targets = _targets(image_path, args.output, single)
-            wanted = ["alpha"] + (["fg"] if args.fg else []) + (["composite"] if args.composite else [])
-            for k in wanted:
-                if targets[k].exists() and not args.overwrite:
-                    raise P3MError(f"{targets[k]} exists; pass --overwrite to replace it")
-            if (h, w) not in backends:
-                from .graph import GraphSpec
-
-                try:
-                    spec = GraphSpec(
-                        h,
-                        w,
-                        "rgb",
-                        "rgb",
-                        model_short_side=args.model_size,
-                        background=choice.graph_kind,
-                        temporal="off",
-                        blur_strength=choice.strength,
-                        model=args.model,
-                    )
-                except ValueError as e:
-                    raise P3MError(f"{image_path.name}: {e}") from e
-                weights = resolve_model_weights(args.model, args.weights, h, w)
-                backends[(h, w)] = open_backend(args.backend, spec, weights, args.device)
-            backend = backends[(h, w)]
+            h, w = rgb.shape[:2] if rgb is not None else (0, 0)
+            try:
+                if rgb is None:
+                    raise P3MError(f"{image_path} cannot be read as an image")
+                if (h, w) != size:
+                    try:
+                        spec = GraphSpec(
+                            h,
+                            w,
+                            "rgb",
+                            "rgb",
+                            model_short_side=args.model_size,
+                            background=choice.graph_kind,
+                            temporal="off",
+                            blur_strength=choice.strength,
+                            model=args.model,
+                        )
+                    except ValueError as e:
+                        raise P3MError(f"{image_path.name}: {e}") from e
+                    if backend is not None:
+                        backend.close()
+                        backend, size = None, None
+                    weights = resolve_model_weights(args.model, args.weights, h, w)
+                    backend, size = open_backend(backend_name, spec, weights, device), (h, w)
+            except P3MError as e:
+                if single:
+                    raise
+                log.warning("skipped: %s", e)  # one bad file does not stop a folder
+                skipped.append(image_path.name)
+                continue
             value = BackgroundFeed(choice, w, h).value()
             if value is not None:
                 backend.set_background(value)
             composite, alpha = backend.process(rgb)
-            cv2.imwrite(str(targets["alpha"]), alpha[0])
+            paths = targets[image_path]
+            cv2.imwrite(str(paths["alpha"]), alpha[0])
             if args.fg:
                 rgba = np.concatenate([rgb, alpha[0][..., None]], axis=2)
-                cv2.imwrite(str(targets["fg"]), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+                cv2.imwrite(str(paths["fg"]), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
             if args.composite:
-                cv2.imwrite(str(targets["composite"]), cv2.cvtColor(composite[0], cv2.COLOR_RGB2BGR))
-            print(targets["alpha"])
+                cv2.imwrite(str(paths["composite"]), cv2.cvtColor(composite[0], cv2.COLOR_RGB2BGR))
+            print(paths["alpha"])
     finally:
-        for b in backends.values():
-            b.close()
+        if backend is not None:
+            backend.close()
+    if skipped:
+        raise P3MError(
+            f"{len(skipped)} of {len(images)} images could not be matted ({', '.join(skipped)}); "
+            "the rest were written, see the warnings above"
+        )
     return 0

@@ -81,8 +81,10 @@ class GraphSpec:
         if self.out_format not in OUT_FORMATS:
             raise ValueError(f"output format must be one of {OUT_FORMATS}, not {self.out_format!r}")
         yuv = "i420" in (self.in_format, self.out_format) or "nv12" in (self.in_format, self.out_format)
-        if self.height < 2 or self.width < 2 or (yuv and (self.height % 2 or self.width % 2)):
-            raise ValueError(f"frame size {self.width}x{self.height} must be even for YUV 4:2:0 and at least 2x2")
+        if self.height < 2 or self.width < 2:
+            raise ValueError(f"frame size {self.width}x{self.height} is too small: it must be at least 2x2")
+        if yuv and (self.height % 2 or self.width % 2):
+            raise ValueError(f"frame size {self.width}x{self.height} must be even for YUV 4:2:0")
         if self.batch < 1:
             raise ValueError("batch must be >= 1")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import cv2
 import numpy as np
@@ -186,3 +187,35 @@ def test_matte_still_images(tmp_path, small_portraits, seed32_ckpt):
     single = tmp_path / "one.png"
     assert main(["matte", str(folder / f"{stems[0]}.jpg"), "-o", str(single), *torch_args(seed32_ckpt, 128)]) == 0
     assert np.array_equal(cv2.imread(str(single), cv2.IMREAD_UNCHANGED), alpha)
+
+
+def test_matte_folder_skips_what_it_cannot_read_and_says_so(tmp_path, small_portraits, seed32_ckpt, caplog, capsys):
+    """A folder with a damaged file, a 1x1 image and two sizes: the good images are written,
+    the bad ones are named, and the run ends with exit 2. ``auto`` runs PyTorch (no export per size)."""
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (name, rgb, _) = small_portraits[0]
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(folder / "a.jpg"), bgr)
+    cv2.imwrite(str(folder / "b.png"), bgr[: H // 2 + 1, : W // 2 + 1])  # another size, odd sides
+    (folder / "c.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    cv2.imwrite(str(folder / "d.png"), bgr[:1, :1])
+    out = tmp_path / "out"
+    args = ["matte", str(folder), "-o", str(out), "--weights", str(seed32_ckpt), "--model-size", "64"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "2 of 4 images could not be matted (c.jpg, d.png)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert cv2.imread(str(out / "b.png"), cv2.IMREAD_UNCHANGED).shape == (H // 2 + 1, W // 2 + 1)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("backend: torch on cpu") for m in messages)
+    assert sum(m.startswith("skipped: ") for m in messages) == 2
+    # Existing outputs are refused before any work: nothing is rewritten.
+    before = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    (folder / "c.jpg").unlink()
+    (folder / "d.png").unlink()
+    cv2.imwrite(str(folder / "e.jpg"), bgr)
+    assert main(args) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == before
