@@ -185,7 +185,10 @@ class ImageSource(Source):
 
         w, h = self.layout.width, self.layout.height
         for i, path in enumerate(self.paths):
-            img = self._read(path)
+            img = read_rgb(path)
+            if img is None:  # like a damaged packet in a video: skipped, and the run goes on
+                log.warning("skipped %s: it cannot be read as an image", path)
+                continue
             if img.shape[:2] != (h, w):
                 img = img[:h, :w] if img.shape[0] >= h and img.shape[1] >= w else cv2.resize(img, (w, h))
             yield Frame(np.ascontiguousarray(img), "rgb", i, self.time_base, i)

@@ -100,6 +100,17 @@ def test_image_folder_is_a_frame_sequence(tmp_path):
     assert np.array_equal(frames[2].data, shapes_frame(2, 40, 30))
 
 
+def test_a_damaged_image_in_a_sequence_is_skipped(tmp_path, caplog):
+    """As a damaged packet in a video: a warning, and the other frames keep their times."""
+    for i in (0, 2):
+        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), cv2.cvtColor(shapes_frame(i, 40, 30), cv2.COLOR_RGB2BGR))
+    (tmp_path / "01.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    frames = _frames(open_source(str(tmp_path), rate=Fraction(10)))
+    assert [f.time for f in frames] == pytest.approx([0, 0.2])
+    assert np.array_equal(frames[1].data, shapes_frame(2, 40, 30))
+    assert any("skipped" in r.getMessage() and "01.png" in r.getMessage() for r in caplog.records)
+
+
 def test_lavfi_graph_is_a_live_source():
     src = AVSource("testsrc2=size=64x48:rate=30", format="lavfi", live=True)
     try:
