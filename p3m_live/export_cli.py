@@ -111,12 +111,12 @@ def add_build_engine_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_build_engine(args: argparse.Namespace) -> int:
     """FP16 TensorRT engines for each size, built once and kept in the engine store."""
-    from .backends.tensorrt_backend import _imports, ensure_engine, primary_context
+    from .backends.tensorrt_backend import ensure_engine, primary_context, trt_imports
     from .model import resolve_model_weights
     from .trt.store import EngineStore
 
     specs = graph_specs(args, "fp16")
-    _, cuda = _imports()
+    _, cuda = trt_imports("build-engine", "run it on the machine with the GPU that will load the plans")
     dev, ctx = primary_context(cuda, args.device)
     ctx.push()
     try:

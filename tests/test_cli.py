@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -43,6 +44,11 @@ def test_export_two_sizes(seed32_ckpt, tmp_path, capsys):
         (["export", "--size", "big", "-o", "x.onnx"], "size must look like 1920x1080"),
         (["export", "--size", "96x64", "--size", "64x64", "-o", "x.onnx"], "need -o to be a folder"),
         (["in.mp4", "-o", "out.mp4", "--device", "gpu"], "device must be cpu, cuda or cuda:N, not 'gpu'"),
+        pytest.param(
+            ["build-engine", "--size", "96x64"],
+            "build-engine needs TensorRT and pycuda",
+            marks=pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is here"),
+        ),
         (["matte", "in.jpg", "-o", "out", "--device", "cuda:one"], "device must be cpu, cuda or cuda:N"),
     ],
 )

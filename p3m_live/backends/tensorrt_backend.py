@@ -69,15 +69,13 @@ def input_shapes(spec: GraphSpec) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _imports():
+def trt_imports(what: str = "the tensorrt backend", fix: str = "use --backend auto to fall back"):
+    """(tensorrt, pycuda.driver), or one line saying what needs them and what to do instead."""
     try:
         import pycuda.driver as cuda
         import tensorrt as trt
     except ImportError as e:
-        raise P3MError(
-            "the tensorrt backend needs TensorRT and pycuda on an NVIDIA GPU (pip install 'p3m-live[trt]'); "
-            "use --backend auto to fall back"
-        ) from e
+        raise P3MError(f"{what} needs TensorRT and pycuda on an NVIDIA GPU (pip install 'p3m-live[trt]'); {fix}") from e
     return trt, cuda
 
 
@@ -119,7 +117,7 @@ class TensorRTBackend(Backend):
     def __init__(
         self, spec: GraphSpec, weights: str | os.PathLike, device: str = "cuda", engine_dir: Path | None = None
     ) -> None:
-        trt, cuda = _imports()
+        trt, cuda = trt_imports()
         if spec.precision != "fp16":
             spec = spec.with_(precision="fp16")
         super().__init__(spec)
