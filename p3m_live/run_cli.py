@@ -47,7 +47,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--virtual-cam", nargs="?", const="", metavar="DEVICE", help="feed a virtual camera")
     out.add_argument("--preview", action="store_true", help="show a preview window (q quit, b background, m matte)")
     out.add_argument(
-        "--codec", help="video encoder for -o (default: libx264, or libvpx-vp9 for .webm; h264_nvenc on NVIDIA)"
+        "--codec",
+        help="video encoder for -o (default: libx264, or libvpx-vp9 for .webm; h264_nvenc uses an NVIDIA GPU)",
     )
     out.add_argument("--crf", type=int, help="encoder quality, lower is better (default 18 for x264; NVENC's cq 21)")
     out.add_argument("--preset", help="encoder preset (default veryfast for x264)")

@@ -12,7 +12,8 @@
 #    `python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12
 #    --implementation cp --platform manylinux_2_28_x86_64 -d .whl av==18.1.0` (36 MB,
 #    with .whl/ in .git/info/exclude); the script installs any .whl/*.whl it finds.
-# Each step has its own time limit and a failing step does not stop the next.
+# Each step has its own time limit (300 + 2 x 110 s: under the device tool's 600 s a call)
+# and a failing step does not stop the next.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-session-out}
@@ -35,12 +36,12 @@ fi
 
 (nvidia-smi || echo "no nvidia-smi here") >"$OUT/nvidia-smi.txt" 2>&1
 
-timeout 420 "$PY" tools/gpu_check.py --out "$OUT" "${check[@]}" 2>&1 | tee "$OUT/gpu_check.log"
+timeout 300 "$PY" tools/gpu_check.py --out "$OUT" "${check[@]}" 2>&1 | tee "$OUT/gpu_check.log"
 echo "gpu_check exit: ${PIPESTATUS[0]}" | tee -a "$OUT/gpu_check.log"
 
 if "$PY" -c "import av" 2>/dev/null; then
     for batch in 1 4; do
-        timeout 150 "$PY" tools/bench_pipeline.py --backend torch --batch "$batch" "${bench[@]}" 2>&1
+        timeout 110 "$PY" tools/bench_pipeline.py --backend torch --batch "$batch" "${bench[@]}" 2>&1
         echo "bench_pipeline batch $batch exit: $?"
     done | tee "$OUT/bench_pipeline.md"
 else
