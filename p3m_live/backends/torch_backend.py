@@ -96,11 +96,14 @@ class _CudaRunner:
         from ..trt.slots import SlotPipeline
 
         self.graph = graph
+        # Shapes are fixed per graph, so let cuDNN time its algorithms once (in the warm-up
+        # below, outside the capture) instead of picking them by heuristics.
+        torch.backends.cudnn.benchmark = True
         example = graph.example_inputs("cuda")
         self.static_in = {k: v.clone() for k, v in example.items()}
         capture_stream = torch.cuda.Stream()
         with torch.inference_mode(), torch.cuda.stream(capture_stream):
-            for _ in range(3):  # warm-up: cuDNN picks its algorithms outside the capture
+            for _ in range(3):  # warm-up: cuDNN times its algorithms outside the capture
                 outs = graph(*self.static_in.values())
         capture_stream.synchronize()
         self.cuda_graph: torch.cuda.CUDAGraph | None = None
