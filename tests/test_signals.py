@@ -52,3 +52,25 @@ def test_signal_finishes_a_playable_file(long_clip, seed32_ckpt, tmp_path, sig, 
     with av.open(str(out)) as c:
         audio_seconds = sum(f.samples / f.sample_rate for f in c.decode(audio=0))
     assert abs(audio_seconds - n / 25) < 1.0  # the audio up to that point, not the whole 40 s
+
+
+def test_a_run_killed_hard_leaves_a_playable_partial_file(long_clip, seed32_ckpt, tmp_path):
+    """SIGKILL (or a crash, or power loss) runs no cleanup: the partial MP4, written as
+    fragments of a second, still plays up to its last fragment, with the source's times."""
+    out = tmp_path / "out.mp4"
+    partial = tmp_path / "out.partial.mp4"
+    cmd = [sys.executable, "-m", "p3m_live.cli", str(long_clip), "-o", str(out), "-q", *torch_args(seed32_ckpt)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:  # wait for three fragments
+        if partial.exists() and partial.read_bytes().count(b"moof") >= 3:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.kill()
+    proc.wait(timeout=30)
+    assert partial.exists() and not out.exists()
+    info = probe(partial)
+    n = len(info["times"])
+    assert 25 <= n < 1000  # at least a second of frames, not all
+    assert info["times"] == pytest.approx(probe(long_clip)["times"][:n])

@@ -101,6 +101,30 @@ def check_output(path: Path, inputs: Sequence[Path], overwrite: bool) -> None:
     os.unlink(probe)
 
 
+# MP4 and MOV keep their index (moov) at the end, so a run killed hard (SIGKILL, a crash,
+# power loss) would leave an unplayable partial file. They are written fragmented instead
+# (a fragment a second; delay_moov keeps the exact first timestamps, unlike empty_moov) and
+# rewritten as an ordinary file, packet for packet, once complete: editors get a plain MP4
+# or MOV, and a killed run leaves NAME.partial.mp4 playable up to its last second.
+FRAGMENTED = {".mp4", ".m4v", ".mov"}
+FRAGMENT_OPTIONS = {"movflags": "frag_keyframe+delay_moov+default_base_moof", "frag_duration": "1000000"}
+
+
+def remux(src: Path, dst: Path) -> None:
+    """Copy every stream of ``src`` into ``dst`` packet for packet (timestamps unchanged)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = {}
+        for st in inp.streams:
+            copy = out.add_stream_from_template(st)
+            copy.time_base = st.time_base
+            streams[st.index] = copy
+        for packet in inp.demux():
+            if packet.dts is None:  # the demuxer's end-of-stream marker
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+
+
 class _Encoder:
     """One video stream in a container under a temporary name, with the source's timestamps."""
 
@@ -118,8 +142,9 @@ class _Encoder:
     ) -> None:
         self.path = path
         self.tmp = partial_path(path)
+        self.fragmented = path.suffix.lower() in FRAGMENTED
         try:
-            self.container = av.open(str(self.tmp), "w")
+            self.container = av.open(str(self.tmp), "w", container_options=FRAGMENT_OPTIONS if self.fragmented else {})
         except (av.error.FFmpegError, ValueError) as e:
             raise P3MError(f"cannot write {path} ({e}); use a known suffix such as .mp4, .mov, .mkv or .webm") from e
         try:
@@ -184,7 +209,19 @@ class _Encoder:
             self.container.close()
             self.container = None
             if self.tmp.exists():  # nothing was written when the run failed before its first frame
-                os.replace(self.tmp, self.path)
+                self._move_into_place()
+
+    def _move_into_place(self) -> None:
+        if self.fragmented:
+            plain = self.tmp.with_name(self.tmp.stem + "-plain" + self.tmp.suffix)
+            try:
+                remux(self.tmp, plain)
+            except (av.error.FFmpegError, OSError) as e:
+                plain.unlink(missing_ok=True)
+                log.warning("%s stays fragmented (rewriting it failed: %s); it plays as it is", self.path.name, e)
+            else:
+                os.replace(plain, self.tmp)
+        os.replace(self.tmp, self.path)
 
 
 class FileSink(Sink):

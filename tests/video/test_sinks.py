@@ -51,6 +51,7 @@ def test_file_appears_only_when_finished(tmp_path):
     sink.close()
     sink.close()  # twice is harmless
     assert out.exists() and not partial_path(out).exists()
+    assert b"moof" not in out.read_bytes()  # written in fragments, finished as a plain MP4
     with av.open(str(out)) as c:
         times = [f.time for f in c.decode(video=0)]
         assert c.streams.video[0].codec_context.colorspace == 5  # tagged with the matrix used
