@@ -410,7 +410,16 @@ class VirtualCamSink(Sink):
         )
 
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
-        self.camera.send(composite)
+        try:
+            self.camera.send(composite)
+        except (RuntimeError, OSError) as e:  # the device went away mid-call (module unloaded, OBS closed)
+            raise P3MError(
+                f"the virtual camera stopped taking frames ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                f"start it again, then p3m-live: {virtual_camera_hint()}"
+            ) from e
 
     def close(self) -> None:
-        self.camera.close()
+        try:
+            self.camera.close()
+        except (RuntimeError, OSError) as e:
+            log.warning("the virtual camera did not close cleanly (%s)", e)

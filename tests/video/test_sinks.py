@@ -198,6 +198,23 @@ class CameraDouble:
         self.closed = True
 
 
+def test_a_virtual_camera_that_goes_away_is_one_clear_error():
+    class GoneCamera(CameraDouble):
+        """A double whose device vanishes after one frame, as pyvirtualcam raises then."""
+
+        def send(self, frame):
+            if self.sent:
+                raise RuntimeError("error writing frame to /dev/video-double: No such device")
+            super().send(frame)
+
+    sink = VirtualCamSink(LAYOUT, 30.0, camera_factory=GoneCamera)
+    (f, c, a), *_ = _frames(1)
+    sink.write(f, c, a)
+    with pytest.raises(P3MError, match="virtual camera stopped taking frames .*No such device.*start it again"):
+        sink.write(f, c, a)
+    sink.close()
+
+
 def test_virtual_camera_gets_i420_frames():
     sink = VirtualCamSink(LAYOUT, 30.0, camera_factory=CameraDouble)
     frames = _frames(2)
