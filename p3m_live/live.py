@@ -369,7 +369,11 @@ def run_live(
             rate_out.tick()
             if preview is not None:
                 action = preview.show(composite, alpha)
-                if action == "quit":
+                if action == "closed" and sinks:
+                    log.info("preview closed; the outputs go on (Ctrl-C to stop)")
+                    preview.close()
+                    preview = None
+                elif action in ("quit", "closed"):
                     break
                 if action == "background":
                     worker.switch_background.set()

@@ -1,6 +1,7 @@
 """The preview window (OpenCV): the output as the call sees it, with a few keys.
 
-Keys: q or Esc quit, b next background, m show the matte, space pause. OpenCV's
+Keys: q or Esc quit, b next background, m show the matte, space pause. Closing the
+window quits a run whose only output it is; with a virtual camera, the call goes on. OpenCV's
 window functions are called from the thread that runs the live loop, which is
 the main thread, as macOS requires.
 """
@@ -44,11 +45,22 @@ class PreviewWindow:
                 image = np.ascontiguousarray(rgb[..., ::-1])
             self.gui.imshow(self.title, image)
         action = KEYS.get(self.gui.waitKey(1) & 0xFF)
+        if action is None and not self._visible():
+            return "closed"  # the window's close button: imshow would only open it again
         if action == "matte":
             self.show_matte = not self.show_matte
         elif action == "pause":
             self.paused = not self.paused
         return action
 
+    def _visible(self) -> bool:
+        try:
+            return self.gui.getWindowProperty(self.title, self.gui.WND_PROP_VISIBLE) >= 1
+        except Exception:  # noqa: BLE001 (cv2.error: the window is gone)
+            return False
+
     def close(self) -> None:
-        self.gui.destroyWindow(self.title)
+        try:
+            self.gui.destroyWindow(self.title)
+        except Exception:  # noqa: BLE001 (cv2.error: the user closed it already)
+            pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -13,18 +15,26 @@ from p3m_live.pipeline import Matting
 from p3m_live.video.backgrounds import parse_background
 from p3m_live.video.frames import Layout
 from p3m_live.video.preview import PreviewWindow
+from p3m_live.video.sinks import VirtualCamSink
 from p3m_live.video.sources import AVSource
+from tests.video.test_sinks import CameraDouble
 
 
 class GuiDouble:
     """Stands in for OpenCV's HighGUI (this machine has no display): records images, replays keys."""
 
     WINDOW_NORMAL = 0
+    WND_PROP_VISIBLE = 4
 
-    def __init__(self, keys: str = "") -> None:
+    def __init__(self, keys: str = "", closed_after: int | None = None) -> None:
         self.keys = [ord(k) for k in keys]
         self.shown: list[np.ndarray] = []
         self.destroyed = False
+        self.closed_after = closed_after  # the user clicks the close button after this many images
+
+    def getWindowProperty(self, title, prop):  # noqa: N802
+        assert prop == self.WND_PROP_VISIBLE
+        return 0.0 if self.closed_after is not None and len(self.shown) >= self.closed_after else 1.0
 
     def namedWindow(self, title, flags):  # noqa: N802 (OpenCV's names)
         pass
@@ -37,6 +47,34 @@ class GuiDouble:
 
     def destroyWindow(self, title):  # noqa: N802
         self.destroyed = True
+
+
+def _torch_matting(lay, seed32_ckpt):
+    def opener(choice, batch):
+        spec = GraphSpec(lay.height, lay.width, lay.fmt, "i420", model_short_side=32, background=choice.graph_kind)
+        return open_backend("torch", spec, seed32_ckpt)
+
+    return Matting(lay, [parse_background("blur")], opener)
+
+
+def test_closing_the_window_ends_a_preview_only_run(seed32_ckpt):
+    src = AVSource("testsrc2=size=96x64:rate=30,realtime", format="lavfi", live=True)
+    gui = GuiDouble(closed_after=3)
+    window = PreviewWindow(src.layout, gui=gui)
+    summary = run_live(src, _torch_matting(src.layout, seed32_ckpt), [], preview=window, deadline=30.0, duration=20)
+    assert summary.shown == 3 and len(gui.shown) == 3 and summary.wall < 15
+
+
+def test_closing_the_window_keeps_the_virtual_camera_going(seed32_ckpt, caplog):
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    src = AVSource("testsrc2=size=96x64:rate=30,realtime", format="lavfi", live=True)
+    gui = GuiDouble(closed_after=2)
+    window = PreviewWindow(src.layout, gui=gui)
+    cam = VirtualCamSink(src.layout, 30.0, camera_factory=CameraDouble)
+    summary = run_live(src, _torch_matting(src.layout, seed32_ckpt), [cam], preview=window, deadline=30.0, duration=2)
+    assert len(gui.shown) == 2 and gui.destroyed  # not drawn again (imshow would reopen it)
+    assert len(cam.camera.sent) == summary.shown > 2  # the call went on
+    assert any("preview closed" in r.getMessage() for r in caplog.records)
 
 
 def test_keys_switch_matte_pause_and_background(seed32_ckpt):
