@@ -51,14 +51,12 @@ def _yuv_consts(matrix: str, full_range: bool) -> tuple[float, float, float, flo
     return kr, kb, 16.0, 219.0, 224.0
 
 
-def decode_frame(frame: Tensor, fmt: PixelFormat, matrix: str = "bt601", full_range: bool = False) -> Tensor:
-    """uint8 frame -> (B, 3, H, W) float32 RGB in [0, 1] (YUV chroma upsampled by repetition)."""
+def yuv_planes(
+    frame: Tensor, fmt: PixelFormat, matrix: str = "bt601", full_range: bool = False
+) -> tuple[Tensor, Tensor]:
+    """uint8 I420/NV12 -> (luma (B, 1, H, W), chroma (B, 2, H/2, W/2)) as float: luma
+    in [0, 1] and Cb, Cr in [-0.5, 0.5] for legal video, chroma at its own resolution."""
     x = frame.float()
-    if fmt in ("rgb", "bgr", "rgba"):
-        rgb = x[..., :3].permute(0, 3, 1, 2)
-        if fmt == "bgr":
-            rgb = rgb.flip(1)
-        return rgb.contiguous() / 255.0  # NCHW-contiguous: the same conv kernels as a plain tensor
     b, rows, w = x.shape
     h = rows * 2 // 3
     n = h * w
@@ -70,14 +68,53 @@ def decode_frame(frame: Tensor, fmt: PixelFormat, matrix: str = "bt601", full_ra
     else:  # nv12: interleaved U, V
         uv = flat[:, n:].reshape(b, h // 2, w // 2, 2)
         u, v = uv[..., 0].unsqueeze(1), uv[..., 1].unsqueeze(1)
-    uv = F.interpolate(torch.cat((u, v), 1), scale_factor=2.0, mode="nearest")
-    kr, kb, y0, ys, cs = _yuv_consts(matrix, full_range)
-    luma = (y - y0) / ys
-    cb, cr = (uv[:, :1] - 128.0) / cs, (uv[:, 1:] - 128.0) / cs
+    _, _, y0, ys, cs = _yuv_consts(matrix, full_range)
+    return (y - y0) / ys, (torch.cat((u, v), 1) - 128.0) / cs
+
+
+def yuv_to_rgb(luma: Tensor, chroma: Tensor, matrix: str = "bt601") -> Tensor:
+    """Normalised luma and chroma at one resolution -> (B, 3, H, W) RGB."""
+    kr, kb = MATRICES[matrix]
+    cb, cr = chroma[:, :1], chroma[:, 1:]
     r = luma + 2 * (1 - kr) * cr
     bl = luma + 2 * (1 - kb) * cb
     g = (luma - kr * r - kb * bl) / (1 - kr - kb)
     return torch.cat((r, g, bl), 1)
+
+
+def rgb_to_yuv(rgb: Tensor, matrix: str = "bt601") -> tuple[Tensor, Tensor]:
+    """(B, 3, H, W) RGB -> normalised luma (B, 1, H, W) and chroma (B, 2, H, W)."""
+    kr, kb = MATRICES[matrix]
+    r, g, bl = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+    luma = kr * r + (1 - kr - kb) * g + kb * bl
+    return luma, torch.cat(((bl - luma) / (2 * (1 - kb)), (r - luma) / (2 * (1 - kr))), 1)
+
+
+def encode_planes(
+    luma: Tensor, chroma: Tensor, fmt: PixelFormat, matrix: str = "bt601", full_range: bool = False
+) -> Tensor:
+    """Normalised luma (B, 1, H, W) and chroma (B, 2, H/2, W/2) -> uint8 I420/NV12."""
+    _, _, y0, ys, cs = _yuv_consts(matrix, full_range)
+    b, _, h, w = luma.shape
+    y = (luma * ys + y0).reshape(b, h * w)
+    uv = chroma * cs + 128.0
+    if fmt == "i420":
+        planar = torch.cat((uv[:, 0].reshape(b, -1), uv[:, 1].reshape(b, -1)), 1)
+    else:
+        planar = uv.permute(0, 2, 3, 1).reshape(b, -1)
+    # One cast at the very end: TensorRT allows uint8 only as a network output.
+    return _to_u8(torch.cat((y, planar), 1).reshape(b, h * 3 // 2, w))
+
+
+def decode_frame(frame: Tensor, fmt: PixelFormat, matrix: str = "bt601", full_range: bool = False) -> Tensor:
+    """uint8 frame -> (B, 3, H, W) float32 RGB in [0, 1] (YUV chroma upsampled by repetition)."""
+    if fmt in ("rgb", "bgr", "rgba"):
+        rgb = frame.float()[..., :3].permute(0, 3, 1, 2)
+        if fmt == "bgr":
+            rgb = rgb.flip(1)
+        return rgb.contiguous() / 255.0  # NCHW-contiguous: the same conv kernels as a plain tensor
+    luma, chroma = yuv_planes(frame, fmt, matrix, full_range)
+    return yuv_to_rgb(luma, F.interpolate(chroma, scale_factor=2.0, mode="nearest"), matrix)
 
 
 def _to_u8(x: Tensor) -> Tensor:
@@ -93,19 +130,8 @@ def encode_frame(
         if fmt == "rgba":
             x = torch.cat((x, alpha if alpha is not None else torch.ones_like(x[:, :1])), 1)
         return _to_u8(x.permute(0, 2, 3, 1) * 255.0)
-    kr, kb, y0, ys, cs = _yuv_consts(matrix, full_range)
-    r, g, bl = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
-    luma = kr * r + (1 - kr - kb) * g + kb * bl
-    u = F.avg_pool2d((bl - luma) / (2 * (1 - kb)), 2) * cs + 128.0
-    v = F.avg_pool2d((r - luma) / (2 * (1 - kr)), 2) * cs + 128.0
-    b, _, h, w = luma.shape
-    y = (luma * ys + y0).reshape(b, h * w)
-    if fmt == "i420":
-        chroma = torch.cat((u.reshape(b, -1), v.reshape(b, -1)), 1)
-    else:
-        chroma = torch.stack((u, v), -1).reshape(b, -1)
-    # One cast at the very end: TensorRT allows uint8 only as a network output.
-    return _to_u8(torch.cat((y, chroma), 1).reshape(b, h * 3 // 2, w))
+    luma, chroma = rgb_to_yuv(rgb, matrix)
+    return encode_planes(luma, F.avg_pool2d(chroma, 2), fmt, matrix, full_range)
 
 
 # ---------------------------------------------------------------- filters
