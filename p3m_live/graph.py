@@ -146,17 +146,11 @@ def luma_of(rgb: Tensor) -> Tensor:
     return 0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]
 
 
-def guided_upsample(alpha_lo: Tensor, guide_lo: Tensor, guide_hi: Tensor, r: int = 1, eps: float = 1e-3) -> Tensor:
-    """Fast guided filter (He and Sun, 2015) with a colour guide (He et al., 2013).
-
-    At the model size, alpha is fitted locally as a linear function of the RGB
-    colour, alpha ~ A . rgb + b. The fit solves one 3x3 system per pixel, written
-    out so that it exports as plain arithmetic. (A, b) are smoothed, upsampled, and
-    applied to the full-resolution colours, so the edges follow the real frame
-    instead of the blurred low-resolution one. At 4x, against the shared
-    portraits' mattes, this cuts the MSE of bilinear upsampling by about a quarter;
-    a luma-only guide did no better than bilinear (BENCHMARKS.md).
-    """
+def guided_coefficients(alpha_lo: Tensor, guide_lo: Tensor, r: int = 1, eps: float = 1e-3) -> tuple[Tensor, Tensor]:
+    """The fit of the fast guided filter (He and Sun, 2015) with a colour guide (He et al.,
+    2013): at the model size, alpha ~ coef . rgb + bias locally, one 3x3 system per pixel
+    written out so that it exports as plain arithmetic; (coef, bias) come back smoothed,
+    (B, 3, h, w) and (B, 1, h, w), ready to be upsampled and applied to the full frame."""
     mean_i, mean_p = box(guide_lo, r), box(alpha_lo, r)
     cov_ip = box(guide_lo * alpha_lo, r) - mean_i * mean_p  # (B, 3, h, w)
     ch = [guide_lo[:, k : k + 1] for k in range(3)]
@@ -180,10 +174,43 @@ def guided_upsample(alpha_lo: Tensor, guide_lo: Tensor, guide_hi: Tensor, r: int
         1,
     )
     bias = mean_p - (coef * mean_i).sum(1, keepdim=True)
+    return box(coef, r), box(bias, r)
+
+
+def guided_upsample(alpha_lo: Tensor, guide_lo: Tensor, guide_hi: Tensor, r: int = 1, eps: float = 1e-3) -> Tensor:
+    """Alpha at the frame size by the guided fit (:func:`guided_coefficients`) applied to the
+    full-resolution colours, so the edges follow the real frame instead of the blurred
+    low-resolution one. At 4x, against the shared portraits' mattes, this cuts the MSE of
+    bilinear upsampling by about a quarter; a luma-only guide did no better than bilinear
+    (BENCHMARKS.md)."""
+    coef, bias = guided_coefficients(alpha_lo, guide_lo, r, eps)
     size = guide_hi.shape[-2:]
-    coef_hi = F.interpolate(box(coef, r), size=size, mode="bilinear", align_corners=False)
-    bias_hi = F.interpolate(box(bias, r), size=size, mode="bilinear", align_corners=False)
+    coef_hi = F.interpolate(coef, size=size, mode="bilinear", align_corners=False)
+    bias_hi = F.interpolate(bias, size=size, mode="bilinear", align_corners=False)
     return torch.clamp((coef_hi * guide_hi).sum(1, keepdim=True) + bias_hi, 0.0, 1.0)
+
+
+def guided_upsample_planes(
+    alpha_lo: Tensor, guide_lo: Tensor, luma: Tensor, chroma: Tensor, matrix: str, r: int = 1, eps: float = 1e-3
+) -> Tensor:
+    """:func:`guided_upsample` on the frame's own YUV planes, without full-resolution RGB.
+
+    The fit is the same (on the model-size RGB). Since RGB is linear in (luma, Cb, Cr),
+    coef . rgb = c_y * luma + c_b * Cb + c_r * Cr: the luma term and the bias are applied
+    at full resolution, the chroma terms at the chroma's own resolution, upsampled once."""
+    coef, bias = guided_coefficients(alpha_lo, guide_lo, r, eps)
+    kr, kb = MATRICES[matrix]
+    kg = 1 - kr - kb
+    cr_, cg, cb_ = coef[:, 0:1], coef[:, 1:2], coef[:, 2:3]
+    c_y = cr_ + cg + cb_  # R, G and B each carry luma with weight 1
+    c_b = 2 * (1 - kb) * (cb_ - cg * kb / kg)
+    c_r = 2 * (1 - kr) * (cr_ - cg * kr / kg)
+    c_half = F.interpolate(torch.cat((c_b, c_r), 1), size=chroma.shape[-2:], mode="bilinear", align_corners=False)
+    chroma_term = c_half[:, 0:1] * chroma[:, 0:1] + c_half[:, 1:2] * chroma[:, 1:2]
+    size = luma.shape[-2:]
+    hi = F.interpolate(torch.cat((c_y, bias), 1), size=size, mode="bilinear", align_corners=False)
+    chroma_hi = F.interpolate(chroma_term, size=size, mode="bilinear", align_corners=False)
+    return torch.clamp(hi[:, 0:1] * luma + hi[:, 1:2] + chroma_hi, 0.0, 1.0)
 
 
 def downscale(x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -267,6 +294,18 @@ def blur_background(rgb: Tensor, strength: int) -> Tensor:
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
 
 
+def composite_planes(
+    alpha: Tensor, luma: Tensor, chroma: Tensor, bg_luma: Tensor, bg_chroma: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Straight-alpha compositing on normalised YUV planes: luma at full resolution, chroma
+    (the frame's and the background's) at half. The chroma weight is alpha's 2x2 mean,
+    which is what the encoder's 2x2 chroma mean of an RGB composite gives wherever the
+    background's chroma is flat over the block (a colour; a blur, nearly)."""
+    out_luma = alpha * luma + (1.0 - alpha) * bg_luma
+    alpha_half = F.avg_pool2d(alpha, 2)
+    return out_luma, alpha_half * chroma + (1.0 - alpha_half) * bg_chroma
+
+
 # ---------------------------------------------------------------- the graph
 
 # The motion-adaptive temporal filter (luma in [0, 1], mean |change| over 5x5 pixels).
@@ -286,10 +325,15 @@ class FrameGraph(nn.Module):
     ``state_alpha`` (the next state).
     """
 
-    def __init__(self, network: MattingNetwork, spec: GraphSpec) -> None:
+    def __init__(self, network: MattingNetwork, spec: GraphSpec, planar: bool | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.network = network.half() if spec.precision == "fp16" else network
+        # YUV in and out, the frame's own colours, no light wrap: composite on the planes
+        # (see _forward_planes). ``planar=False`` forces the RGB path (for comparison).
+        planes_fit = spec.in_format in ("i420", "nv12") and spec.out_format in ("i420", "nv12")
+        simple = spec.foreground == "frame" and spec.light_wrap == 0
+        self.planar = (planes_fit and simple) if planar is None else (planar and planes_fit)
 
     @property
     def input_names(self) -> list[str]:
@@ -350,6 +394,8 @@ class FrameGraph(nn.Module):
         s = self.spec
         background = rest[0] if s.background != "blur" else None
         state = rest[-1]
+        if self.planar:
+            return self._forward_planes(frame, background, state)
         rgb = decode_frame(frame, s.in_format, s.matrix, s.full_range)
         rgb_lo = downscale(rgb, s.model_hw)
         alpha_lo, state_out = self.smooth(self.matte(rgb_lo), state, luma_of(rgb_lo))
@@ -373,4 +419,35 @@ class FrameGraph(nn.Module):
         if s.light_wrap > 0:
             comp = light_wrap(comp, alpha, bg, s.light_wrap, max(2, round(min(s.height, s.width) / 50)))
         composite = encode_frame(comp, s.out_format, alpha, s.matrix, s.full_range)
+        return composite, _to_u8(alpha[:, 0] * 255.0), state_out
+
+    def _forward_planes(self, frame: Tensor, background: Tensor | None, state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The same frame graph worked on the YUV planes: luma at full resolution, chroma at
+        half. Compositing is linear and RGB is linear in (luma, Cb, Cr), so the composite's
+        luma is alpha * luma + (1 - alpha) * background luma, and its chroma (the 2x2 mean
+        the encoder takes) is mean(alpha) * Cb + (1 - mean(alpha)) * background Cb, exact
+        for the frame's chroma, which is constant over each 2x2 block. No full-resolution
+        RGB is ever made; that is most of the CPU time of the RGB path at 1080p."""
+        s = self.spec
+        luma, chroma = yuv_planes(frame, s.in_format, s.matrix, s.full_range)
+        rgb_lo = yuv_to_rgb(downscale(luma, s.model_hw), downscale(chroma, s.model_hw), s.matrix)
+        alpha_lo, state_out = self.smooth(self.matte(rgb_lo), state, luma_of(rgb_lo))
+        if s.upsampler == "guided":
+            alpha = guided_upsample_planes(alpha_lo, rgb_lo, luma, chroma, s.matrix)
+        else:
+            alpha = F.interpolate(alpha_lo, size=luma.shape[-2:], mode="bilinear", align_corners=False)
+        if s.background == "blur":
+            bg_luma = blur_background(luma, s.blur_strength)
+            bg_chroma = blur_background(chroma, max(1, s.blur_strength // 2))  # half the pixels, same reach
+        else:
+            assert background is not None
+            if s.background == "color":
+                bg = (background.float() / 255.0).view(-1, 3, 1, 1)
+                bg_luma, bg_chroma = rgb_to_yuv(bg, s.matrix)
+            else:
+                bg = background.float().permute(0, 3, 1, 2) / 255.0
+                bg_luma = rgb_to_yuv(bg, s.matrix)[0]
+                bg_chroma = rgb_to_yuv(F.avg_pool2d(bg, 2), s.matrix)[1]
+        out_luma, out_chroma = composite_planes(alpha, luma, chroma, bg_luma, bg_chroma)
+        composite = encode_planes(out_luma, out_chroma, s.out_format, s.matrix, s.full_range)
         return composite, _to_u8(alpha[:, 0] * 255.0), state_out

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
-GRAPH_VERSION = 4  # bump when the exported function changes; engine and ONNX caches key on it
+GRAPH_VERSION = 5  # bump when the exported function changes; engine and ONNX caches key on it
 
 PixelFormat = Literal["rgb", "bgr", "rgba", "i420", "nv12"]
 Background = Literal["image", "color", "blur"]
