@@ -85,36 +85,39 @@ def run_matte(args: argparse.Namespace) -> int:
     try:
         for image_path in images:
             rgb = read_rgb(image_path)
-            h, w = rgb.shape[:2] if rgb is not None else (0, 0)
-            try:
-                if rgb is None:
-                    raise P3MError(f"{image_path} cannot be read as an image")
-                if (h, w) != size:
-                    try:
-                        spec = GraphSpec(
-                            h,
-                            w,
-                            "rgb",
-                            "rgb",
-                            model_short_side=args.model_size,
-                            background=choice.graph_kind,
-                            temporal="off",
-                            blur_strength=choice.strength,
-                            model=args.model,
-                        )
-                    except ValueError as e:
-                        raise P3MError(f"{image_path.name}: {e}") from e
-                    if backend is not None:
-                        backend.close()
-                        backend, size = None, None
-                    weights = resolve_model_weights(args.model, args.weights, h, w)
-                    backend, size = open_backend(backend_name, spec, weights, device), (h, w)
-            except P3MError as e:
+            # What is wrong with one file skips it (in a folder); a missing model or backend
+            # still stops the run.
+            problem, spec = None, None
+            if rgb is None:
+                problem = "it cannot be read as an image"
+            else:
+                h, w = rgb.shape[:2]
+                try:
+                    spec = GraphSpec(
+                        h,
+                        w,
+                        "rgb",
+                        "rgb",
+                        model_short_side=args.model_size,
+                        background=choice.graph_kind,
+                        temporal="off",
+                        blur_strength=choice.strength,
+                        model=args.model,
+                    )
+                except ValueError as e:
+                    problem = str(e)
+            if spec is None:
                 if single:
-                    raise
-                log.warning("skipped: %s", e)  # one bad file does not stop a folder
+                    raise P3MError(f"{image_path}: {problem}")
+                log.warning("skipped %s: %s", image_path.name, problem)
                 skipped.append(image_path.name)
                 continue
+            if (h, w) != size:
+                if backend is not None:
+                    backend.close()
+                    backend, size = None, None
+                weights = resolve_model_weights(args.model, args.weights, h, w)
+                backend, size = open_backend(backend_name, spec, weights, device), (h, w)
             value = BackgroundFeed(choice, w, h).value()
             if value is not None:
                 backend.set_background(value)

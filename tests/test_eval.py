@@ -210,7 +210,7 @@ def test_matte_folder_skips_what_it_cannot_read_and_says_so(tmp_path, small_port
     assert cv2.imread(str(out / "b.png"), cv2.IMREAD_UNCHANGED).shape == (H // 2 + 1, W // 2 + 1)
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("backend: torch on cpu") for m in messages)
-    assert sum(m.startswith("skipped: ") for m in messages) == 2
+    assert sum(m.startswith("skipped ") for m in messages) == 2
     # Existing outputs are refused before any work: nothing is rewritten.
     before = {p: p.stat().st_mtime_ns for p in out.iterdir()}
     (folder / "c.jpg").unlink()
@@ -219,3 +219,9 @@ def test_matte_folder_skips_what_it_cannot_read_and_says_so(tmp_path, small_port
     assert main(args) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    # A missing model is not a bad file: it stops the folder at once.
+    missing = ["matte", str(folder), "-o", str(tmp_path / "none"), "--weights", str(tmp_path / "nope.pth")]
+    assert main(missing) == 2
+    assert "weights file not found" in capsys.readouterr().err
+    assert not list((tmp_path / "none").glob("*.png"))
+

@@ -1,9 +1,9 @@
 """The preview window (OpenCV): the output as the call sees it, with a few keys.
 
 Keys: q or Esc quit, b next background, m show the matte, space pause. Closing the
-window quits a run whose only output it is; with a virtual camera, the call goes on. OpenCV's
-window functions are called from the thread that runs the live loop, which is
-the main thread, as macOS requires.
+window quits a run whose only output it is; with a virtual camera, the call goes
+on. OpenCV's window functions are called from the thread that runs the live loop,
+which is the main thread, as macOS requires.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ class PreviewWindow:
         return action
 
     def _visible(self) -> bool:
-        try:
-            return self.gui.getWindowProperty(self.title, self.gui.WND_PROP_VISIBLE) >= 1
+        try:  # 0 once closed; -1 where a GUI backend cannot tell, which must not end the run
+            return self.gui.getWindowProperty(self.title, self.gui.WND_PROP_VISIBLE) != 0
         except Exception:  # noqa: BLE001 (cv2.error: the window is gone)
             return False
 
