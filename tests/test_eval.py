@@ -224,4 +224,3 @@ def test_matte_folder_skips_what_it_cannot_read_and_says_so(tmp_path, small_port
     assert main(missing) == 2
     assert "weights file not found" in capsys.readouterr().err
     assert not list((tmp_path / "none").glob("*.png"))
-

@@ -11,7 +11,8 @@ upsampling, foreground estimation) over a colour, on eight frames of a moving sh
   - the run-ahead path (``submit``/``flush``, one call in flight, the state on the
     device) against one call at a time on the same device: it must be identical;
   - batch-1 latency with copies, the CUDA graph's replay alone (CUDA events), and the
-    offline throughput at batch 4 through the run-ahead path.
+    offline throughput at batch 4 through the run-ahead path;
+  - the same graph with the frame's own colours, which composites on the YUV planes.
 Each check is caught on its own, so one failure still leaves the others' results.
 Prints a table and writes gpu_check.json and gpu_check.md to --out (default $OUT or
 the current folder) after every size. Needs PyTorch with CUDA; no PyAV, no TensorRT.
@@ -141,6 +142,20 @@ def check_size(w: int, h: int, weights: Path, device: str, row: dict, calls: int
 
     part("throughput", throughput)
 
+    def planes():
+        """The frame's own colours instead of the estimate: the graph composites on the YUV
+        planes (the CPU default), to see what that saves on a GPU."""
+        with TorchBackend(spec.with_(foreground="frame"), weights, device=device) as pl:
+            if not pl.graph.planar:
+                raise AssertionError("a frame-colours I420 graph should work on the planes")
+            pl.set_background(GREEN)
+            t = time_calls(lambda: pl.process(frames[0]), calls, warmup=min(10, calls))
+            row["planes_end_to_end_ms_p50"] = t.p50
+            if device.startswith("cuda"):
+                row["planes_replay_ms_p50"] = replay_time(pl, 2 * calls).p50
+
+    part("planes", planes)
+
 
 def table(results: dict) -> str:
     def f(r, k, fmt=".2f"):
@@ -149,15 +164,17 @@ def table(results: dict) -> str:
     lines = [
         f"# torch backend on {results['card']} (torch {results['torch']}), default frame graph over a colour",
         "| frame | model | replay p50 ms | replay p95 ms | batch 1 with copies p50 ms | batch 4 ms/frame "
-        "| alpha mean abs vs CPU FP32 (levels) | alpha p99 | alpha > 4 levels | run-ahead identical |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| alpha mean abs vs CPU FP32 (levels) | alpha p99 | alpha > 4 levels | run-ahead identical "
+        "| frame colours on planes: replay p50 ms | with copies p50 ms |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for r in results["sizes"]:
         over = f"{100 * r['alpha_frac_over_4_levels']:.2f}%" if "alpha_frac_over_4_levels" in r else "-"
         lines.append(
             f"| {r['frame']} | {r['model']} | {f(r, 'graph_replay_ms_p50')} | {f(r, 'graph_replay_ms_p95')} | "
             f"{f(r, 'end_to_end_ms_p50')} | {f(r, 'batch4_ms_per_frame')} | {f(r, 'alpha_mean_abs_levels')} | "
-            f"{f(r, 'alpha_p99_levels', '.0f')} | {over} | {r.get('run_ahead_identical', '-')} |"
+            f"{f(r, 'alpha_p99_levels', '.0f')} | {over} | {r.get('run_ahead_identical', '-')} | "
+            f"{f(r, 'planes_replay_ms_p50')} | {f(r, 'planes_end_to_end_ms_p50')} |"
         )
     for r in results["sizes"]:
         lines += [f"\n{r['frame']} error: {e}" for e in r.get("errors", [])]
