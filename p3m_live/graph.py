@@ -90,6 +90,15 @@ def rgb_to_yuv(rgb: Tensor, matrix: str = "bt601") -> tuple[Tensor, Tensor]:
     return luma, torch.cat(((bl - luma) / (2 * (1 - kb)), (r - luma) / (2 * (1 - kr))), 1)
 
 
+def image_planes(image: Tensor, matrix: str = "bt601") -> tuple[Tensor, Tensor]:
+    """uint8 RGB (B, H, W, 3) -> normalised luma (B, 1, H, W) and the chroma of each 2x2
+    block (B, 2, H/2, W/2): chroma is converted after the 2x2 mean, at a quarter of the cost."""
+    kr, kb = MATRICES[matrix]
+    rgb = image.float().permute(0, 3, 1, 2) / 255.0
+    luma = kr * rgb[:, 0:1] + (1 - kr - kb) * rgb[:, 1:2] + kb * rgb[:, 2:3]
+    return luma, rgb_to_yuv(F.avg_pool2d(rgb, 2), matrix)[1]
+
+
 def encode_planes(
     luma: Tensor, chroma: Tensor, fmt: PixelFormat, matrix: str = "bt601", full_range: bool = False
 ) -> Tensor:
@@ -445,9 +454,7 @@ class FrameGraph(nn.Module):
                 bg = (background.float() / 255.0).view(-1, 3, 1, 1)
                 bg_luma, bg_chroma = rgb_to_yuv(bg, s.matrix)
             else:
-                bg = background.float().permute(0, 3, 1, 2) / 255.0
-                bg_luma = rgb_to_yuv(bg, s.matrix)[0]
-                bg_chroma = rgb_to_yuv(F.avg_pool2d(bg, 2), s.matrix)[1]
+                bg_luma, bg_chroma = image_planes(background, s.matrix)
         out_luma, out_chroma = composite_planes(alpha, luma, chroma, bg_luma, bg_chroma)
         composite = encode_planes(out_luma, out_chroma, s.out_format, s.matrix, s.full_range)
         return composite, _to_u8(alpha[:, 0] * 255.0), state_out
