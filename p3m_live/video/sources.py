@@ -54,6 +54,10 @@ class Source:
         self.close()
 
 
+# Transfer characteristics (AVColorTransferCharacteristic) of HDR video: phones record HLG.
+HDR_TRANSFERS = {16: "PQ, SMPTE ST 2084", 18: "HLG, ARIB STD-B67"}
+
+
 class AVSource(Source):
     """Anything FFmpeg demuxes: files, network streams, capture devices, lavfi graphs."""
 
@@ -100,6 +104,15 @@ class AVSource(Source):
         self._demux = self.container.demux(self.video, *self.audio_streams)
         first = self._first_video_frame()
         self.layout = layout_of(first)
+        hdr = HDR_TRANSFERS.get(first.color_trc)
+        if hdr:
+            log.warning(
+                "%s is HDR video (%s): p3m-live works in SDR and does not tone-map, so the output will look "
+                "flat and pale; convert it to SDR first, e.g. ffmpeg -i IN -vf zscale=t=linear:npl=100,"
+                "format=gbrpf32le,zscale=p=bt709,tonemap=hable,zscale=t=bt709:m=bt709:r=tv,format=yuv420p SDR.mp4",
+                self.name,
+                hdr,
+            )
         self._first = first
         self._index = 0
 

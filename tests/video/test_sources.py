@@ -89,6 +89,31 @@ def test_other_pixel_formats_become_rgb(tmp_path):
     assert np.abs(frames[1].data.astype(int) - shapes_frame(1, 96, 64)).mean() < 3
 
 
+@pytest.mark.parametrize("trc, named", [(18, "HLG"), (16, "PQ"), (1, None)])
+def test_hdr_video_is_named_with_the_way_to_sdr(tmp_path, caplog, trc, named):
+    """A phone's HLG clip (or PQ) would come out flat and pale: the run says so once, with a
+    conversion command. The tag is what FFmpeg reads; an SDR (BT.709) tag says nothing."""
+    path = tmp_path / "tagged.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.color_trc, s.codec_context.color_primaries = trc, 9 if named else 1
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(shapes_frame(i, 64, 48), format="rgb24").reformat(format="yuv420p")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    with AVSource(str(path)) as src:
+        assert len(_frames(src)) == 3  # still converted
+    warned = [r.getMessage() for r in caplog.records if "HDR" in r.getMessage()]
+    if named:
+        assert len(warned) == 1 and named in warned[0] and "tonemap" in warned[0]
+    else:
+        assert warned == []
+
+
 def test_image_folder_is_a_frame_sequence(tmp_path):
     for i in range(3):
         cv2.imwrite(str(tmp_path / f"{i:02d}.png"), cv2.cvtColor(shapes_frame(i, 40, 30), cv2.COLOR_RGB2BGR))
