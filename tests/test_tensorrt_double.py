@@ -202,3 +202,47 @@ def test_build_engine_command_builds_once_per_size(trt_double, seed32_ckpt, tmp_
     assert main(argv) == 0
     again = capsys.readouterr()
     assert again.out.split() == plans and "building" not in again.err  # both found in the store
+
+
+def test_engines_of_one_run_share_their_activation_memory(trt_double, seed32_ckpt, portrait_paths, tmp_path):
+    """A live run holds one engine per background kind and runs one at a time: their contexts
+    share one block, as large as the largest needs, moved when a larger engine arrives."""
+    from p3m_live.backends.tensorrt_backend import _SCRATCH
+
+    frames = _frames(portrait_paths, 2)
+    small = TensorRTBackend(SPEC, seed32_ckpt, engine_dir=tmp_path)  # colour: no background image input
+    first_block = small.context.device_memory
+    assert small.context.user_managed and first_block[1] == small.engine.device_memory_size_v2
+    big = TensorRTBackend(SPEC.with_(background="image"), seed32_ckpt, engine_dir=tmp_path)
+    need = big.engine.device_memory_size_v2
+    assert need > first_block[1]
+    assert small.context.device_memory == big.context.device_memory == (int(_SCRATCH["0"].block), need)
+    small.set_background(GREEN)
+    big.set_background(np.zeros((SPEC.height, SPEC.width, 3), np.uint8))
+    with OnnxRuntimeBackend(SPEC, seed32_ckpt) as ref:
+        ref.set_background(GREEN)
+        _same([small.process(f) for f in frames], [ref.process(f) for f in frames])  # (reset by a fresh backend)
+    big.process(frames[0])
+    # Two at once would share the block mid-computation: refused.
+    big.submit(frames[1])
+    with pytest.raises(P3MError, match="share scratch memory were run at the same time"):
+        small.process(frames[0])
+    big.flush()
+    small.process(frames[0])
+    big.close()
+    assert _SCRATCH["0"].contexts == [small.context] and _SCRATCH["0"].size == need
+    small.close()
+    assert _SCRATCH["0"].block is None and _SCRATCH["0"].size == 0
+
+
+def test_tensorrt_without_user_managed_memory_gives_each_context_its_own(
+    trt_double, seed32_ckpt, portrait_paths, tmp_path, monkeypatch
+):
+    """TensorRT 10.0 has no device_memory_size_v2 (nor set_device_memory with a size): each
+    context allocates its own, as before."""
+    trt, _ = trt_double
+    monkeypatch.delattr(trt.ICudaEngine, "device_memory_size_v2")
+    with TensorRTBackend(SPEC, seed32_ckpt, engine_dir=tmp_path) as be:
+        assert be.scratch is None and not be.context.user_managed
+        be.set_background(GREEN)
+        assert be.process(_frames(portrait_paths, 1)[0])[1].shape == (1, SPEC.height, SPEC.width)

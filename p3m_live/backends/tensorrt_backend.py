@@ -60,6 +60,67 @@ class PycudaDevice:
         event.synchronize()
 
 
+class SharedScratch:
+    """One block of device memory for the activations of every TensorRT context on a GPU.
+
+    A live run holds one engine per background kind it can switch to, but runs one at a
+    time, so their contexts can share what is usually the largest allocation of all. The
+    block is as large as the largest context needs; a larger newcomer gets a new block and
+    every context is pointed at it. Contexts that share a block must never run at the same
+    time: :meth:`claim` refuses a call while another backend still has calls in flight."""
+
+    def __init__(self, cuda) -> None:
+        self.cuda = cuda
+        self.block = None
+        self.size = 0
+        self.contexts: list = []
+        self.owner = None  # the backend that enqueued last
+
+    def attach(self, context, size: int) -> None:
+        if size > self.size:
+            self.block, self.size = self.cuda.mem_alloc(max(1, size)), size
+            for c in self.contexts:
+                c.set_device_memory(int(self.block), self.size)
+        context.set_device_memory(int(self.block), self.size)
+        self.contexts.append(context)
+
+    def detach(self, context, backend) -> None:
+        self.contexts = [c for c in self.contexts if c is not context]
+        if self.owner is backend:
+            self.owner = None
+        if not self.contexts:
+            self.block, self.size = None, 0
+
+    def claim(self, backend) -> None:
+        other = self.owner
+        if other is not None and other is not backend and other.pipe is not None and other.pipe.in_flight:
+            raise P3MError("two TensorRT backends that share scratch memory were run at the same time")
+        self.owner = backend
+
+
+_SCRATCH: dict[str, SharedScratch] = {}  # GPU ordinal -> its shared block (all in its primary context)
+
+
+def create_context(engine, trt, cuda, device: str):
+    """An execution context whose activation memory is the GPU's shared block where this
+    TensorRT can do that (10.1 and later: USER_MANAGED, device_memory_size_v2,
+    set_device_memory), else one that allocates its own; (context, scratch or None)."""
+    try:
+        strategy = trt.ExecutionContextAllocationStrategy.USER_MANAGED
+        size = int(engine.device_memory_size_v2)
+        context = engine.create_execution_context(strategy)
+    except (AttributeError, TypeError):
+        return engine.create_execution_context(), None
+    if context is None:
+        raise P3MError("TensorRT could not create an execution context (out of GPU memory?)")
+    ordinal = device.partition(":")[2] or "0"
+    scratch = _SCRATCH.get(ordinal)
+    if scratch is None or not scratch.contexts:  # (an empty one holds no memory; start afresh)
+        scratch = _SCRATCH[ordinal] = SharedScratch(cuda)
+    scratch.attach(context, size)
+    return context, scratch
+
+
 def input_shapes(spec: GraphSpec) -> dict[str, tuple[int, ...]]:
     """The frame graph's input shapes for ``spec`` (what the export fixes)."""
     shapes = {"frame": frame_shape(spec.in_format, spec.batch, spec.height, spec.width)}
@@ -129,24 +190,35 @@ class TensorRTBackend(Backend):
             self.engine = self.runtime.deserialize_cuda_engine(plan.read_bytes())
             if self.engine is None:
                 raise P3MError(f"{plan.name} cannot be loaded by TensorRT {trt.__version__}; delete it to rebuild")
-            self.context = self.engine.create_execution_context()
-            inputs, outputs = {}, {}
-            for i in range(self.engine.num_io_tensors):
-                name = self.engine.get_tensor_name(i)
-                shape = tuple(self.engine.get_tensor_shape(name))
-                dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
-                if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                    if not self.context.set_input_shape(name, shape):
-                        raise P3MError(f"{plan.name}: TensorRT refused input {name} {shape}; delete it to rebuild")
-                    inputs[name] = (shape, dtype)
-                else:
-                    outputs[name] = (shape, dtype)
-            self.input_names = set(inputs)
-            self.pipe = SlotPipeline(PycudaDevice(cuda), inputs, outputs, self._enqueue)
+            self.context, self.scratch = create_context(self.engine, trt, cuda, device)
+            try:
+                self._bind(trt, cuda, plan.name)
+            except BaseException:
+                if self.scratch is not None:
+                    self.scratch.detach(self.context, self)
+                raise
         finally:
             self.ctx.pop()
 
+    def _bind(self, trt, cuda, plan_name: str) -> None:
+        """Fix the input shapes and build the slot schedule from the engine's named tensors."""
+        inputs, outputs = {}, {}
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            shape = tuple(self.engine.get_tensor_shape(name))
+            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+            if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                if not self.context.set_input_shape(name, shape):
+                    raise P3MError(f"{plan_name}: TensorRT refused input {name} {shape}; delete it to rebuild")
+                inputs[name] = (shape, dtype)
+            else:
+                outputs[name] = (shape, dtype)
+        self.input_names = set(inputs)
+        self.pipe = SlotPipeline(PycudaDevice(cuda), inputs, outputs, self._enqueue)
+
     def _enqueue(self, slot, dev_in, dev_out, stream) -> None:
+        if self.scratch is not None:
+            self.scratch.claim(self)
         for name, buf in {**dev_in, **dev_out}.items():
             if not self.context.set_tensor_address(name, int(buf)):
                 raise P3MError(f"TensorRT has no tensor {name!r} in this engine; delete the plan to rebuild")
@@ -168,6 +240,8 @@ class TensorRTBackend(Backend):
         if getattr(self, "ctx", None) is not None:
             self.ctx.push()
             try:
+                if getattr(self, "scratch", None) is not None:
+                    self.scratch.detach(self.context, self)
                 self.pipe = self.context = self.engine = None  # free device memory in this context
             finally:
                 self.ctx.pop()

@@ -83,6 +83,11 @@ class SlotPipeline:
         self._pending: list[int] = []  # slots submitted and not yet collected, oldest first
         self._last_state: np.ndarray | None = None  # the host copy of the newest state output
 
+    @property
+    def in_flight(self) -> int:
+        """Calls submitted and not collected yet (their compute may still be running)."""
+        return len(self._pending)
+
     def submit(self, host_inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
         """Enqueue one call; return the outputs of the oldest pending call once all slots are
         busy (so at most ``slots - 1`` calls run ahead), else None."""

@@ -40,6 +40,12 @@ class TensorIOMode(enum.IntEnum):
     OUTPUT = 2
 
 
+class ExecutionContextAllocationStrategy(enum.IntEnum):
+    STATIC = 0
+    ON_PROFILE_CHANGE = 1
+    USER_MANAGED = 2
+
+
 class DataType(enum.IntEnum):
     FLOAT = 0
     HALF = 1
@@ -224,16 +230,29 @@ class ICudaEngine:
     def get_tensor_dtype(self, name: str) -> DataType:
         return self.io[name][2]
 
-    def create_execution_context(self) -> IExecutionContext:
-        return IExecutionContext(self)
+    @property
+    def device_memory_size_v2(self) -> int:
+        """Activation memory a context needs: here twice the bytes of its tensors, so that
+        engines of different shapes need different amounts."""
+        return 2 * sum(int(np.prod(shape)) * np.dtype(nptype(dt)).itemsize for _, shape, dt in self.io.values())
+
+    def create_execution_context(
+        self, strategy: ExecutionContextAllocationStrategy = ExecutionContextAllocationStrategy.STATIC
+    ) -> IExecutionContext:
+        return IExecutionContext(self, user_managed=strategy == ExecutionContextAllocationStrategy.USER_MANAGED)
 
 
 class IExecutionContext:
-    def __init__(self, engine: ICudaEngine) -> None:
+    def __init__(self, engine: ICudaEngine, user_managed: bool = False) -> None:
         self.engine = engine
         self.shapes: dict[str, tuple] = {}
         self.addresses: dict[str, int] = {}
         self.enqueued = 0
+        self.user_managed = user_managed
+        self.device_memory: tuple[int, int] | None = None  # (address, size) given by the caller
+
+    def set_device_memory(self, memory: int, size: int) -> None:
+        self.device_memory = (int(memory), int(size))
 
     def set_input_shape(self, name: str, shape) -> bool:
         ok = self.engine.get_tensor_mode(name) == TensorIOMode.INPUT and tuple(shape) == self.engine.io[name][1]
@@ -255,6 +274,10 @@ class IExecutionContext:
         inputs = [n for n, (mode, _, _) in io.items() if mode == TensorIOMode.INPUT]
         if set(self.shapes) != set(inputs) or set(self.addresses) != set(io) or not isinstance(stream_handle, int):
             return False
+        if self.user_managed:  # TensorRT refuses to enqueue without enough activation memory
+            if self.device_memory is None or self.device_memory[1] < self.engine.device_memory_size_v2:
+                return False
+            driver.device_view(self.device_memory[0], (self.engine.device_memory_size_v2,), np.uint8)[:] = 0xAB
         view = {n: driver.device_view(self.addresses[n], shape, nptype(dt)) for n, (_, shape, dt) in io.items()}
         outs = self.engine.session.run(None, {n: view[n].copy() for n in inputs})
         for out, arg in zip(outs, self.engine.session.get_outputs()):
