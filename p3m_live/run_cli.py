@@ -301,6 +301,8 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(result.table(), file=sys.stderr)
             if result.interrupted:
+                if result.frames == 0:
+                    log.warning("interrupted before the first frame was finished: no output file is written")
                 return signals.exit_code()
     finally:
         failing = sys.exc_info()[1] is not None
