@@ -49,9 +49,9 @@ def _auto_backend(name: str, device: str | None) -> tuple[str, str | None]:
     backends need an ONNX export (ONNX Runtime) or an engine build (TensorRT) per size."""
     if name != "auto":
         return name, device
-    import torch
+    from .backends import _cuda_available
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or ("cuda" if _cuda_available() else "cpu")
     log.info("backend: torch on %s (still images of any size; no export or engine build per size)", device)
     return "torch", device
 

@@ -216,7 +216,7 @@ def test_engines_of_one_run_share_their_activation_memory(trt_double, seed32_ckp
     big = TensorRTBackend(SPEC.with_(background="image"), seed32_ckpt, engine_dir=tmp_path)
     need = big.engine.device_memory_size_v2
     assert need > first_block[1]
-    assert small.context.device_memory == big.context.device_memory == (int(_SCRATCH["0"].block), need)
+    assert small.context.device_memory == big.context.device_memory == (int(_SCRATCH[0].block), need)
     small.set_background(GREEN)
     big.set_background(np.zeros((SPEC.height, SPEC.width, 3), np.uint8))
     with OnnxRuntimeBackend(SPEC, seed32_ckpt) as ref:
@@ -230,9 +230,9 @@ def test_engines_of_one_run_share_their_activation_memory(trt_double, seed32_ckp
     big.flush()
     small.process(frames[0])
     big.close()
-    assert _SCRATCH["0"].contexts == [small.context] and _SCRATCH["0"].size == need
+    assert _SCRATCH[0].contexts == [small.context] and _SCRATCH[0].size == need
     small.close()
-    assert _SCRATCH["0"].block is None and _SCRATCH["0"].size == 0
+    assert _SCRATCH[0].block is None and _SCRATCH[0].size == 0
 
 
 def test_tensorrt_without_user_managed_memory_gives_each_context_its_own(

@@ -149,6 +149,11 @@ class Backend(ABC):
         self.close()
 
 
+def device_index(device: str) -> int:
+    """The GPU number of a device name: "cuda" -> 0, "cuda:1" -> 1."""
+    return int(device.partition(":")[2] or 0)
+
+
 def file_digest(path: str | os.PathLike, length: int | None = 16) -> str:
     """SHA-256 of a file, shortened to ``length`` hex digits (checkpoint identity for caches;
     ``None`` for the whole digest)."""

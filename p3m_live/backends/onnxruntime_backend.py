@@ -17,7 +17,7 @@ from ..errors import P3MError
 from ..graph import FrameGraph, GraphSpec
 from ..model import load_network
 from ..model.weights import cache_dir
-from .base import Backend, spec_key
+from .base import Backend, device_index, spec_key
 
 
 def export_frame_graph(spec: GraphSpec, weights: str | os.PathLike, path: str | os.PathLike) -> Path:
@@ -62,8 +62,7 @@ class OnnxRuntimeBackend(Backend):
                     f"ONNX Runtime has no CUDA provider here (providers: {', '.join(available)}); "
                     "pip install onnxruntime-gpu, or use --device cpu"
                 )
-            index = int(device.partition(":")[2] or 0)
-            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+            providers = [("CUDAExecutionProvider", {"device_id": device_index(device)}), "CPUExecutionProvider"]
         else:
             providers = ["CPUExecutionProvider"]
         if onnx_path is None:

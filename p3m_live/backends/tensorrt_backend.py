@@ -21,7 +21,7 @@ from ..errors import P3MError
 from ..spec import GraphSpec, frame_shape
 from ..trt.slots import SlotPipeline
 from ..trt.store import EngineStore, Target
-from .base import Backend, file_digest
+from .base import Backend, device_index, file_digest
 
 log = logging.getLogger("p3m_live")
 
@@ -98,7 +98,7 @@ class SharedScratch:
         self.owner = backend
 
 
-_SCRATCH: dict[str, SharedScratch] = {}  # GPU ordinal -> its shared block (all in its primary context)
+_SCRATCH: dict[int, SharedScratch] = {}  # GPU ordinal -> its shared block (all in its primary context)
 
 
 def create_context(engine, trt, cuda, device: str):
@@ -113,7 +113,7 @@ def create_context(engine, trt, cuda, device: str):
         return engine.create_execution_context(), None
     if context is None:
         raise P3MError("TensorRT could not create an execution context (out of GPU memory?)")
-    ordinal = device.partition(":")[2] or "0"
+    ordinal = device_index(device)
     scratch = _SCRATCH.get(ordinal)
     if scratch is None or not scratch.contexts:  # (an empty one holds no memory; start afresh)
         scratch = _SCRATCH[ordinal] = SharedScratch(cuda)
@@ -144,7 +144,7 @@ def primary_context(cuda, device: str):
     """(device, its primary context) for ``cuda`` or ``cuda:N``: the context PyTorch uses too,
     never pycuda.autoinit's own. The caller pushes and pops it."""
     cuda.init()
-    dev = cuda.Device(int(device.split(":")[1]) if ":" in device else 0)
+    dev = cuda.Device(device_index(device))
     return dev, dev.retain_primary_context()
 
 

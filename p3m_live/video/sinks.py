@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..errors import P3MError
+from ..errors import P3MError, reason
 from .frames import Frame, Layout, planes_to_rgb
 
 log = logging.getLogger("p3m_live")
@@ -174,7 +174,7 @@ class _Encoder:
         except av.error.FFmpegError as e:
             self.container.close()
             self.tmp.unlink(missing_ok=True)
-            why = getattr(e, "strerror", None) or str(e)
+            why = reason(e)
             if codec.endswith(HARDWARE_ENCODERS):
                 fix = "it needs its GPU and driver; choose another --codec (libx264 works everywhere)"
             else:

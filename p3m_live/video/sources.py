@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..errors import P3MError
+from ..errors import P3MError, reason
 from .frames import IMAGE_SUFFIXES, Frame, Layout, frame_from_av, image_files, layout_of, matrix_of, read_rgb
 
 log = logging.getLogger("p3m_live")
@@ -81,7 +81,7 @@ class AVSource(Source):
         except FileNotFoundError as e:
             raise P3MError(f"{self.name}: no such file or device; check the path") from e
         except (av.error.FFmpegError, OSError) as e:
-            why = _reason(e)
+            why = reason(e)
             raise P3MError(f"{self.name} cannot be opened as video ({why}); is it a video file or stream?") from e
         if not self.container.streams.video:
             self.close()
@@ -120,7 +120,7 @@ class AVSource(Source):
         try:
             return list(packet.decode())
         except av.error.InvalidDataError as e:
-            log.warning("%s: skipped a damaged packet (%s)", self.name, _reason(e))
+            log.warning("%s: skipped a damaged packet (%s)", self.name, reason(e))
             return []
 
     def _first_video_frame(self) -> av.VideoFrame:
@@ -135,7 +135,7 @@ class AVSource(Source):
                     self._pending.append(packet)
         except av.error.FFmpegError as e:
             self.close()
-            raise P3MError(f"{self.name}: cannot decode video ({_reason(e)}); the file may be damaged") from e
+            raise P3MError(f"{self.name}: cannot decode video ({reason(e)}); the file may be damaged") from e
         self.close()
         raise P3MError(f"{self.name}: no video frame could be decoded; the file is empty or damaged")
 
@@ -160,8 +160,8 @@ class AVSource(Source):
             return
         except av.error.FFmpegError as e:
             if self._index == 0:
-                raise P3MError(f"{self.name}: cannot decode video ({_reason(e)})") from e
-            log.warning("%s: stopped reading after %d frames (%s)", self.name, self._index, _reason(e))
+                raise P3MError(f"{self.name}: cannot decode video ({reason(e)})") from e
+            log.warning("%s: stopped reading after %d frames (%s)", self.name, self._index, reason(e))
 
     def close(self) -> None:
         container = getattr(self, "container", None)
@@ -268,7 +268,3 @@ def open_source(
     if live and is_url:
         opts.setdefault("fflags", "nobuffer")  # hand frames on as they arrive; the mailbox drops late ones
     return AVSource(spec, format=format, options=opts, live=live)
-
-
-def _reason(e: BaseException) -> str:
-    return getattr(e, "strerror", None) or str(e)
