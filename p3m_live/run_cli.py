@@ -71,7 +71,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         choices=FOREGROUNDS,
         default="auto",
         help="colours at the person's edges: estimate (no fringe of the old background), frame, or auto "
-        "(default: estimate on GPUs, frame on CPUs, where estimating costs a third more time)",
+        "(default: estimate on GPUs, frame on CPUs, where estimating costs more than the rest of the graph)",
     )
     look.add_argument(
         "--light-wrap",
