@@ -82,21 +82,25 @@ def yuv_to_rgb(luma: Tensor, chroma: Tensor, matrix: str = "bt601") -> Tensor:
     return torch.cat((r, g, bl), 1)
 
 
+def yuv_luma(rgb: Tensor, matrix: str = "bt601") -> Tensor:
+    """(B, 3, H, W) RGB -> normalised luma (B, 1, H, W) in the stream's matrix."""
+    kr, kb = MATRICES[matrix]
+    return kr * rgb[:, 0:1] + (1 - kr - kb) * rgb[:, 1:2] + kb * rgb[:, 2:3]
+
+
 def rgb_to_yuv(rgb: Tensor, matrix: str = "bt601") -> tuple[Tensor, Tensor]:
     """(B, 3, H, W) RGB -> normalised luma (B, 1, H, W) and chroma (B, 2, H, W)."""
     kr, kb = MATRICES[matrix]
-    r, g, bl = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
-    luma = kr * r + (1 - kr - kb) * g + kb * bl
+    luma = yuv_luma(rgb, matrix)
+    r, bl = rgb[:, 0:1], rgb[:, 2:3]
     return luma, torch.cat(((bl - luma) / (2 * (1 - kb)), (r - luma) / (2 * (1 - kr))), 1)
 
 
 def image_planes(image: Tensor, matrix: str = "bt601") -> tuple[Tensor, Tensor]:
     """uint8 RGB (B, H, W, 3) -> normalised luma (B, 1, H, W) and the chroma of each 2x2
     block (B, 2, H/2, W/2): chroma is converted after the 2x2 mean, at a quarter of the cost."""
-    kr, kb = MATRICES[matrix]
     rgb = image.float().permute(0, 3, 1, 2) / 255.0
-    luma = kr * rgb[:, 0:1] + (1 - kr - kb) * rgb[:, 1:2] + kb * rgb[:, 2:3]
-    return luma, rgb_to_yuv(F.avg_pool2d(rgb, 2), matrix)[1]
+    return yuv_luma(rgb, matrix), rgb_to_yuv(F.avg_pool2d(rgb, 2), matrix)[1]
 
 
 def encode_planes(

@@ -150,8 +150,7 @@ class _Encoder:
         try:
             self.stream = self.container.add_stream(codec, rate=rate or Fraction(30))
         except (av.error.FFmpegError, ValueError) as e:
-            self.container.close()
-            self.tmp.unlink(missing_ok=True)
+            self._abandon()
             if codec in av.codecs_available:  # known, but this container cannot hold it (libx264 in .gif)
                 why = f"{path.suffix or 'this'} files cannot hold {codec} video"
                 fix = "use .mp4, .mov, .mkv or .webm, or a --codec that this container takes"
@@ -172,8 +171,7 @@ class _Encoder:
             # encoder without its GPU, a bad option) fails before any work, with its reason.
             s.codec_context.open()
         except av.error.FFmpegError as e:
-            self.container.close()
-            self.tmp.unlink(missing_ok=True)
+            self._abandon()
             why = reason(e)
             if codec.endswith(HARDWARE_ENCODERS):
                 fix = "it needs its GPU and driver; choose another --codec (libx264 works everywhere)"
@@ -184,6 +182,11 @@ class _Encoder:
         if unused:
             log.warning("%s ignores %s", codec, ", ".join(f"{k}={v}" for k, v in unused.items()))
         self._last_pts: int | None = None
+
+    def _abandon(self) -> None:
+        """Close and delete the partial file of an encoder that could not be set up."""
+        self.container.close()
+        self.tmp.unlink(missing_ok=True)
 
     def encode(self, vf: av.VideoFrame, frame: Frame) -> None:
         pts = frame.pts if frame.pts is not None and frame.time_base == self.time_base else None
