@@ -102,3 +102,33 @@ def portrait_i420(path: Path, width: int, height: int) -> np.ndarray:
 
     rgb = cv2.resize(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), (width, height))
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+
+
+def make_hdr_clip(
+    path: Path, rgb48: np.ndarray, frames: int = 3, transfer: int = 18, codec: str = "ffv1", rotation: int = 0
+) -> Path:
+    """A 10-bit BT.2020 HDR clip (HLG by default, 16 for PQ) of ``frames`` copies of one picture,
+    given as 16-bit HDR signal values in BT.2020 RGB, tagged the way phones tag theirs."""
+    from av.video.reformatter import ColorRange, Colorspace
+
+    h, w = rgb48.shape[:2]
+    with av.open(str(path), "w") as out:
+        v = out.add_stream(codec, rate=25)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p10le"
+        cc = v.codec_context
+        cc.color_trc, cc.color_primaries, cc.colorspace, cc.color_range = transfer, 9, 9, 1
+        if codec == "libx265":
+            v.options = {"x265-params": "log-level=error:lossless=1"}
+        if rotation:
+            v.set_display_rotation(rotation)
+        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb48), format="rgb48le").reformat(
+            format="yuv420p10le", dst_colorspace=Colorspace.BT2020, dst_color_range=ColorRange.MPEG
+        )
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(picture.to_ndarray(), format="yuv420p10le")
+            f.pts = i
+            for p in v.encode(f):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    return path

@@ -79,10 +79,11 @@ def matrix_of(colorspace: int, width: int, height: int) -> str:
     return "bt709" if min(width, height) >= 720 else "bt601"
 
 
-def layout_of(frame: av.VideoFrame) -> Layout:
+def layout_of(frame: av.VideoFrame, rotation: float | None = None) -> Layout:
     """The layout a run uses for frames like ``frame``: its own format where the graph
-    takes it, RGB otherwise; odd sizes cropped to even for 4:2:0 (one row or column)."""
-    rotation = int(round((frame.rotation or 0) / 90.0)) % 4 * 90
+    takes it, RGB otherwise; odd sizes cropped to even for 4:2:0 (one row or column).
+    ``rotation`` (degrees) replaces the frame's own, for frames made from another."""
+    rotation = int(round(((frame.rotation if rotation is None else rotation) or 0) / 90.0)) % 4 * 90
     fmt, full = DIRECT_FORMATS.get(frame.format.name, ("rgb", True))
     w, h = frame.width, frame.height
     if fmt in ("i420", "nv12") and (w % 2 or h % 2):

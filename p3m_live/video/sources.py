@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import P3MError, reason
 from .frames import IMAGE_SUFFIXES, Frame, Layout, frame_from_av, image_files, layout_of, matrix_of, read_rgb
+from .hdr import REFERENCE_WHITE, tone_mapper_for
 
 log = logging.getLogger("p3m_live")
 
@@ -52,10 +53,6 @@ class Source:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-# Transfer characteristics (AVColorTransferCharacteristic) of HDR video: phones record HLG.
-HDR_TRANSFERS = {16: "PQ, SMPTE ST 2084", 18: "HLG, ARIB STD-B67"}
 
 
 class AVSource(Source):
@@ -104,15 +101,18 @@ class AVSource(Source):
         self._demux = self.container.demux(self.video, *self.audio_streams)
         first = self._first_video_frame()
         self.layout = layout_of(first)
-        hdr = HDR_TRANSFERS.get(first.color_trc)
-        if hdr:
-            log.warning(
-                "%s is HDR video (%s): p3m-live works in SDR and does not tone-map, so the output will look "
-                "flat and pale; convert it to SDR first, e.g. ffmpeg -i IN -vf zscale=t=linear:npl=100,"
-                "format=gbrpf32le,zscale=p=bt709,tonemap=hable,zscale=t=bt709:m=bt709:r=tv,format=yuv420p SDR.mp4",
+        self.tone_mapper = tone_mapper_for(first)
+        if self.tone_mapper:
+            log.info(
+                "%s is HDR video (%s): tone-mapping it to SDR BT.709 (peak %d nits, reference white %d nits)",
                 self.name,
-                hdr,
+                self.tone_mapper.name,
+                round(self.tone_mapper.peak * REFERENCE_WHITE),
+                REFERENCE_WHITE,
             )
+            rotation = first.rotation
+            first = self.tone_mapper(first)
+            self.layout = layout_of(first, rotation)
         self._first = first
         self._index = 0
 
@@ -140,6 +140,8 @@ class AVSource(Source):
         raise P3MError(f"{self.name}: no video frame could be decoded; the file is empty or damaged")
 
     def _frame(self, f: av.VideoFrame) -> Frame:
+        if self.tone_mapper and f is not self._first:
+            f = self.tone_mapper(f)
         frame = frame_from_av(f, self.layout, self._index)
         self._index += 1
         return frame

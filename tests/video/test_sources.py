@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from fractions import Fraction
 
 import av
@@ -90,9 +91,9 @@ def test_other_pixel_formats_become_rgb(tmp_path):
 
 
 @pytest.mark.parametrize("trc, named", [(18, "HLG"), (16, "PQ"), (1, None)])
-def test_hdr_video_is_named_with_the_way_to_sdr(tmp_path, caplog, trc, named):
-    """A phone's HLG clip (or PQ) would come out flat and pale: the run says so once, with a
-    conversion command. The tag is what FFmpeg reads; an SDR (BT.709) tag says nothing."""
+def test_hdr_tag_alone_decides_tone_mapping(tmp_path, caplog, trc, named):
+    """Tone mapping follows the transfer tag FFmpeg reads, 8-bit video too, and says so once;
+    an SDR (BT.709) tag gets nothing. (test_hdr.py checks the colours.)"""
     path = tmp_path / "tagged.mp4"
     with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=25)
@@ -105,13 +106,15 @@ def test_hdr_video_is_named_with_the_way_to_sdr(tmp_path, caplog, trc, named):
                 c.mux(p)
         for p in s.encode(None):
             c.mux(p)
-    with AVSource(str(path)) as src:
-        assert len(_frames(src)) == 3  # still converted
-    warned = [r.getMessage() for r in caplog.records if "HDR" in r.getMessage()]
+    with caplog.at_level(logging.INFO, logger="p3m_live"), AVSource(str(path)) as src:
+        frames = _frames(src)
+    said = [r.getMessage() for r in caplog.records if "HDR" in r.getMessage()]
+    assert len(frames) == 3 and src.layout.fmt == "i420"
     if named:
-        assert len(warned) == 1 and named in warned[0] and "tonemap" in warned[0]
+        assert len(said) == 1 and named in said[0] and "tone-mapping" in said[0]
+        assert (src.tone_mapper is not None) and src.layout.matrix == "bt709"
     else:
-        assert warned == []
+        assert said == [] and src.tone_mapper is None
 
 
 def test_image_folder_is_a_frame_sequence(tmp_path):
