@@ -105,10 +105,17 @@ def portrait_i420(path: Path, width: int, height: int) -> np.ndarray:
 
 
 def make_hdr_clip(
-    path: Path, rgb48: np.ndarray, frames: int = 3, transfer: int = 18, codec: str = "ffv1", rotation: int = 0
+    path: Path,
+    rgb48: np.ndarray,
+    frames: int = 3,
+    transfer: int = 18,
+    codec: str = "ffv1",
+    rotation: int = 0,
+    max_cll: int | None = None,
 ) -> Path:
     """A 10-bit BT.2020 HDR clip (HLG by default, 16 for PQ) of ``frames`` copies of one picture,
-    given as 16-bit HDR signal values in BT.2020 RGB, tagged the way phones tag theirs."""
+    given as 16-bit HDR signal values in BT.2020 RGB, tagged the way phones tag theirs.
+    ``max_cll`` (nits; libx265 only) is written as content light level SEI."""
     from av.video.reformatter import ColorRange, Colorspace
 
     h, w = rgb48.shape[:2]
@@ -118,7 +125,7 @@ def make_hdr_clip(
         cc = v.codec_context
         cc.color_trc, cc.color_primaries, cc.colorspace, cc.color_range = transfer, 9, 9, 1
         if codec == "libx265":
-            v.options = {"x265-params": "log-level=error:lossless=1"}
+            v.options = {"x265-params": "log-level=error:lossless=1" + (f":max-cll={max_cll},0" if max_cll else "")}
         if rotation:
             v.set_display_rotation(rotation)
         picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb48), format="rgb48le").reformat(

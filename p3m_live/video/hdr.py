@@ -12,8 +12,9 @@ its decoding thread, before the frame graph sees the frame:
    and taken from BT.2020 to BT.709 primaries with the 3x3 matrix of their
    chromaticities (colours outside BT.709 are clipped);
 4. highlights above :data:`KNEE` are rolled off smoothly, so that the peak
-   (1000 nits) lands on SDR white. The curve scales max(R, G, B), which keeps
-   each pixel's hue and saturation; below the knee nothing changes;
+   (1000 nits for HLG; for PQ the stream's MaxCLL, else 1000) lands on SDR
+   white. The curve scales max(R, G, B), which keeps each pixel's hue and
+   saturation; below the knee nothing changes;
 5. the result is encoded for a BT.1886 display (gamma 2.4) to 8 bits, and
    swscale makes it I420 with the BT.709 matrix, limited range.
 """
@@ -31,7 +32,7 @@ HDR_TRANSFERS = {PQ: "PQ, SMPTE ST 2084", HLG: "HLG, ARIB STD-B67"}
 
 REFERENCE_WHITE = 203.0  # nits: BT.2408's HDR reference (graphics) white; it becomes SDR white, almost
 HLG_DISPLAY_PEAK = 1000.0  # nits: the display HLG's system gamma 1.2 is defined for (BT.2100)
-PQ_PEAK = 1000.0  # nits assumed for a PQ clip's brightest highlights (the usual mastering peak)
+PQ_PEAK = 1000.0  # nits assumed for a PQ clip's brightest highlights when it does not say (MaxCLL)
 KNEE = 0.5  # linear SDR light up to which nothing changes: reference white ends near 90% signal
 SDR_GAMMA = 2.4  # BT.1886 display
 
@@ -104,7 +105,9 @@ def rolloff(m: np.ndarray, peak: float, knee: float = KNEE) -> np.ndarray:
 class ToneMapper:
     """Converts the frames of one HDR stream to SDR BT.709 I420 frames (see the module)."""
 
-    def __init__(self, transfer: int) -> None:
+    def __init__(self, transfer: int, peak_nits: float | None = None) -> None:
+        """``peak_nits``: PQ's brightest highlight (the stream's MaxCLL), which lands on SDR
+        white; HLG's is always its nominal display's."""
         if transfer not in HDR_TRANSFERS:
             raise ValueError(f"not an HDR transfer: {transfer}")
         self.transfer = transfer
@@ -113,7 +116,8 @@ class ToneMapper:
             self.peak = HLG_DISPLAY_PEAK / REFERENCE_WHITE
             self._light = hlg_to_scene(codes).astype(np.float32)  # scene light; the OOTF follows per pixel
         else:
-            self.peak = PQ_PEAK / REFERENCE_WHITE
+            # a MaxCLL at or below reference white would leave no room for the roll-off
+            self.peak = min(max(peak_nits or PQ_PEAK, 2 * REFERENCE_WHITE), 10000.0) / REFERENCE_WHITE
             self._light = (pq_to_nits(codes) / REFERENCE_WHITE).astype(np.float32)
         self._matrix = BT2020_TO_BT709.astype(np.float32)
         # 16-bit linear light -> 8-bit BT.1886 code, with rounding
@@ -171,7 +175,18 @@ class ToneMapper:
         return out
 
 
+def max_content_light(frame: av.VideoFrame) -> int | None:
+    """The stream's MaxCLL in nits, from the frame's content light level side data
+    (AVContentLightMetadata: two native unsigned ints, MaxCLL then MaxFALL), if it has one."""
+    for side in frame.side_data:
+        if getattr(side.type, "name", "") == "CONTENT_LIGHT_LEVEL" and len(bytes(side)) >= 4:
+            return int(np.frombuffer(bytes(side)[:4], dtype=np.uint32)[0]) or None
+    return None
+
+
 def tone_mapper_for(frame: av.VideoFrame) -> ToneMapper | None:
     """A tone mapper for the stream ``frame`` starts, or None for SDR video."""
     trc = int(frame.color_trc or 0)
-    return ToneMapper(trc) if trc in HDR_TRANSFERS else None
+    if trc not in HDR_TRANSFERS:
+        return None
+    return ToneMapper(trc, max_content_light(frame) if trc == PQ else None)

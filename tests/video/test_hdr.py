@@ -78,11 +78,11 @@ def _patch_picture() -> np.ndarray:
     return picture
 
 
-def _expected_sdr(light) -> np.ndarray:
+def _expected_sdr(light, peak_nits: float = 1000.0) -> np.ndarray:
     light = np.asarray(light, np.float64)
     m = light.max()
     if m > hdr.KNEE:
-        light = light * hdr.rolloff(np.array([m]), hdr.HLG_DISPLAY_PEAK / hdr.REFERENCE_WHITE)[0] / m
+        light = light * hdr.rolloff(np.array([m]), peak_nits / hdr.REFERENCE_WHITE)[0] / m
     return 255 * light ** (1 / 2.4)
 
 
@@ -108,19 +108,22 @@ def test_hlg_clip_decodes_to_the_sdr_colours_it_was_made_from(tmp_path, caplog, 
     assert len(said) == 1 and "HLG" in said[0] and "tone-mapping" in said[0]
 
 
-def test_pq_clip_puts_reference_white_and_highlights_where_hlg_does(tmp_path):
-    """PQ carries nits directly: 50.75 nits is a quarter of reference white, and 1000 nits
-    (the assumed peak) is SDR white."""
+@pytest.mark.parametrize("max_cll", [None, 4000])
+def test_pq_clip_puts_reference_white_and_its_peak_where_they_belong(tmp_path, max_cll):
+    """PQ carries nits directly: 50.75 nits is a quarter of reference white, and the peak (the
+    stream's MaxCLL where it has one, else 1000 nits) is SDR white."""
     nits = np.array([0.0, 50.75, 203.0, 1000.0, 4000.0])
     picture = np.repeat(np.repeat(nits[None, :, None], 32, axis=0), 32, axis=1)
-    picture = np.repeat(picture, 3, axis=2)
-    clip = make_hdr_clip(tmp_path / "pq.mkv", np.round(hdr.nits_to_pq(picture) * 65535).astype(np.uint16), transfer=16)
+    signal = np.round(hdr.nits_to_pq(np.repeat(picture, 3, axis=2)) * 65535).astype(np.uint16)
+    clip = make_hdr_clip(tmp_path / "pq.mkv", signal, transfer=hdr.PQ, codec="libx265", max_cll=max_cll)
     with AVSource(str(clip)) as src:
         frame = next(item for item in src.items() if hasattr(item, "fmt"))
+    peak = max_cll or 1000.0
+    assert src.tone_mapper.peak * hdr.REFERENCE_WHITE == pytest.approx(peak)
     grey = planes_to_rgb(frame.data, "i420", "bt709", False).astype(float)[16, 16::32, 1]
-    want = [_expected_sdr([n / 203.0] * 3)[0] for n in nits]
+    want = [_expected_sdr([n / 203.0] * 3, peak)[0] for n in nits]
     assert np.abs(grey - want).max() < 3.0, (grey, want)
-    assert grey[3] > 250 and grey[4] > 250  # the peak and beyond: white, not wrapped around
+    assert grey[4] > 250  # the peak and beyond: white, not wrapped around
 
 
 def test_rotated_hdr_clip_stays_upright(tmp_path):
@@ -138,6 +141,12 @@ def test_sdr_clip_is_left_alone():
     assert hdr.tone_mapper_for(type("F", (), {"color_trc": 1})()) is None
     with pytest.raises(ValueError):
         hdr.ToneMapper(1)
+
+
+def test_pq_peak_is_kept_within_sense():
+    """A MaxCLL at or below reference white would leave the roll-off no room; PQ ends at 10000."""
+    assert hdr.ToneMapper(hdr.PQ, 100).peak == pytest.approx(2.0)
+    assert hdr.ToneMapper(hdr.PQ, 50000).peak * hdr.REFERENCE_WHITE == pytest.approx(10000)
 
 
 def test_phone_hlg_clip_through_the_command_line(seed32_ckpt, tmp_path):
