@@ -41,14 +41,8 @@ from .spec import (  # noqa: F401 (re-exported: the graph's spec lives in a torc
     Upsampler,
     frame_shape,
     model_size,
+    yuv_constants,
 )
-
-
-def _yuv_consts(matrix: str, full_range: bool) -> tuple[float, float, float, float, float]:
-    kr, kb = MATRICES[matrix]
-    if full_range:
-        return kr, kb, 0.0, 255.0, 255.0  # y offset, y scale, c scale
-    return kr, kb, 16.0, 219.0, 224.0
 
 
 def yuv_planes(
@@ -68,7 +62,7 @@ def yuv_planes(
     else:  # nv12: interleaved U, V
         uv = flat[:, n:].reshape(b, h // 2, w // 2, 2)
         u, v = uv[..., 0].unsqueeze(1), uv[..., 1].unsqueeze(1)
-    _, _, y0, ys, cs = _yuv_consts(matrix, full_range)
+    _, _, y0, ys, cs = yuv_constants(matrix, full_range)
     return (y - y0) / ys, (torch.cat((u, v), 1) - 128.0) / cs
 
 
@@ -96,18 +90,11 @@ def rgb_to_yuv(rgb: Tensor, matrix: str = "bt601") -> tuple[Tensor, Tensor]:
     return luma, torch.cat(((bl - luma) / (2 * (1 - kb)), (r - luma) / (2 * (1 - kr))), 1)
 
 
-def image_planes(image: Tensor, matrix: str = "bt601") -> tuple[Tensor, Tensor]:
-    """uint8 RGB (B, H, W, 3) -> normalised luma (B, 1, H, W) and the chroma of each 2x2
-    block (B, 2, H/2, W/2): chroma is converted after the 2x2 mean, at a quarter of the cost."""
-    rgb = image.float().permute(0, 3, 1, 2) / 255.0
-    return yuv_luma(rgb, matrix), rgb_to_yuv(F.avg_pool2d(rgb, 2), matrix)[1]
-
-
 def encode_planes(
     luma: Tensor, chroma: Tensor, fmt: PixelFormat, matrix: str = "bt601", full_range: bool = False
 ) -> Tensor:
     """Normalised luma (B, 1, H, W) and chroma (B, 2, H/2, W/2) -> uint8 I420/NV12."""
-    _, _, y0, ys, cs = _yuv_consts(matrix, full_range)
+    _, _, y0, ys, cs = yuv_constants(matrix, full_range)
     b, _, h, w = luma.shape
     y = (luma * ys + y0).reshape(b, h * w)
     uv = chroma * cs + 128.0
@@ -332,21 +319,18 @@ class FrameGraph(nn.Module):
     """One frame (or a batch of consecutive frames) in, composite + alpha + state out.
 
     Inputs, by name: ``frame`` (uint8, see :func:`frame_shape`), ``background``
-    (uint8 RGB (B, H, W, 3) for "image", (1, 3) for "color", absent for "blur"),
+    (uint8 ``spec.background_shape``: the image as RGB (B, H, W, 3), or as I420 for a planar
+    graph, for "image"; (1, 3) RGB for "color"; absent for "blur"),
     ``state_alpha`` (float32 ``spec.state_shape`` at the model size; negative = no history).
     Outputs: ``composite`` (uint8 in the output format), ``alpha`` (uint8 (B, H, W)),
     ``state_alpha`` (the next state).
     """
 
-    def __init__(self, network: MattingNetwork, spec: GraphSpec, planar: bool | None = None) -> None:
+    def __init__(self, network: MattingNetwork, spec: GraphSpec) -> None:
         super().__init__()
         self.spec = spec
         self.network = network.half() if spec.precision == "fp16" else network
-        # YUV in and out, the frame's own colours, no light wrap: composite on the planes
-        # (see _forward_planes). ``planar=False`` forces the RGB path (for comparison).
-        planes_fit = spec.in_format in ("i420", "nv12") and spec.out_format in ("i420", "nv12")
-        simple = spec.foreground == "frame" and spec.light_wrap == 0
-        self.planar = (planes_fit and simple) if planar is None else (planar and planes_fit)
+        self.planar = spec.planar  # composite on the YUV planes (see _forward_planes)
 
     @property
     def input_names(self) -> list[str]:
@@ -457,8 +441,8 @@ class FrameGraph(nn.Module):
             if s.background == "color":
                 bg = (background.float() / 255.0).view(-1, 3, 1, 1)
                 bg_luma, bg_chroma = rgb_to_yuv(bg, s.matrix)
-            else:
-                bg_luma, bg_chroma = image_planes(background, s.matrix)
+            else:  # I420 in the stream's matrix and range (see GraphSpec.background_shape)
+                bg_luma, bg_chroma = yuv_planes(background, "i420", s.matrix, s.full_range)
         out_luma, out_chroma = composite_planes(alpha, luma, chroma, bg_luma, bg_chroma)
         composite = encode_planes(out_luma, out_chroma, s.out_format, s.matrix, s.full_range)
         return composite, _to_u8(alpha[:, 0] * 255.0), state_out

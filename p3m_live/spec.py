@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
-GRAPH_VERSION = 5  # bump when the exported function changes; engine and ONNX caches key on it
+import numpy as np
+
+GRAPH_VERSION = 6  # bump when the exported function changes; engine and ONNX caches key on it
 
 PixelFormat = Literal["rgb", "bgr", "rgba", "i420", "nv12"]
 Background = Literal["image", "color", "blur"]
@@ -70,6 +72,7 @@ class GraphSpec:
     model: ModelName = "p3m"
     foreground: Foreground = "estimate"  # the person's colours: estimated (no old-background fringe) or the frame's
     light_wrap: float = 0.0  # 0..1: how much of the new background's light spills onto the person's edges
+    planes: bool = True  # composite on the YUV planes where the graph allows it (False: the RGB path, to compare)
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -89,10 +92,21 @@ class GraphSpec:
             raise ValueError("batch must be >= 1")
 
     @property
+    def planar(self) -> bool:
+        """Whether the graph composites on the YUV planes and never makes full-size RGB: YUV
+        in and out, the frame's own colours (estimation needs RGB), no light wrap."""
+        yuv = self.in_format in ("i420", "nv12") and self.out_format in ("i420", "nv12")
+        return self.planes and yuv and self.foreground == "frame" and self.light_wrap == 0
+
+    @property
     def background_shape(self) -> tuple[int, ...] | None:
-        """The background input: one RGB image per frame of the batch (a video background
-        moves within a batch), one colour, or none for a blur of the frame."""
+        """The background input: one image per frame of the batch (a video background moves
+        within a batch), as RGB or, for a planar graph, as I420 in the stream's matrix and
+        range (converted once per image instead of every frame); one colour; or none for a
+        blur of the frame."""
         if self.background == "image":
+            if self.planar:
+                return frame_shape("i420", self.batch, self.height, self.width)
             return (self.batch, self.height, self.width, 3)
         return (1, 3) if self.background == "color" else None
 
@@ -126,3 +140,34 @@ def frame_shape(fmt: PixelFormat, batch: int, height: int, width: int) -> tuple[
     if fmt in ("i420", "nv12"):
         return (batch, height * 3 // 2, width)
     return (batch, height, width, 4 if fmt == "rgba" else 3)
+
+
+def yuv_constants(matrix: str, full_range: bool) -> tuple[float, float, float, float, float]:
+    """(Kr, Kb, luma offset, luma scale, chroma scale) of a YUV matrix and range."""
+    kr, kb = MATRICES[matrix]
+    if full_range:
+        return kr, kb, 0.0, 255.0, 255.0
+    return kr, kb, 16.0, 219.0, 224.0
+
+
+def rgb_to_planes(rgb: np.ndarray, matrix: str = "bt601", full_range: bool = False) -> np.ndarray:
+    """RGB uint8 images (B, H, W, 3) -> I420 uint8 (B, H*3/2, W) in the stream's matrix and
+    range, by the frame graph's own arithmetic: luma per pixel, chroma from each 2x2 block's
+    mean colour. A planar graph takes its image background this way (see
+    ``GraphSpec.background_shape``), so a still image is converted once, not every frame."""
+    import cv2
+
+    kr, kb, y0, ys, cs = yuv_constants(matrix, full_range)
+    luma_row = np.array([[kr, 1.0 - kr - kb, kb]], np.float32)
+    out = []
+    for image in rgb:
+        h, w = image.shape[:2]
+        f = image.astype(np.float32) * np.float32(1.0 / 255.0)
+        y = cv2.transform(f, luma_row) * ys + y0
+        half = cv2.resize(f, (w // 2, h // 2), interpolation=cv2.INTER_AREA)  # the exact 2x2 mean
+        luma = cv2.transform(half, luma_row)  # (h/2, w/2): one output channel
+        cb = (half[..., 2] - luma) * (cs / (2.0 * (1.0 - kb))) + 128.0
+        cr = (half[..., 0] - luma) * (cs / (2.0 * (1.0 - kr))) + 128.0
+        planes = np.concatenate([y.reshape(-1), cb.reshape(-1), cr.reshape(-1)])
+        out.append(np.clip(np.round(planes), 0, 255).astype(np.uint8).reshape(h * 3 // 2, w))
+    return np.stack(out)

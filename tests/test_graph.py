@@ -21,8 +21,10 @@ from p3m_live.graph import (
     guided_upsample_planes,
     model_size,
     rgb_to_yuv,
+    yuv_luma,
     yuv_planes,
 )
+from p3m_live.spec import rgb_to_planes
 
 H, W = 192, 256  # real portraits, scaled down so the CPU suite stays fast
 SHORT = 128
@@ -217,7 +219,8 @@ def test_plane_graph_composites_what_it_mattes(p3m_native, portraits, background
     spec = GraphSpec(H, W, "i420", "i420", model_short_side=SHORT, foreground="frame", background=background)
     g = FrameGraph(p3m_native, spec).eval()
     assert g.planar
-    bg = {"color": np.array([[0, 177, 64]], np.uint8), "image": portraits[1][None], "blur": None}[background]
+    image = rgb_to_planes(portraits[1][None])  # a planar graph takes its image as I420
+    bg = {"color": np.array([[0, 177, 64]], np.uint8), "image": image, "blur": None}[background]
     comp, alpha, _ = _run(g, _i420(portraits[0])[None], bg)
     a = alpha[0].numpy()
     y_in, y_out = _i420(portraits[0])[:H].astype(int), comp[0].numpy()[:H].astype(int)
@@ -227,6 +230,24 @@ def test_plane_graph_composites_what_it_mattes(p3m_native, portraits, background
         assert np.abs(y_out[a == 0] - _i420(np.full((2, 2, 3), (0, 177, 64), np.uint8))[0, 0]).max() <= 1
     if background == "image":
         assert np.abs(y_out - _i420(portraits[1])[:H].astype(int))[a == 0].max() <= 1
+
+
+def test_image_background_as_planes_is_the_graph_arithmetic():
+    """rgb_to_planes, which converts a planar graph's image background once, is the graph's
+    own luma and 2x2-mean chroma, and agrees with OpenCV where colour is flat over each 2x2
+    block (OpenCV subsamples differently elsewhere)."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (2, 64, 96, 3), dtype=np.uint8)
+    for matrix in ("bt601", "bt709"):
+        for full in (False, True):
+            rgb = torch.from_numpy(image).float().permute(0, 3, 1, 2) / 255.0
+            chroma = rgb_to_yuv(F.avg_pool2d(rgb, 2), matrix)[1]
+            want = encode_planes(yuv_luma(rgb, matrix), chroma, "i420", matrix, full).numpy()
+            got = rgb_to_planes(image, matrix, full)
+            assert got.shape == want.shape and np.abs(got.astype(int) - want).max() <= 1
+    blocks = np.repeat(np.repeat(image[0, :32, :48], 2, axis=0), 2, axis=1)
+    got = rgb_to_planes(blocks[None])[0].astype(int)
+    assert np.abs(got - cv2.cvtColor(blocks, cv2.COLOR_RGB2YUV_I420)).max() <= 1  # BT.601, limited
 
 
 @pytest.mark.parametrize("in_fmt,out_fmt", [("i420", "nv12"), ("nv12", "rgba"), ("bgr", "i420")])

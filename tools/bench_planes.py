@@ -29,6 +29,7 @@ from p3m_live.export import export_onnx  # noqa: E402
 from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.graph import FrameGraph, GraphSpec  # noqa: E402
 from p3m_live.model import load_network, resolve_model_weights  # noqa: E402
+from p3m_live.spec import rgb_to_planes  # noqa: E402
 from p3m_live.timing import time_calls  # noqa: E402
 from tools._common import random_weights  # noqa: E402
 
@@ -82,16 +83,19 @@ def main() -> int:
                     background=bg_name, foreground="frame",
                 )  # fmt: skip
                 rng = np.random.default_rng(0)
-                inputs = {"frame": rng.integers(0, 256, (1, h * 3 // 2, w), dtype=np.uint8)}
-                if bg_name == "color":
-                    inputs["background"] = np.array([[0, 177, 64]], np.uint8)
-                elif bg_name == "image":
-                    inputs["background"] = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)
-                inputs["state_alpha"] = np.full(spec.state_shape, -1.0, np.float32)
-                variants = {
-                    planar: runners(FrameGraph(net, spec, planar=planar).eval(), inputs, folder, f"{bg_name}{planar}")
-                    for planar in (False, True)
-                }
+                frame = rng.integers(0, 256, (1, h * 3 // 2, w), dtype=np.uint8)
+                image = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)
+                variants = {}
+                for planar in (False, True):
+                    variant = spec.with_(planes=planar)
+                    inputs = {"frame": frame}
+                    if bg_name == "color":
+                        inputs["background"] = np.array([[0, 177, 64]], np.uint8)
+                    elif bg_name == "image":  # a planar graph takes the image as I420, converted once
+                        inputs["background"] = rgb_to_planes(image, variant.matrix) if variant.planar else image
+                    inputs["state_alpha"] = np.full(spec.state_shape, -1.0, np.float32)
+                    graph = FrameGraph(net, variant).eval()
+                    variants[planar] = runners(graph, inputs, folder, f"{bg_name}{planar}")
                 for runtime in ("torch", "onnxruntime"):
                     ms: dict[bool, list[float]] = {False: [], True: []}
                     for _ in range(args.repeat):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import P3MError
-from ..spec import GraphSpec, frame_shape
+from ..spec import GraphSpec, frame_shape, rgb_to_planes
 
 
 class Backend(ABC):
@@ -62,6 +62,8 @@ class Backend(ABC):
                 bg = bg[None]
             if bg.shape[1:] != (s.height, s.width, 3) or bg.shape[0] not in (1, s.batch):
                 raise P3MError(f"background must be {s.width}x{s.height} RGB, got shape {bg.shape}")
+            if s.planar:  # the graph takes it as I420 (GraphSpec.background_shape)
+                bg = rgb_to_planes(bg, s.matrix, s.full_range)
             bg = np.broadcast_to(bg, (s.batch, *bg.shape[1:]))
         else:
             raise P3MError("a blur background is computed from the frame; there is nothing to set")

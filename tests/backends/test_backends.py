@@ -12,6 +12,7 @@ from p3m_live import backends
 from p3m_live.backends import choose_backend, open_backend
 from p3m_live.errors import P3MError
 from p3m_live.graph import GraphSpec, frame_shape
+from p3m_live.video.frames import planes_to_rgb
 from tests.media import portrait_i420
 
 H, W = 192, 256
@@ -169,6 +170,23 @@ def test_video_background_moves_within_a_batch(seed32_ckpt, fmt):
             be.set_background(bgs[0])  # one still image serves the whole batch
             comp, _ = be.process(frames)
             assert np.abs(colour_of(comp[1])[clear[1]].astype(int) - red).max() <= 3
+
+
+@pytest.mark.parametrize("matrix, full_range", [("bt709", True), ("bt601", False)])
+def test_image_background_keeps_its_colours_on_the_planes(seed32_ckpt, matrix, full_range):
+    """A planar graph takes its image as I420: set_background converts it in the stream's own
+    matrix and range, so a BT.709 full-range stream shows the same red as a BT.601 one."""
+    spec = GraphSpec(64, 96, "i420", "i420", model_short_side=32, background="image", temporal="off",
+                     foreground="frame", matrix=matrix, full_range=full_range)  # fmt: skip
+    black = np.zeros(frame_shape("i420", 1, 64, 96), np.uint8)
+    black[:, :64], black[:, 64:] = (0 if full_range else 16), 128
+    with open_backend("torch", spec, seed32_ckpt) as be:
+        assert be.graph.planar
+        be.set_background(np.full((64, 96, 3), (200, 30, 40), np.uint8))
+        comp, alpha = be.process(black)
+    rgb = planes_to_rgb(comp[0], "i420", matrix, full_range).astype(int)
+    clear = cv2.erode((alpha[0] == 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert clear.any() and np.abs(rgb[clear] - (200, 30, 40)).max() <= 3
 
 
 def test_light_wrap_exports(seed32_ckpt):
