@@ -11,16 +11,9 @@ from __future__ import annotations
 
 import cv2  # imported here, not at the first failure: importing takes ~0.5 s, which would stall the output
 import numpy as np
-import torch
 
-from .graph import encode_frame, frame_shape
 from .pipeline import Matting
-
-
-def rgb_to_i420(rgb: np.ndarray, matrix: str, full_range: bool) -> np.ndarray:
-    """RGB uint8 (H, W, 3) -> I420 (H*3/2, W) with the stream's own matrix and range."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
-    return encode_frame(x, "i420", None, matrix, full_range)[0].numpy()
+from .spec import frame_shape, rgb_to_planes
 
 
 def blur_i420(frame: np.ndarray, factor: int = 24) -> np.ndarray:
@@ -59,9 +52,9 @@ class PrivacyFrames:
         if m.current not in self._cache or choice.kind == "video":
             value = m.current_background()
             rgb = (
-                np.broadcast_to(np.array(value, np.uint8), (lay.height, lay.width, 3))
+                np.broadcast_to(np.array(value, np.uint8), (1, lay.height, lay.width, 3))
                 if choice.kind == "color"
-                else np.asarray(value).reshape(-1, lay.height, lay.width, 3)[0]
+                else np.asarray(value).reshape(-1, lay.height, lay.width, 3)[:1]
             )
-            self._cache[m.current] = rgb_to_i420(rgb, lay.matrix, lay.full_range)
+            self._cache[m.current] = rgb_to_planes(rgb, lay.matrix, lay.full_range)[0]
         return self._cache[m.current]

@@ -12,10 +12,16 @@ from p3m_live.backends.base import Backend
 from p3m_live.errors import P3MError
 from p3m_live.live import run_live
 from p3m_live.pipeline import Matting, graph_spec
-from p3m_live.privacy import blur_i420, rgb_to_i420
+from p3m_live.privacy import blur_i420
+from p3m_live.spec import rgb_to_planes
 from p3m_live.video.backgrounds import parse_background
 from p3m_live.video.sinks import Sink
 from p3m_live.video.sources import AVSource, Source
+
+
+def rgb_to_i420(rgb: np.ndarray, matrix: str, full_range: bool) -> np.ndarray:
+    return rgb_to_planes(rgb[None], matrix, full_range)[0]
+
 
 GREEN = rgb_to_i420(np.full((64, 96, 3), (0, 200, 0), np.uint8), "bt601", False)
 BLUE = rgb_to_i420(np.full((64, 96, 3), (0, 0, 255), np.uint8), "bt601", False)
