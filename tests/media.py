@@ -51,33 +51,37 @@ def make_clip(
         if audio_rate:
             a = out.add_stream(audio_codec, rate=audio_rate)
             a.layout = "mono"
+        video = []
         for i in range(frames):
             f = av.VideoFrame.from_ndarray(shapes_frame(i, w, h), format="rgb24")
             f.pts = pts[i] if pts is not None else i
             f.time_base = tb
-            for p in v.encode(f):
-                out.mux(p)
-        for p in v.encode(None):
-            out.mux(p)
+            video.append(f)
+        encode_all(out, v, video)
         if a is not None:
             duration = frames / rate if pts is None else float((pts[-1] + 1) * tb)
             n = int(duration * audio_rate)
             t = np.arange(n) / audio_rate
             tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            step = 1024
-            for start in range(0, n, step):
-                chunk = tone[start : start + step][None]
+            audio = []
+            for start in range(0, n, 1024):
+                chunk = tone[start : start + 1024][None]
                 fmt = "fltp" if audio_codec in ("aac", "libopus") else "s16"
                 if fmt == "s16":
                     chunk = (chunk * 32767).astype(np.int16)
                 af = av.AudioFrame.from_ndarray(chunk, format=fmt, layout="mono")
                 af.sample_rate = audio_rate
                 af.pts = start
-                for p in a.encode(af):
-                    out.mux(p)
-            for p in a.encode(None):
-                out.mux(p)
+                audio.append(af)
+            encode_all(out, a, audio)
     return path
+
+
+def encode_all(out: av.container.OutputContainer, stream, frames) -> None:
+    """Encode ``frames`` into ``stream`` and mux the packets, then flush the encoder."""
+    for f in [*frames, None]:
+        for p in stream.encode(f):
+            out.mux(p)
 
 
 def probe(path: Path) -> dict:
@@ -113,29 +117,30 @@ def make_hdr_clip(
     rotation: int = 0,
     max_cll: int | None = None,
 ) -> Path:
-    """A 10-bit BT.2020 HDR clip (HLG by default, 16 for PQ) of ``frames`` copies of one picture,
-    given as 16-bit HDR signal values in BT.2020 RGB, tagged the way phones tag theirs.
-    ``max_cll`` (nits; libx265 only) is written as content light level SEI."""
+    """A 10-bit BT.2020 HDR clip (HLG by default, 16 for PQ), tagged the way phones tag theirs,
+    from 16-bit HDR signal values in BT.2020 RGB: one picture (H, W, 3) repeated ``frames``
+    times, or the frames themselves (N, H, W, 3). ``max_cll`` (nits; libx265 only) is written
+    as content light level SEI."""
     from av.video.reformatter import ColorRange, Colorspace
 
-    h, w = rgb48.shape[:2]
+    pictures = rgb48 if rgb48.ndim == 4 else [rgb48] * frames
+    h, w = rgb48.shape[-3:-1]
     with av.open(str(path), "w") as out:
         v = out.add_stream(codec, rate=25)
         v.width, v.height, v.pix_fmt = w, h, "yuv420p10le"
         cc = v.codec_context
         cc.color_trc, cc.color_primaries, cc.colorspace, cc.color_range = transfer, 9, 9, 1
         if codec == "libx265":
-            v.options = {"x265-params": "log-level=error:lossless=1" + (f":max-cll={max_cll},0" if max_cll else "")}
+            cll = f":max-cll={max_cll},0" if max_cll else ""
+            v.options = {"preset": "ultrafast", "x265-params": "log-level=error:lossless=1" + cll}
         if rotation:
             v.set_display_rotation(rotation)
-        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb48), format="rgb48le").reformat(
-            format="yuv420p10le", dst_colorspace=Colorspace.BT2020, dst_color_range=ColorRange.MPEG
-        )
-        for i in range(frames):
-            f = av.VideoFrame.from_ndarray(picture.to_ndarray(), format="yuv420p10le")
+        video = []
+        for i, picture in enumerate(pictures):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb48le").reformat(
+                format="yuv420p10le", dst_colorspace=Colorspace.BT2020, dst_color_range=ColorRange.MPEG
+            )
             f.pts = i
-            for p in v.encode(f):
-                out.mux(p)
-        for p in v.encode(None):
-            out.mux(p)
+            video.append(f)
+        encode_all(out, v, video)
     return path
