@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import P3MError
 from ..graph import Background
 from .frames import IMAGE_SUFFIXES, read_rgb
+from .hdr import tone_mapper_for
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (0, 0, 0),
@@ -150,10 +151,13 @@ class BackgroundFeed:
                     raise P3MError(f"background {path} has no video stream; give {HELP}")
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
-                n = 0
+                n, tone_mapper = 0, None
                 for f in container.decode(stream):
+                    if n == 0:
+                        tone_mapper = tone_mapper_for(f)  # an HDR clip as background: SDR, as sources do
                     n += 1
-                    yield cover(f.to_ndarray(format="rgb24"), self.width, self.height)
+                    rgb = tone_mapper.rgb(f) if tone_mapper else f.to_ndarray(format="rgb24")
+                    yield cover(rgb, self.width, self.height)
             if n == 0:
                 raise P3MError(f"background {path} has no frames; give {HELP}")
 

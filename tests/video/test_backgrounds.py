@@ -8,7 +8,7 @@ import pytest
 
 from p3m_live.errors import P3MError
 from p3m_live.video.backgrounds import BackgroundFeed, cover, parse_background
-from tests.media import make_clip
+from tests.media import make_clip, make_hdr_clip
 
 
 @pytest.mark.parametrize(
@@ -64,6 +64,17 @@ def test_video_background_loops(tmp_path):
     assert all(f.shape == (16, 24, 3) for f in seq)
     assert np.array_equal(seq[0], seq[3]) and np.array_equal(seq[1], seq[4])  # frame 3 is frame 0 again
     assert not np.array_equal(seq[0], seq[1])
+
+
+def test_hdr_video_background_is_tone_mapped(tmp_path):
+    """An HLG clip as background comes out in SDR colours, as an HLG input does (not pale)."""
+    from p3m_live.video import hdr
+
+    grey = np.full((32, 48, 3), np.round(hdr.scene_to_hlg(1 / 12) * 65535), np.uint16)  # HLG 50%: 50 nits
+    clip = make_hdr_clip(tmp_path / "bg.mkv", grey, frames=2)
+    value = BackgroundFeed(parse_background(str(clip)), 48, 32).value()
+    want = 255 * (50.6 / 203) ** (1 / 2.4)  # 50.6 nits is a quarter of reference white: below the roll-off
+    assert abs(value[0].astype(float).mean() - want) < 3  # read as SDR it would be about 128
 
 
 def test_colour_and_blur_values(tmp_path):
