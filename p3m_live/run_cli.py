@@ -36,6 +36,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--camera-fps", type=float, metavar="FPS", help="camera capture rate")
     src.add_argument("--format", help="FFmpeg input format, e.g. lavfi, v4l2, dshow (like ffmpeg -f)")
     src.add_argument("--fps", type=float, default=25.0, help="frame rate of image sequences (default 25)")
+    src.add_argument(
+        "--downscale",
+        type=int,
+        metavar="N",
+        help="scale frames down to a short side of N pixels before matting (1080 or 720 for 4K video); "
+        "smaller frames are kept",
+    )
     mode = src.add_mutually_exclusive_group()
     mode.add_argument("--live", dest="live", action="store_const", const=True, help="newest frame wins, drop late ones")
     mode.add_argument("--offline", dest="live", action="store_const", const=False, help="every frame, in order")
@@ -124,6 +131,8 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
         raise P3MError(f"--model-size must be a positive multiple of 32, not {args.model_size}")
     if args.batch is not None and args.batch < 1:
         raise P3MError(f"--batch must be 1 or more, not {args.batch}")
+    if args.downscale is not None and args.downscale < 16:
+        raise P3MError(f"--downscale is the short side in pixels (16 or more, like 720), not {args.downscale}")
     if args.crf is not None and not 0 <= args.crf <= 63:
         raise P3MError(f"--crf must be from 0 to 63, not {args.crf}")
     if live:
@@ -173,9 +182,10 @@ def _backgrounds(args: argparse.Namespace, live: bool) -> list[BackgroundChoice]
 def open_run_source(args: argparse.Namespace, live: bool) -> Source:
     if args.webcam is not None:
         if args.format:
-            return open_source(args.webcam, format=args.format, live=True)
-        return open_webcam(args.webcam, args.camera_size, args.camera_fps)
-    return open_source(args.input, format=args.format, live=live, rate=Fraction(args.fps).limit_denominator(1001))
+            return open_source(args.webcam, format=args.format, live=True, short_side=args.downscale)
+        return open_webcam(args.webcam, args.camera_size, args.camera_fps, short_side=args.downscale)
+    rate = Fraction(args.fps).limit_denominator(1001)
+    return open_source(args.input, format=args.format, live=live, rate=rate, short_side=args.downscale)
 
 
 def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool) -> list[Sink]:

@@ -114,6 +114,27 @@ def test_image_folder_to_video(run, tmp_path):
     out = tmp_path / "out.mp4"
     assert run(folder, "-o", out, "--fps", "10") == 0
     assert probe(out)["times"] == pytest.approx([0, 0.1, 0.2, 0.3])
+    assert run(folder, "-o", tmp_path / "small.mp4", "--downscale", "16", "--fps", "10") == 0
+    assert probe(tmp_path / "small.mp4")["sizes"] == {(24, 16)}
+
+
+def test_downscale_scales_the_picture_and_keeps_times_and_audio(run, tmp_path):
+    """A big clip (192x128) run at a short side of 64: everything comes out at 96x64, the picture
+    is the source scaled (not cropped), and the frame times and audio are the source's."""
+    big = make_clip(tmp_path / "big.mp4", frames=6, size=(192, 128))
+    out, fg = tmp_path / "out.mp4", tmp_path / "fg"
+    assert run(big, "-o", out, "--fg-out", fg, "--downscale", "64") == 0
+    src, dst = probe(big), probe(out)
+    assert dst["sizes"] == {(96, 64)} and dst["times"] == pytest.approx(src["times"]) and dst["audio"] == src["audio"]
+    rgba = cv2.cvtColor(cv2.imread(str(fg / "000002.png"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+    want = cv2.resize(shapes_frame(2, 192, 128), (96, 64), interpolation=cv2.INTER_AREA)
+    assert rgba.shape == (64, 96, 4) and np.abs(rgba[..., :3].astype(int) - want).mean() < 6
+    # a phone clip keeps its orientation (the short side is the width), and small input is kept
+    phone = make_clip(tmp_path / "phone.mp4", frames=2, size=(192, 128), rotation=-90, audio_rate=None)
+    assert run(phone, "-o", tmp_path / "p.mp4", "--downscale", "64") == 0
+    assert probe(tmp_path / "p.mp4")["sizes"] == {(64, 96)}
+    assert run(big, "-o", tmp_path / "same.mp4", "--downscale", "720") == 0
+    assert probe(tmp_path / "same.mp4")["sizes"] == {(192, 128)}
 
 
 def test_audio_the_container_cannot_take_is_reencoded(run, talk, tmp_path):
@@ -155,6 +176,7 @@ def test_config_file_gives_defaults(run, talk, tmp_path, monkeypatch):
         (["{talk}", "-o", "{tmp}/o.mp4", "--preset", "fastest"], "check --preset and --crf"),
         (["{talk}", "-o", "{tmp}/o.gif"], ".gif files cannot hold libx264 video"),
         (["{talk}", "-o", "/proc/o.mp4"], "cannot write into /proc"),  # a folder nobody can create files in
+        (["{talk}", "-o", "{tmp}/o.mp4", "--downscale", "8"], "--downscale is the short side"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run, talk, tmp_path, capsys, args, message):

@@ -79,6 +79,15 @@ def matrix_of(colorspace: int, width: int, height: int) -> str:
     return "bt709" if min(width, height) >= 720 else "bt601"
 
 
+def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """The size a frame is scaled down to for a short side of ``short_side`` (aspect kept,
+    sides even); frames already that small, or no ``short_side``, keep their size."""
+    if not short_side or min(width, height) <= short_side:
+        return width, height
+    scale = short_side / min(width, height)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
 def layout_of(frame: av.VideoFrame, rotation: float | None = None) -> Layout:
     """The layout a run uses for frames like ``frame``: its own format where the graph
     takes it, RGB otherwise; odd sizes cropped to even for 4:2:0 (one row or column).

@@ -17,9 +17,20 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import Interpolation
 
 from ..errors import P3MError, reason
-from .frames import IMAGE_SUFFIXES, Frame, Layout, frame_from_av, image_files, layout_of, matrix_of, read_rgb
+from .frames import (
+    IMAGE_SUFFIXES,
+    Frame,
+    Layout,
+    frame_from_av,
+    image_files,
+    layout_of,
+    matrix_of,
+    read_rgb,
+    scaled_size,
+)
 from .hdr import REFERENCE_WHITE, tone_mapper_for
 
 log = logging.getLogger("p3m_live")
@@ -67,7 +78,10 @@ class AVSource(Source):
         live: bool = False,
         audio: bool = True,
         name: str | None = None,
+        short_side: int | None = None,
     ) -> None:
+        """``short_side``: scale frames down to it (see :func:`scaled_size`) as they are
+        decoded, before any conversion, so the rest of the run works on the smaller frame."""
         self.name = name or url
         self.live = live
         # A file read as a live source (say, a clip played into the virtual camera) must
@@ -100,7 +114,10 @@ class AVSource(Source):
         self._pending: list[Item] = []
         self._demux = self.container.demux(self.video, *self.audio_streams)
         first = self._first_video_frame()
-        self.layout = layout_of(first)
+        layout_of(first)  # a frame too small fails here, named by its own size
+        self._size = scaled_size(first.width, first.height, short_side)
+        if self._size != (first.width, first.height):
+            log.info("%s: scaling %dx%d frames down to %dx%d", self.name, first.width, first.height, *self._size)
         self.tone_mapper = tone_mapper_for(first)
         if self.tone_mapper:
             log.info(
@@ -110,9 +127,9 @@ class AVSource(Source):
                 round(self.tone_mapper.peak * REFERENCE_WHITE),
                 REFERENCE_WHITE,
             )
-            rotation = first.rotation
-            first = self.tone_mapper(first)
-            self.layout = layout_of(first, rotation)
+        rotation = first.rotation
+        first = self._prepare(first)
+        self.layout = layout_of(first, rotation)
         self._first = first
         self._index = 0
 
@@ -139,9 +156,16 @@ class AVSource(Source):
         self.close()
         raise P3MError(f"{self.name}: no video frame could be decoded; the file is empty or damaged")
 
+    def _prepare(self, f: av.VideoFrame) -> av.VideoFrame:
+        """Scaled down (if asked; 10-bit stays 10-bit, so tone mapping works on fewer
+        pixels), then tone-mapped (HDR)."""
+        if (f.width, f.height) != self._size:
+            f = f.reformat(width=self._size[0], height=self._size[1], interpolation=Interpolation.AREA)
+        return self.tone_mapper(f) if self.tone_mapper else f
+
     def _frame(self, f: av.VideoFrame) -> Frame:
-        if self.tone_mapper and f is not self._first:
-            f = self.tone_mapper(f)
+        if f is not self._first:
+            f = self._prepare(f)
         frame = frame_from_av(f, self.layout, self._index)
         self._index += 1
         return frame
@@ -175,7 +199,7 @@ class AVSource(Source):
 class ImageSource(Source):
     """One image, or a folder of images in name order, as frames at ``rate`` fps."""
 
-    def __init__(self, path: Path, rate: Fraction = Fraction(25)) -> None:
+    def __init__(self, path: Path, rate: Fraction = Fraction(25), short_side: int | None = None) -> None:
         self.name = str(path)
         self.paths = image_files(path)
         self.rate = rate
@@ -184,9 +208,11 @@ class ImageSource(Source):
         self.total_frames = len(self.paths)
         first = self._read(self.paths[0])
         h, w = first.shape[:2]
-        self.layout = Layout(w - w % 2, h - h % 2, "rgb", True, matrix_of(2, w, h))  # 2: untagged
-        if self.layout.width < 2 or self.layout.height < 2:
+        if w < 2 or h < 2:
             raise P3MError(f"{self.paths[0]} is {w}x{h}: images must be at least 2x2 pixels")
+        sw, sh = scaled_size(w, h, short_side)
+        self.layout = Layout(sw - sw % 2, sh - sh % 2, "rgb", True, matrix_of(2, sw, sh))  # 2: untagged
+        self._scaled = (sw, sh) != (w, h)
 
     @staticmethod
     def _read(path: Path) -> np.ndarray:
@@ -205,7 +231,8 @@ class ImageSource(Source):
                 log.warning("skipped %s: it cannot be read as an image", path)
                 continue
             if img.shape[:2] != (h, w):
-                img = img[:h, :w] if img.shape[0] >= h and img.shape[1] >= w else cv2.resize(img, (w, h))
+                crop = not self._scaled and img.shape[0] >= h and img.shape[1] >= w  # odd sides lose a row
+                img = img[:h, :w] if crop else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
             yield Frame(np.ascontiguousarray(img), "rgb", i, self.time_base, i)
 
 
@@ -236,11 +263,16 @@ def webcam_options(size: tuple[int, int] | None, fps: float | None, system: str 
 
 
 def open_webcam(
-    device: str = "0", size: tuple[int, int] | None = None, fps: float | None = None, system: str = sys.platform
+    device: str = "0",
+    size: tuple[int, int] | None = None,
+    fps: float | None = None,
+    system: str = sys.platform,
+    short_side: int | None = None,
 ) -> AVSource:
     url, fmt = webcam_url(device, system)
+    options = webcam_options(size, fps, system)
     try:
-        return AVSource(url, format=fmt, options=webcam_options(size, fps, system), live=True, name=f"camera {url}")
+        return AVSource(url, format=fmt, options=options, live=True, name=f"camera {url}", short_side=short_side)
     except P3MError as e:
         hint = "v4l2-ctl --list-devices" if fmt == "v4l2" else f"ffmpeg -f {fmt} -list_devices true -i dummy"
         raise P3MError(f"{e}; list the cameras with `{hint}` and pass --webcam N or a device") from e
@@ -253,15 +285,17 @@ def open_source(
     live: bool | None = None,
     rate: Fraction | None = None,
     options: dict[str, str] | None = None,
+    short_side: int | None = None,
 ) -> Source:
-    """A file, a folder or image, a stream URL, or anything FFmpeg reads with ``format``."""
+    """A file, a folder or image, a stream URL, or anything FFmpeg reads with ``format``;
+    ``short_side`` scales larger frames down (see :func:`~p3m_live.video.frames.scaled_size`)."""
     is_url = spec.startswith(NETWORK_SCHEMES)
     if format is None and not is_url:
         path = Path(spec)
         if not path.exists():
             raise P3MError(f"input not found: {spec}")
         if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-            return ImageSource(path, rate or Fraction(25))
+            return ImageSource(path, rate or Fraction(25), short_side)
     if live is None:
         live = spec.startswith(LIVE_SCHEMES)
     opts = dict(options or {})
@@ -269,4 +303,4 @@ def open_source(
         opts.setdefault("rtsp_transport", "tcp")
     if live and is_url:
         opts.setdefault("fflags", "nobuffer")  # hand frames on as they arrive; the mailbox drops late ones
-    return AVSource(spec, format=format, options=opts, live=live)
+    return AVSource(spec, format=format, options=opts, live=live, short_side=short_side)

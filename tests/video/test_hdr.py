@@ -137,6 +137,20 @@ def test_rotated_hdr_clip_stays_upright(tmp_path):
     assert rgb[8:24, 8:24].mean() > 100 and rgb[40:56, 8:24].mean() < 10
 
 
+def test_hdr_clip_scaled_down_first_keeps_its_colours(tmp_path):
+    """--downscale scales the 10-bit frame before tone mapping (fewer pixels to map): the
+    colours are the same as at full size."""
+    clip = make_hdr_clip(tmp_path / "hlg.mkv", _hlg_signal(_patch_picture()))
+    with AVSource(str(clip), short_side=16) as src:
+        frame = next(item for item in src.items() if hasattr(item, "fmt"))
+    assert (src.layout.width, src.layout.height, src.layout.fmt) == (16 * len(PATCHES), 16, "i420")
+    rgb = planes_to_rgb(frame.data, "i420", "bt709", False).astype(float)
+    for i, light in enumerate(PATCHES.values()):
+        got = rgb[4:12, 16 * i + 4 : 16 * i + 12].reshape(-1, 3).mean(axis=0)
+        lit = np.asarray(light) > 0.01
+        assert np.abs(got - _expected_sdr(light))[lit].max(initial=0) < 3.0, (i, got)
+
+
 def test_sdr_clip_is_left_alone():
     assert hdr.tone_mapper_for(type("F", (), {"color_trc": 1})()) is None
     with pytest.raises(ValueError):

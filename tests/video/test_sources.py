@@ -126,6 +126,9 @@ def test_image_folder_is_a_frame_sequence(tmp_path):
     frames = _frames(src)
     assert [f.time for f in frames] == pytest.approx([0, 0.1, 0.2])
     assert np.array_equal(frames[2].data, shapes_frame(2, 40, 30))
+    small = _frames(open_source(str(tmp_path), rate=Fraction(10), short_side=15))  # scaled, not cropped
+    want = cv2.resize(shapes_frame(2, 40, 30), (20, 16), interpolation=cv2.INTER_AREA)
+    assert small[2].data.shape == (16, 20, 3) and np.abs(small[2].data.astype(int) - want).max() <= 1
 
 
 def test_a_damaged_image_in_a_sequence_is_skipped(tmp_path, caplog):
