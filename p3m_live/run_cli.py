@@ -36,6 +36,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--camera-fps", type=float, metavar="FPS", help="camera capture rate")
     src.add_argument("--format", help="FFmpeg input format, e.g. lavfi, v4l2, dshow (like ffmpeg -f)")
     src.add_argument("--fps", type=float, default=25.0, help="frame rate of image sequences (default 25)")
+    src.add_argument("--start", type=float, default=0.0, metavar="S", help="start S seconds into the input (offline)")
     src.add_argument(
         "--downscale",
         type=int,
@@ -60,7 +61,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--crf", type=int, help="encoder quality, lower is better (default 18 for x264; NVENC's cq 21)")
     out.add_argument("--preset", help="encoder preset (default veryfast for x264)")
     out.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    out.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (live) ")
+    out.add_argument(
+        "--duration", type=float, metavar="S", help="stop after S seconds (offline: of the input, from --start)"
+    )
     out.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (offline)")
 
     look = p.add_argument_group("matting")
@@ -131,6 +134,10 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
         raise P3MError(f"--model-size must be a positive multiple of 32, not {args.model_size}")
     if args.batch is not None and args.batch < 1:
         raise P3MError(f"--batch must be 1 or more, not {args.batch}")
+    if args.start < 0 or (args.duration is not None and args.duration <= 0):
+        raise P3MError("--start must be 0 or more and --duration more than 0 (seconds)")
+    if args.start and live:
+        raise P3MError("--start is for files: a live source has no earlier part to skip; drop --start or --live")
     if args.downscale is not None and args.downscale < 16:
         raise P3MError(f"--downscale is the short side in pixels (16 or more, like 720), not {args.downscale}")
     if args.crf is not None and not 0 <= args.crf <= 63:
@@ -185,7 +192,8 @@ def open_run_source(args: argparse.Namespace, live: bool) -> Source:
             return open_source(args.webcam, format=args.format, live=True, short_side=args.downscale)
         return open_webcam(args.webcam, args.camera_size, args.camera_fps, short_side=args.downscale)
     rate = Fraction(args.fps).limit_denominator(1001)
-    return open_source(args.input, format=args.format, live=live, rate=rate, short_side=args.downscale)
+    part = {"start": args.start, "duration": args.duration}
+    return open_source(args.input, format=args.format, live=live, rate=rate, short_side=args.downscale, **part)
 
 
 def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool) -> list[Sink]:

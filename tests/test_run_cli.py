@@ -116,6 +116,8 @@ def test_image_folder_to_video(run, tmp_path):
     assert probe(out)["times"] == pytest.approx([0, 0.1, 0.2, 0.3])
     assert run(folder, "-o", tmp_path / "small.mp4", "--downscale", "16", "--fps", "10") == 0
     assert probe(tmp_path / "small.mp4")["sizes"] == {(24, 16)}
+    assert run(folder, "-o", tmp_path / "part.mp4", "--fps", "10", "--start", "0.1", "--duration", "0.2") == 0
+    assert probe(tmp_path / "part.mp4")["times"] == pytest.approx([0, 0.1])  # images 1 and 2
 
 
 def test_downscale_scales_the_picture_and_keeps_times_and_audio(run, tmp_path):
@@ -135,6 +137,23 @@ def test_downscale_scales_the_picture_and_keeps_times_and_audio(run, tmp_path):
     assert probe(tmp_path / "p.mp4")["sizes"] == {(64, 96)}
     assert run(big, "-o", tmp_path / "same.mp4", "--downscale", "720") == 0
     assert probe(tmp_path / "same.mp4")["sizes"] == {(192, 128)}
+
+
+def test_start_and_duration_cut_a_part_with_its_audio(run, tmp_path):
+    """--start 0.5 --duration 1 of a 2 s clip: the frames from 0.5 s up to 1.5 s, and the audio
+    packets of that second, all moved to start at 0 (as ffmpeg -ss -t does), in sync."""
+    clip = make_clip(tmp_path / "long.mp4", frames=50)
+    out, fg = tmp_path / "part.mp4", tmp_path / "fg"
+    assert run(clip, "-o", out, "--fg-out", fg, "--start", "0.5", "--duration", "1") == 0
+    src, dst = probe(clip), probe(out)
+    kept = [t - 0.5 for t in src["times"] if 0.5 <= t < 1.5]
+    assert len(kept) == 25 and dst["times"] == pytest.approx(kept)
+    sr = 16000
+    want_audio = [p for p in src["audio"] if 0.5 * sr <= p[0] < 1.5 * sr]
+    assert [bytes_ for _, _, bytes_ in dst["audio"]] == [bytes_ for _, _, bytes_ in want_audio]
+    assert dst["audio"][0][0] == want_audio[0][0] - 0.5 * sr  # moved by exactly the start
+    first = cv2.cvtColor(cv2.imread(str(fg / "000000.png")), cv2.COLOR_BGR2RGB)
+    assert np.abs(first.astype(int) - shapes_frame(13, 96, 64)).mean() < 6  # 0.52 s is frame 13
 
 
 def test_audio_the_container_cannot_take_is_reencoded(run, talk, tmp_path):
@@ -177,6 +196,9 @@ def test_config_file_gives_defaults(run, talk, tmp_path, monkeypatch):
         (["{talk}", "-o", "{tmp}/o.gif"], ".gif files cannot hold libx264 video"),
         (["{talk}", "-o", "/proc/o.mp4"], "cannot write into /proc"),  # a folder nobody can create files in
         (["{talk}", "-o", "{tmp}/o.mp4", "--downscale", "8"], "--downscale is the short side"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--start", "9"], "--start 9 is past the end of"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--start", "0.2", "--live"], "--start is for files"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--duration", "0"], "--duration more than 0"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run, talk, tmp_path, capsys, args, message):

@@ -10,6 +10,7 @@ runs the source in a thread of its own.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -79,9 +80,13 @@ class AVSource(Source):
         audio: bool = True,
         name: str | None = None,
         short_side: int | None = None,
+        start: float = 0.0,
+        duration: float | None = None,
     ) -> None:
         """``short_side``: scale frames down to it (see :func:`scaled_size`) as they are
-        decoded, before any conversion, so the rest of the run works on the smaller frame."""
+        decoded, before any conversion, so the rest of the run works on the smaller frame.
+        ``start``, ``duration`` (seconds): only that part of a file, with its timestamps (video
+        and audio) moved to start at 0."""
         self.name = name or url
         self.live = live
         # A file read as a live source (say, a clip played into the virtual camera) must
@@ -109,8 +114,12 @@ class AVSource(Source):
         rate = self.video.average_rate or self.video.guessed_rate
         self.rate = Fraction(rate) if rate else None
         self.total_frames = self.video.frames or None
-        if not self.total_frames and self.container.duration and self.rate:
-            self.total_frames = int(self.container.duration / 1_000_000 * self.rate)
+        length = self.container.duration / av.time_base if self.container.duration else None
+        if not self.total_frames and length and self.rate:
+            self.total_frames = int(length * self.rate)
+        self._start, self._end = start, (start + duration if duration else None)
+        if start or duration:
+            self._trim(length)
         self._pending: list[Item] = []
         self._demux = self.container.demux(self.video, *self.audio_streams)
         first = self._first_video_frame()
@@ -133,9 +142,43 @@ class AVSource(Source):
         self._first = first
         self._index = 0
 
+    def _trim(self, length: float | None) -> None:
+        """Seek to the keyframe before ``start`` (the frames before it are decoded and
+        dropped) and count the frames of the part."""
+        if length is not None and self._start >= length:
+            self.close()
+            raise P3MError(f"--start {self._start:g} is past the end of {self.name} ({length:.1f} s); start earlier")
+        if self._start:
+            try:
+                self.container.seek(int(self._start * av.time_base), backward=True)
+            except av.error.FFmpegError as e:
+                self.close()
+                raise P3MError(f"{self.name} cannot be searched for --start ({reason(e)}); cut it first") from e
+        if self.rate:
+            end = min(self._end, length) if self._end and length else (self._end or length)
+            self.total_frames = int((end - self._start) * self.rate) if end else None
+
+    def _when(self, pts: int | None, time_base: Fraction | None) -> int:
+        """-1 before the part asked for, 0 in it, 1 after it (unknown times count as in it)."""
+        if pts is None or time_base is None:
+            return 0
+        t = float(pts * time_base)
+        if t < self._start - 1e-6:
+            return -1
+        return 1 if self._end is not None and t >= self._end - 1e-6 else 0
+
+    def _shifted(self, packet: av.Packet) -> av.Packet:
+        """An audio packet with its timestamps moved by ``start``."""
+        if self._start:
+            shift = round(self._start / packet.time_base)
+            packet.pts = packet.pts - shift if packet.pts is not None else None
+            packet.dts = packet.dts - shift if packet.dts is not None else None
+        return packet
+
     def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        """The packet's frames, less those before ``start`` (a seek lands on a keyframe)."""
         try:
-            return list(packet.decode())
+            return [f for f in packet.decode() if self._when(f.pts, f.time_base) >= 0]
         except av.error.InvalidDataError as e:
             log.warning("%s: skipped a damaged packet (%s)", self.name, reason(e))
             return []
@@ -148,8 +191,8 @@ class AVSource(Source):
                     if frames:
                         self._pending.extend(frames[1:])
                         return frames[0]
-                elif packet.dts is not None:
-                    self._pending.append(packet)
+                elif packet.dts is not None and self._when(packet.pts, packet.time_base) == 0:
+                    self._pending.append(self._shifted(packet))
         except av.error.FFmpegError as e:
             self.close()
             raise P3MError(f"{self.name}: cannot decode video ({reason(e)}); the file may be damaged") from e
@@ -167,21 +210,39 @@ class AVSource(Source):
         if f is not self._first:
             f = self._prepare(f)
         frame = frame_from_av(f, self.layout, self._index)
+        if self._start and frame.pts is not None and frame.time_base is not None:
+            frame.pts -= round(self._start / frame.time_base)
         self._index += 1
         return frame
 
     def items(self) -> Iterator[Item]:
+        if self._when(self._first.pts, self._first.time_base) > 0:
+            return  # the part asked for has no frame: nothing to yield
         yield self._frame(self._first)
+        video_done, audio_done = False, set()
         for item in self._pending:
-            yield self._frame(item) if isinstance(item, av.VideoFrame) else item
+            if isinstance(item, av.VideoFrame):
+                video_done = video_done or self._when(item.pts, item.time_base) > 0
+                if not video_done:
+                    yield self._frame(item)
+            else:
+                yield item
         self._pending = []
         try:
             for packet in self._demux:
                 if packet.stream is self.video:
-                    for f in self._decode(packet):
-                        yield self._frame(f)
+                    for f in [] if video_done else self._decode(packet):
+                        video_done = video_done or self._when(f.pts, f.time_base) > 0
+                        if not video_done:
+                            yield self._frame(f)
                 elif packet.dts is not None:  # flush packets (no data) are not copied
-                    yield packet
+                    when = self._when(packet.pts, packet.time_base)
+                    if when == 0:
+                        yield self._shifted(packet)
+                    elif when > 0:
+                        audio_done.add(packet.stream.index)
+                if video_done and len(audio_done) == len(self.audio_streams):
+                    return  # past the end in every stream (audio interleaves a little behind video)
         except av.error.EOFError:
             return
         except av.error.FFmpegError as e:
@@ -199,9 +260,23 @@ class AVSource(Source):
 class ImageSource(Source):
     """One image, or a folder of images in name order, as frames at ``rate`` fps."""
 
-    def __init__(self, path: Path, rate: Fraction = Fraction(25), short_side: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        rate: Fraction = Fraction(25),
+        short_side: int | None = None,
+        start: float = 0.0,
+        duration: float | None = None,
+    ) -> None:
+        """``start`` and ``duration`` (seconds at ``rate``) pick a part of a sequence."""
         self.name = str(path)
         self.paths = image_files(path)
+        first_index = math.ceil(start * rate - 1e-6)
+        if first_index >= len(self.paths):
+            length = len(self.paths) / rate
+            raise P3MError(f"--start {start:g} is past the end of {path} ({length:.1f} s at {rate} fps); start earlier")
+        count = math.ceil(duration * rate - 1e-6) if duration else len(self.paths)
+        self.paths = self.paths[first_index : first_index + count]
         self.rate = rate
         self.paced = False
         self.time_base = 1 / rate
@@ -286,16 +361,19 @@ def open_source(
     rate: Fraction | None = None,
     options: dict[str, str] | None = None,
     short_side: int | None = None,
+    start: float = 0.0,
+    duration: float | None = None,
 ) -> Source:
     """A file, a folder or image, a stream URL, or anything FFmpeg reads with ``format``;
-    ``short_side`` scales larger frames down (see :func:`~p3m_live.video.frames.scaled_size`)."""
+    ``short_side`` scales larger frames down (see :func:`~p3m_live.video.frames.scaled_size`);
+    ``start`` and ``duration`` pick a part of a file or an image sequence."""
     is_url = spec.startswith(NETWORK_SCHEMES)
     if format is None and not is_url:
         path = Path(spec)
         if not path.exists():
             raise P3MError(f"input not found: {spec}")
         if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-            return ImageSource(path, rate or Fraction(25), short_side)
+            return ImageSource(path, rate or Fraction(25), short_side, start, duration)
     if live is None:
         live = spec.startswith(LIVE_SCHEMES)
     opts = dict(options or {})
@@ -303,4 +381,5 @@ def open_source(
         opts.setdefault("rtsp_transport", "tcp")
     if live and is_url:
         opts.setdefault("fflags", "nobuffer")  # hand frames on as they arrive; the mailbox drops late ones
-    return AVSource(spec, format=format, options=opts, live=live, short_side=short_side)
+    trim = {} if live else {"start": start, "duration": duration}  # live: --duration is run time
+    return AVSource(spec, format=format, options=opts, live=live, short_side=short_side, **trim)

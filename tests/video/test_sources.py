@@ -129,6 +129,8 @@ def test_image_folder_is_a_frame_sequence(tmp_path):
     small = _frames(open_source(str(tmp_path), rate=Fraction(10), short_side=15))  # scaled, not cropped
     want = cv2.resize(shapes_frame(2, 40, 30), (20, 16), interpolation=cv2.INTER_AREA)
     assert small[2].data.shape == (16, 20, 3) and np.abs(small[2].data.astype(int) - want).max() <= 1
+    part = _frames(open_source(str(tmp_path), rate=Fraction(10), start=0.1, duration=0.1))
+    assert len(part) == 1 and part[0].time == 0 and np.array_equal(part[0].data, shapes_frame(1, 40, 30))
 
 
 def test_a_damaged_image_in_a_sequence_is_skipped(tmp_path, caplog):
