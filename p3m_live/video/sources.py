@@ -159,11 +159,12 @@ class AVSource(Source):
             self.total_frames = int((end - self._start) * self.rate) if end else None
 
     def _when(self, pts: int | None, time_base: Fraction | None) -> int:
-        """-1 before the part asked for, 0 in it, 1 after it (unknown times count as in it)."""
+        """-1 before the part asked for, 0 in it, 1 after it (unknown times count as in it;
+        without --start, everything before the end, AAC's priming at negative times too)."""
         if pts is None or time_base is None:
             return 0
         t = float(pts * time_base)
-        if t < self._start - 1e-6:
+        if self._start and t < self._start - 1e-6:
             return -1
         return 1 if self._end is not None and t >= self._end - 1e-6 else 0
 
