@@ -8,7 +8,7 @@ times on each decoded frame, interleaved: the plain 8-bit conversion a run used
 before (swscale to RGB, no tone mapping, so pale colours) and the tone mapping to
 SDR I420 that sources do now (p3m_live/video/hdr.py). Both run in the source's
 decoding thread, beside matting and encoding; the last column is the share of a
-30 fps frame interval that tone mapping takes from one core.
+30 fps frame interval that tone mapping takes.
 """
 
 from __future__ import annotations
