@@ -43,3 +43,5 @@ def test_gpu_session_script_dry_run(tmp_path):
     bench = (tmp_path / "bench_pipeline.md").read_text()
     assert bench.count("| overlapped |") == 2 and "batch 1 exit: 0" in bench and "batch 4 exit: 0" in bench
     assert "gpu_check exit: 0" in (tmp_path / "gpu_check.log").read_text()
+    hdr = (tmp_path / "bench_hdr.md").read_text()
+    assert "| 160x96 |" in hdr and "bench_hdr exit: 0" in hdr

@@ -11,9 +11,11 @@
 #    (bench_pipeline.md). A GPU machine without PyAV gets it as a carried wheel: here,
 #    `python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12
 #    --implementation cp --platform manylinux_2_28_x86_64 -d .whl av==18.1.0` (36 MB,
-#    with .whl/ in .git/info/exclude); the script installs any .whl/*.whl it finds.
-# Each step has its own time limit (300 + 2 x 110 s: under the device tool's 600 s a call)
-# and a failing step does not stop the next.
+#    with .whl/ in .git/info/exclude); the script installs any .whl/*.whl it finds;
+# 4. if PyAV imports: tools/bench_hdr.py at 1080p, to see how the tone mapping's
+#    strips scale on a many-core machine (bench_hdr.md).
+# Each step has its own time limit (300 + 2 x 110 + 40 s: under the device tool's 600 s
+# a call) and a failing step does not stop the next.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-session-out}
@@ -24,9 +26,11 @@ PY=${PYTHON:-python3}
 if [[ "${1:-}" == "--dry-run" ]]; then
     check=(--device cpu --size 96x64 --quick)
     bench=(--device cpu --size 160x96 --frames 8 --repeat 1 --model-size 64)
+    hdr=(--size 160x96 --frames 4)
 else
     check=()
     bench=(--device cuda --size 1920x1080 --frames 96 --repeat 3 --model-size 512)
+    hdr=(--size 1920x1080 --frames 10)
 fi
 
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -44,6 +48,8 @@ if "$PY" -c "import av" 2>/dev/null; then
         timeout 110 "$PY" tools/bench_pipeline.py --backend torch --batch "$batch" "${bench[@]}" 2>&1
         echo "bench_pipeline batch $batch exit: $?"
     done | tee "$OUT/bench_pipeline.md"
+    timeout 40 "$PY" tools/bench_hdr.py "${hdr[@]}" 2>&1 | tee "$OUT/bench_hdr.md"
+    echo "bench_hdr exit: ${PIPESTATUS[0]}" | tee -a "$OUT/bench_hdr.md"
 else
     echo "PyAV is not installed here: carry its wheel in .whl/ (see the top of this script)" | tee "$OUT/bench_pipeline.md"
 fi
