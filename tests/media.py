@@ -116,11 +116,12 @@ def make_hdr_clip(
     codec: str = "ffv1",
     rotation: int = 0,
     max_cll: int | None = None,
+    primaries: int = 9,
 ) -> Path:
     """A 10-bit BT.2020 HDR clip (HLG by default, 16 for PQ), tagged the way phones tag theirs,
     from 16-bit HDR signal values in BT.2020 RGB: one picture (H, W, 3) repeated ``frames``
     times, or the frames themselves (N, H, W, 3). ``max_cll`` (nits; libx265 only) is written
-    as content light level SEI."""
+    as content light level SEI; ``primaries`` is the colour primaries tag (1: BT.709)."""
     from av.video.reformatter import ColorRange, Colorspace
 
     pictures = rgb48 if rgb48.ndim == 4 else [rgb48] * frames
@@ -129,7 +130,7 @@ def make_hdr_clip(
         v = out.add_stream(codec, rate=25)
         v.width, v.height, v.pix_fmt = w, h, "yuv420p10le"
         cc = v.codec_context
-        cc.color_trc, cc.color_primaries, cc.colorspace, cc.color_range = transfer, 9, 9, 1
+        cc.color_trc, cc.color_primaries, cc.colorspace, cc.color_range = transfer, primaries, 9, 1
         if codec == "libx265":
             cll = f":max-cll={max_cll},0" if max_cll else ""
             v.options = {"preset": "ultrafast", "x265-params": "log-level=error:lossless=1" + cll}

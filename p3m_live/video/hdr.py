@@ -10,7 +10,8 @@ its decoding thread, before the frame graph sees the frame:
    1000-nit display, BT.2100) makes it display light;
 3. light is scaled so that HDR reference white, 203 nits (BT.2408), is SDR's 1.0,
    and taken from BT.2020 to BT.709 primaries with the 3x3 matrix of their
-   chromaticities (colours outside BT.709 are clipped);
+   chromaticities (colours outside BT.709 are clipped; a clip tagged with BT.709
+   primaries, as some cameras record HLG, keeps its colours);
 4. highlights above :data:`KNEE` are rolled off smoothly, so that the peak
    (1000 nits for HLG; for PQ the stream's MaxCLL, else 1000) lands on SDR
    white. The curve scales max(R, G, B), which keeps each pixel's hue and
@@ -44,6 +45,8 @@ BT2020_PRIMARIES = ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046))
 BT709_PRIMARIES = ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060))
 D65 = (0.3127, 0.3290)
 BT2020_LUMA = np.array([0.2627, 0.6780, 0.0593], np.float32)  # the Y row of the BT.2020 matrix
+BT709_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+BT709, BT2020 = 1, 9  # colour primaries tags (AVColorPrimaries)
 
 # BT.2100's HLG constants, and SMPTE ST 2084's PQ constants.
 HLG_A, HLG_B, HLG_C = 0.17883277, 0.28466892, 0.55991073
@@ -108,9 +111,10 @@ def rolloff(m: np.ndarray, peak: float, knee: float = KNEE) -> np.ndarray:
 class ToneMapper:
     """Converts the frames of one HDR stream to SDR BT.709 I420 frames (see the module)."""
 
-    def __init__(self, transfer: int, peak_nits: float | None = None) -> None:
+    def __init__(self, transfer: int, peak_nits: float | None = None, primaries: int = BT2020) -> None:
         """``peak_nits``: PQ's brightest highlight (the stream's MaxCLL), which lands on SDR
-        white; HLG's is always its nominal display's."""
+        white; HLG's is always its nominal display's. ``primaries``: the stream's tag; some
+        cameras record HLG in BT.709 colours (``BT709``), which then keep their gamut."""
         if transfer not in HDR_TRANSFERS:
             raise ValueError(f"not an HDR transfer: {transfer}")
         self.transfer = transfer
@@ -122,7 +126,9 @@ class ToneMapper:
             # a MaxCLL at or below reference white would leave no room for the roll-off
             self.peak = min(max(peak_nits or PQ_PEAK, 2 * REFERENCE_WHITE), 10000.0) / REFERENCE_WHITE
             self._light = (pq_to_nits(codes) / REFERENCE_WHITE).astype(np.float32)
-        self._matrix = BT2020_TO_BT709.astype(np.float32)
+        wide = primaries != BT709
+        self._matrix = (BT2020_TO_BT709 if wide else np.eye(3)).astype(np.float32)
+        self._luma = BT2020_LUMA if wide else BT709_LUMA
         # 16-bit linear light -> 8-bit BT.1886 code, with rounding
         self._encode = np.round(255.0 * np.power(codes, 1.0 / SDR_GAMMA)).astype(np.uint8)
 
@@ -137,7 +143,7 @@ class ToneMapper:
         light = self._light[rgb48]
         ootf = None
         if self.transfer == HLG:  # display light = peak * Ys^(gamma - 1) * scene light
-            ys = cv2.transform(light, BT2020_LUMA[None])
+            ys = cv2.transform(light, self._luma[None])
             ootf = np.float32(HLG_DISPLAY_PEAK / REFERENCE_WHITE) * np.power(ys, np.float32(0.2))
         return cv2.transform(light, self._matrix), ootf
 
@@ -212,4 +218,5 @@ def tone_mapper_for(frame: av.VideoFrame) -> ToneMapper | None:
     trc = int(frame.color_trc or 0)
     if trc not in HDR_TRANSFERS:
         return None
-    return ToneMapper(trc, max_content_light(frame) if trc == PQ else None)
+    primaries = BT709 if int(frame.color_primaries or 0) == BT709 else BT2020  # untagged HDR is BT.2020
+    return ToneMapper(trc, max_content_light(frame) if trc == PQ else None, primaries)

@@ -16,6 +16,21 @@ from p3m_live.video.sources import AVSource
 from tests.media import make_hdr_clip
 
 
+def test_hlg_in_bt709_colours_keeps_its_gamut(tmp_path):
+    """Some cameras record HLG with BT.709 primaries: taking those colours through the
+    BT.2020 matrix would oversaturate them, so the primaries tag decides."""
+    picture = _patch_picture()
+    clip = make_hdr_clip(tmp_path / "hlg709.mkv", _hlg_signal(picture, wide=False), primaries=1)
+    with AVSource(str(clip)) as src:
+        frame = next(item for item in src.items() if hasattr(item, "fmt"))
+    rgb = planes_to_rgb(frame.data, "i420", "bt709", False).astype(float)
+    for i, light in enumerate(PATCHES.values()):
+        got = rgb[8:24, 32 * i + 8 : 32 * i + 24].reshape(-1, 3).mean(axis=0)
+        lit = np.asarray(light) > 0.01
+        assert np.abs(got - _expected_sdr(light))[lit].max(initial=0) < 3.0, (i, got)
+        assert np.all((got[~lit] / 255) ** 2.4 < 0.002), (i, got)
+
+
 def test_pq_and_hlg_match_their_standards():
     # ST 2084 code values quoted everywhere: 100 nits 0.5081, 1000 nits 0.7518, 10000 nits 1.0
     assert hdr.nits_to_pq(np.array([100.0, 1000.0, 10000.0])) == pytest.approx([0.5081, 0.7518, 1.0], abs=1e-4)
@@ -49,11 +64,12 @@ def test_rolloff_keeps_the_midtones_and_lands_the_peak_on_white():
     assert slope == pytest.approx(1.0, abs=0.01)
 
 
-def _hlg_signal(bt709_light: np.ndarray) -> np.ndarray:
-    """Linear BT.709 light (reference white 1.0) -> 16-bit HLG BT.2020 RGB codes, by BT.2100's
-    inverse path: nits, BT.2020 primaries, inverse OOTF (scene light), OETF."""
-    nits = bt709_light @ np.linalg.inv(hdr.BT2020_TO_BT709).T * hdr.REFERENCE_WHITE
-    yd = nits @ hdr.BT2020_LUMA.astype(np.float64)
+def _hlg_signal(bt709_light: np.ndarray, wide: bool = True) -> np.ndarray:
+    """Linear BT.709 light (reference white 1.0) -> 16-bit HLG RGB codes, by BT.2100's inverse
+    path: nits, BT.2020 primaries (unless not ``wide``), inverse OOTF (scene light), OETF."""
+    to_wide = np.linalg.inv(hdr.BT2020_TO_BT709) if wide else np.eye(3)
+    nits = bt709_light @ to_wide.T * hdr.REFERENCE_WHITE
+    yd = nits @ (hdr.BT2020_LUMA if wide else hdr.BT709_LUMA).astype(np.float64)
     ys = (yd / hdr.HLG_DISPLAY_PEAK) ** (1 / 1.2)
     scene = nits / (hdr.HLG_DISPLAY_PEAK * np.maximum(ys, 1e-12) ** 0.2)[..., None]
     return np.round(hdr.scene_to_hlg(scene) * 65535).astype(np.uint16)
