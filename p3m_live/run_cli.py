@@ -212,12 +212,14 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
                     codec=args.codec,
                     crf=args.crf,
                     preset=args.preset,
+                    metadata=source.metadata,
                 )
             )
+        track = {"rate": rate, "time_base": tb, "metadata": source.metadata}
         if args.alpha_out:
-            sinks.append(MatteSink(Path(args.alpha_out), "alpha", layout, rate=rate, time_base=tb))
+            sinks.append(MatteSink(Path(args.alpha_out), "alpha", layout, **track))
         if args.fg_out:
-            sinks.append(MatteSink(Path(args.fg_out), "fg", layout, rate=rate, time_base=tb))
+            sinks.append(MatteSink(Path(args.fg_out), "fg", layout, **track))
         if live and args.virtual_cam is not None:
             fps = float(rate) if rate else 30.0
             sinks.append(VirtualCamSink(layout, fps, device=args.virtual_cam or None))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from p3m_live.cli import main
-from tests.media import make_clip, probe, shapes_frame
+from tests.media import encode_all, make_clip, probe, shapes_frame
 
 
 @pytest.fixture
@@ -154,6 +154,45 @@ def test_start_and_duration_cut_a_part_with_its_audio(run, tmp_path):
     assert dst["audio"][0][0] == want_audio[0][0] - 0.5 * sr  # moved by exactly the start
     first = cv2.cvtColor(cv2.imread(str(fg / "000000.png")), cv2.COLOR_BGR2RGB)
     assert np.abs(first.astype(int) - shapes_frame(13, 96, 64)).mean() < 6  # 0.52 s is frame 13
+
+
+def test_the_recordings_metadata_is_kept(run, tmp_path):
+    """A phone clip's creation time, location, make and model, and its audio's language, go
+    into every output (as ffmpeg keeps them); the muxer's own keys are the output's."""
+    from p3m_live.video.sinks import recording_metadata
+
+    clip = tmp_path / "phone.mp4"  # MOV would drop the language tag "deu"; MP4 keeps it
+    tags = {
+        "creation_time": "2026-05-01T10:20:30.000000Z",
+        "com.apple.quicktime.creationdate": "2026-05-01T12:20:30+0200",
+        "com.apple.quicktime.location.ISO6709": "+48.8577+002.2950+035.000/",
+        "com.apple.quicktime.make": "Apple",
+    }
+    with av.open(str(clip), "w", container_options={"movflags": "use_metadata_tags"}) as out:
+        out.metadata.update(tags)
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        a = out.add_stream("aac", rate=16000)
+        a.layout, a.metadata["language"] = "mono", "deu"
+        frames = []
+        for i in range(4):
+            frames.append(av.VideoFrame.from_ndarray(shapes_frame(i, 96, 64), format="rgb24"))
+            frames[-1].pts = i
+        encode_all(out, v, frames)
+        tone = av.AudioFrame.from_ndarray(np.zeros((1, 2560), np.float32), format="fltp", layout="mono")
+        tone.sample_rate, tone.pts = 16000, 0
+        encode_all(out, a, [tone])
+    mp4, fg, matte = tmp_path / "out.mp4", tmp_path / "fg.mov", tmp_path / "matte.mkv"
+    assert run(clip, "-o", mp4, "--fg-out", fg, "--alpha-out", matte) == 0
+    for path, keys in ((mp4, ["creation_time"]), (fg, list(tags)), (matte, ["creation_time"])):
+        with av.open(str(path)) as c:
+            got = {k.lower(): v for k, v in c.metadata.items()}
+            assert all(got.get(k.lower()) == tags[k] for k in keys), (path.name, got)
+            assert "lavf" in got["encoder"].lower()  # the muxer's own, not the source's
+    with av.open(str(mp4)) as c:
+        assert c.streams.audio[0].metadata.get("language") == "deu"
+    kept = recording_metadata({"major_brand": "qt  ", "ENCODER": "x", "location": "+1+2/", "location-eng": "+1+2/"})
+    assert kept == {"location": "+1+2/"}
 
 
 def test_audio_the_container_cannot_take_is_reencoded(run, talk, tmp_path):

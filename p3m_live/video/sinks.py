@@ -110,13 +110,50 @@ FRAGMENTED = {".mp4", ".m4v", ".mov"}
 FRAGMENT_OPTIONS = {"movflags": "frag_keyframe+delay_moov+default_base_moof", "frag_duration": "1000000"}
 
 
+def mov_options(path: Path, fragmented: bool) -> dict[str, str]:
+    """Muxer options: fragments while writing (see ``FRAGMENTED``), and for .mov every
+    metadata key as a QuickTime "mdta" tag, so an iPhone's com.apple.quicktime.creationdate,
+    location, make and model survive (MP4 keeps its standard tags: creation time, location,
+    title)."""
+    flags = FRAGMENT_OPTIONS["movflags"].split("+") if fragmented else []
+    if path.suffix.lower() == ".mov":
+        flags.append("use_metadata_tags")
+    options = {"movflags": "+".join(flags)} if flags else {}
+    if fragmented:
+        options["frag_duration"] = FRAGMENT_OPTIONS["frag_duration"]
+    return options
+
+
+# Container metadata the muxer writes for itself; the rest (creation time, location,
+# title, camera make and model) is the recording's and is kept, as ffmpeg keeps it.
+MUXER_KEYS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
+STREAM_KEYS = ("language", "title")  # per stream: which audio track is which
+
+
+def recording_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """The metadata of a recording worth carrying into its outputs (see ``MUXER_KEYS``);
+    MP4's per-language copies (``location-eng`` beside ``location``) are left to the muxer."""
+    return {
+        k: v
+        for k, v in metadata.items()
+        if k.lower() not in MUXER_KEYS and not (k.rpartition("-")[0] in metadata and len(k.rpartition("-")[2]) == 3)
+    }
+
+
+def stream_metadata(stream) -> dict[str, str]:
+    return {k: v for k, v in stream.metadata.items() if k in STREAM_KEYS}
+
+
 def remux(src: Path, dst: Path) -> None:
-    """Copy every stream of ``src`` into ``dst`` packet for packet (timestamps unchanged)."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+    """Copy every stream of ``src`` into ``dst`` packet for packet (timestamps and
+    metadata unchanged)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", container_options=mov_options(dst, False)) as out:
+        out.metadata.update(recording_metadata(inp.metadata))
         streams = {}
         for st in inp.streams:
             copy = out.add_stream_from_template(st)
             copy.time_base = st.time_base
+            copy.metadata.update(stream_metadata(st))
             streams[st.index] = copy
         for packet in inp.demux():
             if packet.dts is None:  # the demuxer's end-of-stream marker
@@ -139,14 +176,16 @@ class _Encoder:
         options: dict[str, str],
         *,
         tag_colour: bool = False,
+        metadata: dict[str, str] | None = None,
     ) -> None:
         self.path = path
         self.tmp = partial_path(path)
         self.fragmented = path.suffix.lower() in FRAGMENTED
         try:
-            self.container = av.open(str(self.tmp), "w", container_options=FRAGMENT_OPTIONS if self.fragmented else {})
+            self.container = av.open(str(self.tmp), "w", container_options=mov_options(path, self.fragmented))
         except (av.error.FFmpegError, ValueError) as e:
             raise P3MError(f"cannot write {path} ({e}); use a known suffix such as .mp4, .mov, .mkv or .webm") from e
+        self.container.metadata.update(metadata or {})
         try:
             self.stream = self.container.add_stream(codec, rate=rate or Fraction(30))
         except (av.error.FFmpegError, ValueError) as e:
@@ -241,10 +280,13 @@ class FileSink(Sink):
         codec: str | None = None,
         crf: int | None = None,
         preset: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> None:
         codec = codec or VIDEO_CODECS.get(path.suffix.lower(), "libx264")
         options = encoder_options(codec, crf, preset)
-        self.enc = _Encoder(path, codec, "yuv420p", layout, rate, time_base, options, tag_colour=True)
+        self.enc = _Encoder(
+            path, codec, "yuv420p", layout, rate, time_base, options, tag_colour=True, metadata=metadata
+        )
         self.layout = layout
         self._audio: dict[int, tuple[av.stream.Stream, bool]] = {}
         for src in audio_streams:
@@ -254,12 +296,13 @@ class FileSink(Sink):
         container = self.enc.container
         name = src.codec_context.name
         if name in container.supported_codecs:
-            self._audio[src.index] = (container.add_stream_from_template(src), True)
-            return
-        codec = container.default_audio_codec
-        log.warning("audio: %s cannot go into %s as it is; re-encoding it as %s", name, self.enc.path.suffix, codec)
-        out = container.add_stream(codec, rate=src.codec_context.sample_rate)
-        self._audio[src.index] = (out, False)
+            out, copy = container.add_stream_from_template(src), True
+        else:
+            codec = container.default_audio_codec
+            log.warning("audio: %s cannot go into %s as it is; re-encoding it as %s", name, self.enc.path.suffix, codec)
+            out, copy = container.add_stream(codec, rate=src.codec_context.sample_rate), False
+        out.metadata.update(stream_metadata(src))
+        self._audio[src.index] = (out, copy)
 
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
         self.enc.encode(av.VideoFrame.from_ndarray(composite, format="yuv420p"), frame)
@@ -306,6 +349,7 @@ class MatteSink(Sink):
         rate: Fraction | None,
         time_base: Fraction | None,
         estimate: bool = True,
+        metadata: dict[str, str] | None = None,
     ) -> None:
         self.kind, self.layout, self.path, self.estimate = kind, layout, path, estimate
         self.enc: _Encoder | None = None
@@ -328,7 +372,7 @@ class MatteSink(Sink):
             pix_fmt = "yuv420p"  # a grey luma matte in an ordinary video
         else:
             raise P3MError(f"{path.name} cannot carry an alpha channel; {WITH_ALPHA}")
-        self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, dict(options))
+        self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, dict(options), metadata=metadata)
 
     def _pixels(self, frame: Frame, alpha: np.ndarray) -> np.ndarray:
         if self.kind == "alpha":

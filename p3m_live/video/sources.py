@@ -33,6 +33,7 @@ from .frames import (
     scaled_size,
 )
 from .hdr import REFERENCE_WHITE, tone_mapper_for
+from .sinks import recording_metadata
 
 log = logging.getLogger("p3m_live")
 
@@ -52,6 +53,7 @@ class Source:
     time_base: Fraction | None = None
     total_frames: int | None = None
     audio_streams: Sequence = ()  # the source's audio streams to copy (AVSource fills them)
+    metadata: dict[str, str] = {}  # the recording's own metadata (creation time, location, ...), kept in outputs
     layout: Layout
 
     def items(self) -> Iterator[Item]:
@@ -110,6 +112,7 @@ class AVSource(Source):
                 log.warning("%s: audio stream %d has an unknown codec; it is left out", self.name, a.index)
             else:
                 self.audio_streams.append(a)
+        self.metadata = recording_metadata(self.container.metadata)
         self.time_base = self.video.time_base
         rate = self.video.average_rate or self.video.guessed_rate
         self.rate = Fraction(rate) if rate else None
