@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .errors import P3MError
 from .graph import IN_FORMATS, MODELS, OUT_FORMATS, GraphSpec
+from .spec import TEMPORALS
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -37,7 +38,24 @@ def add_graph_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--in-format", choices=IN_FORMATS, default="i420")
     p.add_argument("--out-format", choices=OUT_FORMATS, default="i420")
+    p.add_argument(
+        "--matrix",
+        choices=["auto", "bt601", "bt709"],
+        default="auto",
+        help="YUV matrix of the frames (default: by size, as players guess: BT.709 from 720p up)",
+    )
+    p.add_argument("--full-range", action="store_true", help="YUV frames use the full 0-255 range (JPEG)")
     p.add_argument("--background", choices=["image", "color", "blur"], default="image")
+    p.add_argument("--blur-strength", type=int, default=16, metavar="N", help="for --background blur (1-128)")
+    p.add_argument("--temporal", choices=TEMPORALS, default="adaptive")
+    p.add_argument("--upsampler", choices=["guided", "bilinear"], default="guided")
+    p.add_argument(
+        "--foreground",
+        choices=["estimate", "frame"],
+        default="estimate",
+        help="estimate the edge colours (the GPU default) or keep the frame's (the CPU default)",
+    )
+    p.add_argument("--light-wrap", type=float, default=0.0, metavar="S", help="0 to 1 (default 0, off)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--model", choices=MODELS, default="p3m", help="p3m (P3M-Net) or fast (MediaPipe's segmenter)")
     p.add_argument("--model-size", type=int, default=512, help="P3M-Net's input short side (multiple of 32)")
@@ -52,8 +70,12 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
 
 def graph_specs(args: argparse.Namespace, precision: str) -> list[GraphSpec]:
     """One spec per ``--size``, from the shared graph options."""
+    from .video.frames import matrix_of
+
     if args.model_size % 32 or args.model_size < 32:
         raise P3MError(f"--model-size must be a positive multiple of 32, not {args.model_size}")
+    if not 1 <= args.blur_strength <= 128:
+        raise P3MError(f"--blur-strength must be from 1 to 128, not {args.blur_strength}")
     specs = []
     for width, height in args.size:
         try:
@@ -66,8 +88,15 @@ def graph_specs(args: argparse.Namespace, precision: str) -> list[GraphSpec]:
                     batch=args.batch,
                     model_short_side=args.model_size,
                     background=args.background,
+                    temporal=args.temporal,
+                    upsampler=args.upsampler,
+                    matrix=matrix_of(2, width, height) if args.matrix == "auto" else args.matrix,  # 2: untagged
+                    full_range=args.full_range,
+                    blur_strength=args.blur_strength,
                     precision=precision,
                     model=args.model,
+                    foreground=args.foreground,
+                    light_wrap=args.light_wrap,
                 )
             )
         except ValueError as e:
@@ -90,12 +119,27 @@ def run_export(args: argparse.Namespace) -> int:
         path = out / f"frame-graph-{width}x{height}-{args.precision}.onnx" if several or out.suffix != ".onnx" else out
         export_frame_graph(spec, resolve_model_weights(args.model, args.weights, height, width), path)
         report = require_tensorrt_ops(path)
+        write_spec(path, spec)
         mh, mw = spec.model_hw
         print(
-            f"{path}: {width}x{height} {args.in_format}->{args.out_format}, model {mw}x{mh}, "
-            f"{args.precision}, {sum(report.ops.values())} nodes, TensorRT {report.tensorrt} op check OK"
+            f"{path}: {width}x{height} {args.in_format}->{args.out_format} ({spec.matrix}"
+            f"{', full range' if spec.full_range else ''}), model {mw}x{mh}, {args.precision}, "
+            f"{sum(report.ops.values())} nodes, TensorRT {report.tensorrt} op check OK"
         )
     return 0
+
+
+def write_spec(path: Path, spec: GraphSpec) -> None:
+    """Record the graph's spec in the ONNX file (metadata ``p3m_live.spec``, JSON), so a
+    program that runs it can see the frame format, matrix and inputs it was made for."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "p3m_live.spec", json.dumps(spec.as_dict(), sort_keys=True)
+    onnx.save(model, str(path))
 
 
 def add_build_engine_arguments(p: argparse.ArgumentParser) -> None:

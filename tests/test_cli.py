@@ -35,6 +35,32 @@ def test_export_two_sizes(seed32_ckpt, tmp_path, capsys):
     assert "op check OK" in capsys.readouterr().out
 
 
+def test_export_options_make_the_graph_a_run_would_make(seed32_ckpt, tmp_path):
+    """An integrator exporting for HD video gets BT.709 without asking (players' rule), and every
+    option a run takes from its source or flags can be given; the file records the spec."""
+    import argparse
+    import json
+
+    from p3m_live.export_cli import add_export_arguments, graph_specs
+
+    p = argparse.ArgumentParser()
+    add_export_arguments(p)
+    hd, sd = graph_specs(p.parse_args(["--size", "1280x720", "--size", "640x360", "-o", "x"]), "fp16")
+    assert (hd.matrix, sd.matrix, hd.full_range, hd.foreground) == ("bt709", "bt601", False, "estimate")
+    out = tmp_path / "g.onnx"
+    argv = ["export", "--size", "96x64", "--model-size", "32", "--precision", "fp32", "--weights", str(seed32_ckpt)]
+    argv += ["--matrix", "bt709", "--full-range", "--temporal", "off", "--upsampler", "bilinear"]
+    argv += ["--background", "blur", "--blur-strength", "8", "--foreground", "frame", "-o", str(out)]
+    assert main(argv) == 0
+    meta = {m.key: m.value for m in onnx.load(str(out)).metadata_props}
+    spec = json.loads(meta["p3m_live.spec"])
+    assert spec["matrix"] == "bt709" and spec["full_range"] and spec["temporal"] == "off"
+    assert (spec["upsampler"], spec["blur_strength"], spec["foreground"]) == ("bilinear", 8, "frame")
+    assert spec["graph_version"] >= 6
+    model = onnx.load(str(out))
+    assert [i.name for i in model.graph.input] == ["frame"]  # blur: no background; temporal off: no state used
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [
@@ -43,6 +69,8 @@ def test_export_two_sizes(seed32_ckpt, tmp_path, capsys):
         (["export", "--size", "96x64", "--model-size", "33", "-o", "x.onnx"], "multiple of 32"),
         (["export", "--size", "big", "-o", "x.onnx"], "size must look like 1920x1080"),
         (["export", "--size", "96x64", "--size", "64x64", "-o", "x.onnx"], "need -o to be a folder"),
+        (["export", "--size", "96x64", "--blur-strength", "0", "-o", "x.onnx"], "--blur-strength must be"),
+        (["export", "--size", "96x64", "--light-wrap", "2", "-o", "x.onnx"], "light wrap must be from 0 to 1"),
         (["in.mp4", "-o", "out.mp4", "--device", "gpu"], "device must be cpu, cuda or cuda:N, not 'gpu'"),
         pytest.param(
             ["build-engine", "--size", "96x64"],
