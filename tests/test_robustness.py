@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import torch_args
-from tests.media import make_clip, probe
+from tests.media import make_clip, make_hdr_clip, probe
 
 DRIVER = Path(__file__).with_name("cli_driver.py")
 
@@ -48,6 +48,9 @@ def test_fuzz_inputs_and_options(tmp_path, fast_models):
         flipped[k] ^= 0xFF
     (tmp_path / "flipped.mp4").write_bytes(bytes(flipped))
     inputs.append(tmp_path / "flipped.mp4")
+    hdr = make_hdr_clip(tmp_path / "hlg.mp4", np.full((32, 48, 3), 40000, np.uint16), frames=4, codec="libx265")
+    (tmp_path / "hlg_cut.mp4").write_bytes(hdr.read_bytes()[: hdr.stat().st_size * 2 // 3])
+    inputs += [hdr, tmp_path / "hlg_cut.mp4"]
     cases = [[str(p), "-o", str(tmp_path / f"out{i}.mp4"), "--model", "fast", "-q"] for i, p in enumerate(inputs)]
     vocab = [
         "-o",
@@ -67,6 +70,9 @@ def test_fuzz_inputs_and_options(tmp_path, fast_models):
         "--config",
         "--max-frames",
         "--duration",
+        "--start",
+        "--downscale",
+        "0.3",
         "-5",
         "0",
         "abc",
