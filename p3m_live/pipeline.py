@@ -25,6 +25,7 @@ from .graph import GraphSpec
 from .stats import Progress, StageClock
 from .video.backgrounds import BackgroundChoice, BackgroundFeed
 from .video.frames import Frame, Layout
+from .video.preview import PreviewWindow
 from .video.sinks import Sink
 from .video.sources import Source
 
@@ -180,6 +181,10 @@ class _Stop(Exception):
     """Another stage failed or the run was interrupted."""
 
 
+class _Quit(Exception):
+    """The preview window's q: stop, and finish the outputs with the frames written."""
+
+
 class _Stages:
     """Bounded queues whose waits give way when the run stops."""
 
@@ -229,17 +234,21 @@ def run_offline(
     progress: Progress | None = None,
     depth: int = 4,
     max_frames: int | None = None,
+    preview: PreviewWindow | None = None,
 ) -> Summary:
     """Every frame of ``source`` through ``matting`` into ``sinks``, stages overlapping.
 
     On Ctrl-C the stages stop, the sinks are finished (so the output is playable up
-    to the last frame written) and the summary says ``interrupted``."""
+    to the last frame written) and the summary says ``interrupted``. A ``preview``
+    window shows the newest composite of each call, from this (main) thread as GUI
+    toolkits want; its q stops the run the same way, as a normal end."""
     batch = matting.batch
     frames_q: queue.Queue = queue.Queue(maxsize=depth * batch)
     out_q: queue.Queue = queue.Queue(maxsize=depth * batch + 64)  # room for audio packets
     clocks = [StageClock("decode"), StageClock("matting"), StageClock("encode")]
     st = _Stages()
     written = [0]
+    window = [preview]
 
     def decode() -> None:
         items = iter(source.items())
@@ -290,25 +299,36 @@ def run_offline(
             for frames, composites, alphas in finished:
                 for f, c, a in zip(frames, composites, alphas):
                     st.put(out_q, (f, c, a))
+            if window[0] is not None and finished:
+                _, composites, alphas = finished[-1]
+                action = window[0].show(composites[-1], alphas[-1])
+                if action == "quit":
+                    raise _Quit
+                if action == "closed":  # the file goes on without the window
+                    window[0].close()
+                    window[0] = None
             if progress is not None:
                 progress.update(written[0])
         st.put(out_q, _END)
 
     t0 = time.monotonic()
     threads = [st.thread("decode", decode), st.thread("encode", encode)]
-    interrupted = False
+    interrupted = quit_ = False
     try:
         infer()
         threads[-1].join()  # the writer drains what is queued
     except _Stop:
         pass  # a stage failed: its error is raised below
+    except _Quit:
+        quit_ = True
+        log.info("stopped from the preview: finishing the output with the %d frames written so far", written[0])
     except KeyboardInterrupt:
         interrupted = True
         log.warning("interrupted: finishing the output with the %d frames written so far", written[0])
     except BaseException as e:
         st.errors.insert(0, e)
     finally:
-        if interrupted or st.errors:
+        if interrupted or quit_ or st.errors:
             st.stop.set()
         for t in threads:
             t.join()

@@ -53,7 +53,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--alpha-out", metavar="PATH", help="the matte: .mov, .webm, .mkv, .mp4, or a PNG folder")
     out.add_argument("--fg-out", metavar="PATH", help="foreground with alpha: .mov (ProRes 4444), .webm, .mkv, PNGs")
     out.add_argument("--virtual-cam", nargs="?", const="", metavar="DEVICE", help="feed a virtual camera")
-    out.add_argument("--preview", action="store_true", help="show a preview window (q quit, b background, m matte)")
+    out.add_argument(
+        "--preview", action="store_true", help="show a preview window (q quit, b background, m matte; offline too)"
+    )
     out.add_argument(
         "--codec",
         help="video encoder for -o (default: libx264, or libvpx-vp9 for .webm; h264_nvenc uses an NVIDIA GPU)",
@@ -149,8 +151,8 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
             args.virtual_cam, args.preview = "", True  # p3m-live --webcam: camera and preview
     elif not (args.output or args.alpha_out or args.fg_out):
         raise P3MError("no output: give -o OUT.mp4, --alpha-out or --fg-out")
-    elif args.virtual_cam is not None or args.preview:
-        raise P3MError("--virtual-cam and --preview are live outputs; add --live or use --webcam")
+    elif args.virtual_cam is not None:
+        raise P3MError("--virtual-cam is a live output; add --live or use --webcam")
 
 
 def _model(args: argparse.Namespace, live: bool, on_gpu: bool) -> str:
@@ -317,7 +319,18 @@ def run(args: argparse.Namespace) -> int:
             log.info("%s", summary.line())
         else:
             progress = None if args.quiet else Progress(source.total_frames)
-            result = run_offline(source, matting, sinks, progress=progress, max_frames=args.max_frames)
+            preview = None
+            if args.preview:  # watching a conversion: q stops it with a finished file
+                from .video.preview import PreviewWindow
+
+                preview = PreviewWindow(layout)
+            try:
+                result = run_offline(
+                    source, matting, sinks, progress=progress, max_frames=args.max_frames, preview=preview
+                )
+            finally:
+                if preview is not None:
+                    preview.close()
             if not args.quiet:
                 print(result.table(), file=sys.stderr)
             if result.interrupted:

@@ -228,7 +228,7 @@ def test_config_file_gives_defaults(run, talk, tmp_path, monkeypatch):
         (["{talk}", "-o", "{tmp}/o.mp4", "--background", "none"], "--background none"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--model-size", "100"], "multiple of 32"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--config", "{badcfg}"], "unknown option 'colour'"),
-        (["{talk}", "-o", "{tmp}/o.mp4", "--virtual-cam"], "live outputs"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--virtual-cam"], "--virtual-cam is a live output"),
         (["{talk}", "--webcam"], "give one input"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--codec", "nosuch264"], "nosuch264 encoder is not available"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--preset", "fastest"], "check --preset and --crf"),

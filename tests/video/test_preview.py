@@ -1,4 +1,5 @@
-"""The preview window's keys, driven through the live loop with a GUI double (no display here)."""
+"""The preview window's keys, driven through the live loop and an offline run with a GUI double
+(no display here)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from p3m_live.backends import open_backend
 from p3m_live.errors import P3MError
 from p3m_live.graph import GraphSpec
 from p3m_live.live import run_live
-from p3m_live.pipeline import Matting
+from p3m_live.pipeline import Matting, run_offline
 from p3m_live.video.backgrounds import parse_background
 from p3m_live.video.frames import Layout
 from p3m_live.video.preview import PreviewWindow
-from p3m_live.video.sinks import VirtualCamSink
+from p3m_live.video.sinks import FileSink, VirtualCamSink
 from p3m_live.video.sources import AVSource
+from tests.media import make_clip, probe
 from tests.video.test_sinks import CameraDouble
 
 
@@ -105,3 +107,31 @@ def test_no_display_is_one_line():
 
     with pytest.raises(P3MError, match="cannot open a preview window.*without --preview"):
         PreviewWindow(Layout(64, 48, "i420", False, "bt601"), gui=NoDisplay())
+
+
+def test_offline_preview_shows_the_conversion_and_q_finishes_the_file(seed32_ckpt, tmp_path):
+    """--preview on a file: every call's newest composite is drawn (m for the matte), and q
+    stops the run as a normal end, with a playable file of the frames written."""
+    clip = make_clip(tmp_path / "talk.mp4", frames=40, audio_rate=None)
+    out = tmp_path / "out.mp4"
+    with AVSource(str(clip)) as src:
+        sink = FileSink(out, src.layout, rate=src.rate, time_base=src.time_base)
+        gui = GuiDouble(keys="xmxq")  # nothing, matte view, nothing, quit
+        window = PreviewWindow(src.layout, gui=gui)
+        summary = run_offline(src, _torch_matting(src.layout, seed32_ckpt), [sink], preview=window)
+        sink.close()
+    assert len(gui.shown) == 4 and gui.shown[1].shape == (64, 96, 3) and gui.shown[2].shape == (64, 96)  # m: next
+    assert not summary.interrupted and 0 < summary.frames <= 4 + 16  # stopped long before the 40th frame
+    assert 0 < len(probe(out)["times"]) == summary.frames
+
+
+def test_offline_preview_closed_lets_the_file_finish(seed32_ckpt, tmp_path):
+    clip = make_clip(tmp_path / "talk.mp4", frames=12, audio_rate=None)
+    out = tmp_path / "out.mp4"
+    with AVSource(str(clip)) as src:
+        sink = FileSink(out, src.layout, rate=src.rate, time_base=src.time_base)
+        gui = GuiDouble(closed_after=2)
+        window = PreviewWindow(src.layout, gui=gui)
+        summary = run_offline(src, _torch_matting(src.layout, seed32_ckpt), [sink], preview=window)
+        sink.close()
+    assert len(gui.shown) == 2 and gui.destroyed and summary.frames == 12 == len(probe(out)["times"])
