@@ -278,7 +278,7 @@ def run_offline(
                     written[0] += 1
                 else:
                     for sink in sinks:
-                        sink.write_audio(item)
+                        sink.write_packet(item)
 
     def infer() -> None:
         """Runs on the calling (main) thread: PyTorch's CPU kernels run measurably slower

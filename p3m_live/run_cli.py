@@ -211,6 +211,7 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
                     rate=rate,
                     time_base=tb,
                     audio_streams=audio,
+                    subtitle_streams=source.subtitle_streams,
                     codec=args.codec,
                     crf=args.crf,
                     preset=args.preset,

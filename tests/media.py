@@ -145,3 +145,20 @@ def make_hdr_clip(
             video.append(f)
         encode_all(out, v, video)
     return path
+
+
+def with_subtitles(video: Path, srt: str, path: Path) -> Path:
+    """``video`` with a subtitle stream from SubRip text, muxed into ``path`` (.mkv)."""
+    cues = path.with_suffix(".srt")
+    cues.write_text(srt)
+    with av.open(str(video)) as vin, av.open(str(cues)) as sin, av.open(str(path), "w") as out:
+        streams = {}
+        for st in [*vin.streams, *sin.streams]:
+            streams[st] = out.add_stream_from_template(st)
+            streams[st].time_base = st.time_base
+        packets = [p for c in (vin, sin) for p in c.demux() if p.dts is not None]
+        for p in sorted(packets, key=lambda p: float(p.dts * p.time_base)):
+            p.stream = streams[p.stream]
+            out.mux(p)
+    cues.unlink()
+    return path

@@ -50,7 +50,7 @@ class Recorder(Sink):
         time.sleep(self.delay)
         self.frames.append((frame.index, composite.copy(), alpha.copy()))
 
-    def write_audio(self, packet):
+    def write_packet(self, packet):
         self.audio += 1
 
     def close(self):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from p3m_live.cli import main
-from tests.media import encode_all, make_clip, probe, shapes_frame
+from tests.media import encode_all, make_clip, probe, shapes_frame, with_subtitles
 
 
 @pytest.fixture
@@ -193,6 +193,30 @@ def test_the_recordings_metadata_is_kept(run, tmp_path):
         assert c.streams.audio[0].metadata.get("language") == "deu"
     kept = recording_metadata({"major_brand": "qt  ", "ENCODER": "x", "location": "+1+2/", "location-eng": "+1+2/"})
     assert kept == {"location": "+1+2/"}
+
+
+SRT = "1\n00:00:00,100 --> 00:00:00,900\nHello there\n\n2\n00:00:01,000 --> 00:00:01,800\nSecond line\n"
+
+
+def _subtitles(path):
+    with av.open(str(path)) as c:
+        if not c.streams.subtitles:
+            return None
+        st = c.streams.subtitles[0]
+        return [(float(p.pts * p.time_base), bytes(p)) for p in c.demux(st) if p.size]
+
+
+def test_subtitles_are_copied_where_the_container_takes_them(run, tmp_path, capsys):
+    """A talk with SubRip subtitles: kept in .mkv with their times (moved by --start like the
+    rest); MP4 cannot hold SubRip, so there they are left out with a warning, not an error."""
+    clip = with_subtitles(make_clip(tmp_path / "talk.mkv", frames=50), SRT, tmp_path / "subbed.mkv")
+    assert run(clip, "-o", tmp_path / "out.mkv") == 0
+    assert _subtitles(tmp_path / "out.mkv") == [(0.1, b"Hello there"), (1.0, b"Second line")]
+    assert run(clip, "-o", tmp_path / "part.mkv", "--start", "0.5") == 0
+    assert _subtitles(tmp_path / "part.mkv") == [(0.5, b"Second line")]
+    assert run(clip, "-o", tmp_path / "out.mp4") == 0
+    assert _subtitles(tmp_path / "out.mp4") is None and len(probe(tmp_path / "out.mp4")["times"]) == 50
+    assert "subtitles: srt cannot go into .mp4" in capsys.readouterr().err
 
 
 def test_audio_the_container_cannot_take_is_reencoded(run, talk, tmp_path):

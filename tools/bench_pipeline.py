@@ -111,7 +111,7 @@ def serial(clip: Path, weights: Path, out: Path, args) -> float:
                 if len(pending) == args.batch:
                     matte_and_write()
             else:
-                sink.write_audio(item)
+                sink.write_packet(item)
         if pending:
             matte_and_write()
         sink.close()

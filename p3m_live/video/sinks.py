@@ -71,8 +71,8 @@ class Sink:
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
         raise NotImplementedError
 
-    def write_audio(self, packet: av.Packet) -> None:  # noqa: B027 (only file outputs take audio)
-        """Copy one audio packet (ignored by outputs without audio)."""
+    def write_packet(self, packet: av.Packet) -> None:  # noqa: B027 (only file outputs take them)
+        """Copy one audio or subtitle packet (ignored by outputs without those streams)."""
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Finish the output (flush encoders, rename files into place)."""
@@ -267,7 +267,8 @@ class _Encoder:
 
 
 class FileSink(Sink):
-    """The composite as an encoded file, with every audio stream of the source copied."""
+    """The composite as an encoded file, with every audio and subtitle stream of the source
+    copied (audio the container cannot hold is re-encoded; such subtitles are left out)."""
 
     def __init__(
         self,
@@ -277,6 +278,7 @@ class FileSink(Sink):
         rate: Fraction | None,
         time_base: Fraction | None,
         audio_streams: Sequence = (),
+        subtitle_streams: Sequence = (),
         codec: str | None = None,
         crf: int | None = None,
         preset: str | None = None,
@@ -288,9 +290,11 @@ class FileSink(Sink):
             path, codec, "yuv420p", layout, rate, time_base, options, tag_colour=True, metadata=metadata
         )
         self.layout = layout
-        self._audio: dict[int, tuple[av.stream.Stream, bool]] = {}
+        self._copies: dict[int, tuple[av.stream.Stream, bool]] = {}  # source index -> (stream, copied as is)
         for src in audio_streams:
             self._add_audio(src)
+        for src in subtitle_streams:
+            self._add_subtitles(src)
 
     def _add_audio(self, src) -> None:
         container = self.enc.container
@@ -302,13 +306,23 @@ class FileSink(Sink):
             log.warning("audio: %s cannot go into %s as it is; re-encoding it as %s", name, self.enc.path.suffix, codec)
             out, copy = container.add_stream(codec, rate=src.codec_context.sample_rate), False
         out.metadata.update(stream_metadata(src))
-        self._audio[src.index] = (out, copy)
+        self._copies[src.index] = (out, copy)
+
+    def _add_subtitles(self, src) -> None:
+        container = self.enc.container
+        name = src.codec_context.name
+        if name not in container.supported_codecs:  # text subtitles differ per container (srt, mov_text, webvtt)
+            log.warning("subtitles: %s cannot go into %s; left out (.mkv keeps them)", name, self.enc.path.suffix)
+            return
+        out = container.add_stream_from_template(src)
+        out.metadata.update(stream_metadata(src))
+        self._copies[src.index] = (out, True)
 
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
         self.enc.encode(av.VideoFrame.from_ndarray(composite, format="yuv420p"), frame)
 
-    def write_audio(self, packet: av.Packet) -> None:
-        target = self._audio.get(packet.stream.index)
+    def write_packet(self, packet: av.Packet) -> None:
+        target = self._copies.get(packet.stream.index)
         if target is None:
             return
         out, copy = target
@@ -323,7 +337,7 @@ class FileSink(Sink):
 
     def close(self) -> None:
         if self.enc.container is not None:
-            for out, copy in self._audio.values():
+            for out, copy in self._copies.values():
                 if not copy:
                     for p in out.encode(None):
                         self.enc.container.mux(p)

@@ -53,6 +53,7 @@ class Source:
     time_base: Fraction | None = None
     total_frames: int | None = None
     audio_streams: Sequence = ()  # the source's audio streams to copy (AVSource fills them)
+    subtitle_streams: Sequence = ()  # and its subtitle streams
     metadata: dict[str, str] = {}  # the recording's own metadata (creation time, location, ...), kept in outputs
     layout: Layout
 
@@ -112,6 +113,8 @@ class AVSource(Source):
                 log.warning("%s: audio stream %d has an unknown codec; it is left out", self.name, a.index)
             else:
                 self.audio_streams.append(a)
+        subtitles = [] if live or not audio else self.container.streams.subtitles
+        self.subtitle_streams = [t for t in subtitles if t.codec_context is not None]
         self.metadata = recording_metadata(self.container.metadata)
         self.time_base = self.video.time_base
         rate = self.video.average_rate or self.video.guessed_rate
@@ -124,7 +127,7 @@ class AVSource(Source):
         if start or duration:
             self._trim(length)
         self._pending: list[Item] = []
-        self._demux = self.container.demux(self.video, *self.audio_streams)
+        self._demux = self.container.demux(self.video, *self.audio_streams, *self.subtitle_streams)
         first = self._first_video_frame()
         layout_of(first)  # a frame too small fails here, named by its own size
         self._size = scaled_size(first.width, first.height, short_side)
@@ -223,7 +226,7 @@ class AVSource(Source):
         if self._when(self._first.pts, self._first.time_base) > 0:
             return  # the part asked for has no frame: nothing to yield
         yield self._frame(self._first)
-        video_done, audio_done = False, set()
+        video_done, copies_done = False, set()
         for item in self._pending:
             if isinstance(item, av.VideoFrame):
                 video_done = video_done or self._when(item.pts, item.time_base) > 0
@@ -244,8 +247,8 @@ class AVSource(Source):
                     if when == 0:
                         yield self._shifted(packet)
                     elif when > 0:
-                        audio_done.add(packet.stream.index)
-                if video_done and len(audio_done) == len(self.audio_streams):
+                        copies_done.add(packet.stream.index)
+                if video_done and len(copies_done) == len(self.audio_streams) + len(self.subtitle_streams):
                     return  # past the end in every stream (audio interleaves a little behind video)
         except av.error.EOFError:
             return
