@@ -244,7 +244,7 @@ def run_offline(
     toolkits want; its q stops the run the same way, as a normal end."""
     batch = matting.batch
     frames_q: queue.Queue = queue.Queue(maxsize=depth * batch)
-    out_q: queue.Queue = queue.Queue(maxsize=depth * batch + 64)  # room for audio packets
+    out_q: queue.Queue = queue.Queue(maxsize=depth * batch + 64)  # room for audio and subtitle packets
     clocks = [StageClock("decode"), StageClock("matting"), StageClock("encode")]
     st = _Stages()
     written = [0]
