@@ -204,6 +204,8 @@ class AVSource(Source):
             self.close()
             raise P3MError(f"{self.name}: cannot decode video ({reason(e)}); the file may be damaged") from e
         self.close()
+        if self._start:  # a file that does not say how long it is
+            raise P3MError(f"--start {self._start:g} is past the end of {self.name}; start earlier")
         raise P3MError(f"{self.name}: no video frame could be decoded; the file is empty or damaged")
 
     def _prepare(self, f: av.VideoFrame) -> av.VideoFrame:
