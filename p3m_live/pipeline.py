@@ -92,10 +92,11 @@ class Matting:
 
     def _select(self, i: int) -> None:
         choice = self.backgrounds[i]
-        if i not in self._feeds:
-            self._feeds[i] = BackgroundFeed(choice, self.layout.width, self.layout.height)
         previous = getattr(self, "backend", None)
         self.backend = self._backend_for(choice)
+        if i not in self._feeds:  # a planar graph gets its images as I420, made by the feed
+            planes = (self.layout.matrix, self.layout.full_range) if self.backend.spec.planar else None
+            self._feeds[i] = BackgroundFeed(choice, self.layout.width, self.layout.height, planes)
         if previous is not None and previous is not self.backend:
             self.backend.state = previous.state  # keep the temporal history across a switch
         self.current = i
@@ -145,6 +146,8 @@ class Matting:
         return done
 
     def close(self) -> None:
+        for f in self._feeds.values():
+            f.close()
         for b in self._backends.values():
             b.close()
         self._backends.clear()

@@ -81,6 +81,25 @@ def test_batches_equal_single_frames(clip, seed32_ckpt):
         assert np.abs(c1.astype(int) - c4).mean() < 0.05
 
 
+@pytest.mark.parametrize("foreground, planar", [("frame", True), ("estimate", False)])
+def test_video_background_feed_matches_the_graph(clip, seed32_ckpt, foreground, planar):
+    """A graph that composites on the planes gets its video background as I420 made ahead by
+    the feed; one on the RGB path gets RGB."""
+    with open_source(str(clip)) as src:
+        lay = src.layout
+
+        def opener(choice, batch):
+            spec = graph_spec(lay, choice, batch, model_short_side=32, foreground=foreground)
+            return open_backend("torch", spec, seed32_ckpt)
+
+        m = Matting(lay, [parse_background(str(clip))], opener)
+        assert m.backend.spec.planar == planar
+        assert m._feeds[0].planes == ((lay.matrix, lay.full_range) if planar else None)
+        value = m._feeds[0].value(1)
+        assert value.shape[1:] == ((lay.height * 3 // 2, lay.width) if planar else (lay.height, lay.width, 3))
+        m.close()
+
+
 def test_stages_overlap(clip, seed32_ckpt):
     """With matting and writing each 60 ms a frame, the stages overlap: at least half of the
     shorter stage's time is hidden behind the longer one (a serial loop would take their sum,

@@ -48,7 +48,8 @@ class Backend(ABC):
 
     def set_background(self, background: np.ndarray | tuple[int, int, int]) -> None:
         """RGB uint8 image (H, W, 3) or (1|B, H, W, 3) for "image" (one image serves the whole
-        batch); an (r, g, b) colour for "color"."""
+        batch), or for a planar graph also I420 planes (H*3/2, W) or (1|B, H*3/2, W) in the
+        stream's matrix and range; an (r, g, b) colour for "color"."""
         if background is self._background_given:
             return  # the same still image again: nothing to copy
         s = self.spec
@@ -58,12 +59,18 @@ class Backend(ABC):
                 raise P3MError(f"a colour background needs 3 values (r, g, b), got shape {bg.shape}")
             bg = bg.reshape(1, 3)
         elif s.background == "image":
-            if bg.ndim == 3:
-                bg = bg[None]
-            if bg.shape[1:] != (s.height, s.width, 3) or bg.shape[0] not in (1, s.batch):
-                raise P3MError(f"background must be {s.width}x{s.height} RGB, got shape {bg.shape}")
-            if s.planar:  # the graph takes it as I420 (GraphSpec.background_shape)
-                bg = rgb_to_planes(bg, s.matrix, s.full_range)
+            planes = frame_shape("i420", 1, s.height, s.width)[1:]
+            if s.planar and bg.shape[-2:] == planes:  # already I420 (a feed made it ahead of time)
+                bg = bg.reshape(-1, *planes)
+            else:
+                if bg.ndim == 3:
+                    bg = bg[None]
+                if bg.shape[1:] != (s.height, s.width, 3):
+                    raise P3MError(f"background must be {s.width}x{s.height} RGB, got shape {bg.shape}")
+                if s.planar:  # the graph takes it as I420 (GraphSpec.background_shape)
+                    bg = rgb_to_planes(bg, s.matrix, s.full_range)
+            if bg.shape[0] not in (1, s.batch):
+                raise P3MError(f"background must be one image or {s.batch}, got {bg.shape[0]}")
             bg = np.broadcast_to(bg, (s.batch, *bg.shape[1:]))
         else:
             raise P3MError("a blur background is computed from the frame; there is nothing to set")

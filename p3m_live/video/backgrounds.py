@@ -6,6 +6,8 @@ way a wallpaper fills a screen, so nothing is stretched.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,7 @@ import numpy as np
 
 from ..errors import P3MError
 from ..graph import Background
+from ..spec import rgb_to_planes
 from .frames import IMAGE_SUFFIXES, read_rgb
 from .hdr import tone_mapper_for
 
@@ -103,42 +106,60 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 class BackgroundFeed:
-    """Background input for the frame graph, frame by frame, at the frame size."""
+    """Background input for the frame graph, frame by frame, at the frame size.
 
-    def __init__(self, choice: BackgroundChoice, width: int, height: int) -> None:
+    A video is decoded, scaled and (for a graph that composites on the YUV planes,
+    ``planes=(matrix, full_range)``) converted to I420 ahead of time on a thread of
+    its own, so none of it waits in line with inference. ``peek`` always gives RGB
+    (privacy frames use it); ``value`` gives what ``Backend.set_background`` takes."""
+
+    def __init__(self, choice: BackgroundChoice, width: int, height: int, planes: tuple[str, bool] | None = None):
         self.choice = choice
         self.width, self.height = width, height
-        self._still: np.ndarray | None = None
-        self._video: Iterator[np.ndarray] | None = None
+        self.planes = planes
+        self._still: tuple[np.ndarray, np.ndarray | None] | None = None
+        self._video: _Prefetch | None = None
         if choice.kind == "image":
-            self._still = cover(read_image(choice.path), width, height)
+            self._still = self._pair(cover(read_image(choice.path), width, height))
         elif choice.kind == "video":
-            self._video = self._loop(choice.path)
+            self._video = _Prefetch(self._loop(choice.path), depth=8)
             self._still = next(self._video)  # fails here, at start, if the video is unreadable
+
+    def _pair(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """An RGB frame and, for a planar graph, its I420 planes."""
+        return rgb, (rgb_to_planes(rgb[None], *self.planes)[0] if self.planes else None)
 
     @property
     def moving(self) -> bool:
         return self._video is not None
 
     def peek(self) -> np.ndarray | tuple[int, int, int] | None:
-        """The background the next frame gets, without moving a video on."""
-        return self.choice.color if self.choice.kind in ("color", "none") else self._still
+        """The background the next frame gets (RGB), without moving a video on."""
+        if self.choice.kind in ("color", "none"):
+            return self.choice.color
+        return None if self._still is None else self._still[0]
 
     def value(self, count: int = 1) -> np.ndarray | tuple[int, int, int] | None:
-        """What to pass to ``Backend.set_background`` for the next ``count`` frames
-        (None where the graph has no background input)."""
+        """What to pass to ``Backend.set_background`` for the next ``count`` frames (None
+        where the graph has no background input): RGB, or I420 planes for a planar graph."""
         kind = self.choice.kind
         if kind in ("color", "none"):
             return self.choice.color
-        if kind == "blur":
+        if kind == "blur" or self._still is None:
             return None
+        pick = 1 if self.planes else 0
         if self._video is None:
-            return self._still
+            return self._still[pick]
         frames = [self._still] + [next(self._video) for _ in range(count - 1)]
         self._still = next(self._video)
-        return np.stack(frames)
+        return np.stack([f[pick] for f in frames])
 
-    def _loop(self, path: Path) -> Iterator[np.ndarray]:
+    def close(self) -> None:
+        """Stop reading a video background (its thread ends)."""
+        if self._video is not None:
+            self._video.close()
+
+    def _loop(self, path: Path) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         import av
 
         while True:
@@ -157,9 +178,53 @@ class BackgroundFeed:
                         tone_mapper = tone_mapper_for(f)  # an HDR clip as background: SDR, as sources do
                     n += 1
                     rgb = tone_mapper.rgb(f) if tone_mapper else f.to_ndarray(format="rgb24")
-                    yield cover(rgb, self.width, self.height)
+                    yield self._pair(cover(rgb, self.width, self.height))
             if n == 0:
                 raise P3MError(f"background {path} has no frames; give {HELP}")
+
+
+class _Prefetch:
+    """An iterator run ahead on a daemon thread into a bounded queue; its error, if it
+    raises one, comes out of ``next`` in its place."""
+
+    def __init__(self, items: Iterator, depth: int) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(items,), name="p3m-background", daemon=True)
+        self._thread.start()
+
+    def _run(self, items: Iterator) -> None:
+        try:
+            for item in items:
+                if not self._put((item, None)):
+                    return
+        except BaseException as e:  # noqa: BLE001 (handed to the consumer)
+            self._put((None, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a generator: its file closes now, not at garbage collection
+
+    def _put(self, entry) -> bool:
+        """Queue ``entry`` unless closed first; whether it was queued."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __next__(self):
+        item, error = self._queue.get()
+        if error is not None:
+            self._queue.put((None, error))  # every later call fails the same way
+            raise error
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
 
 
 def read_image(path: Path | None) -> np.ndarray:

@@ -12,6 +12,7 @@ from p3m_live import backends
 from p3m_live.backends import choose_backend, open_backend
 from p3m_live.errors import P3MError
 from p3m_live.graph import GraphSpec, frame_shape
+from p3m_live.spec import rgb_to_planes
 from p3m_live.video.frames import planes_to_rgb
 from tests.media import portrait_i420
 
@@ -187,6 +188,11 @@ def test_image_background_keeps_its_colours_on_the_planes(seed32_ckpt, matrix, f
     rgb = planes_to_rgb(comp[0], "i420", matrix, full_range).astype(int)
     clear = cv2.erode((alpha[0] == 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     assert clear.any() and np.abs(rgb[clear] - (200, 30, 40)).max() <= 3
+    with open_backend("torch", spec, seed32_ckpt) as be:  # planes made ahead (a feed's) are taken as they are
+        be.set_background(rgb_to_planes(np.full((1, 64, 96, 3), (200, 30, 40), np.uint8), matrix, full_range))
+        assert np.array_equal(be.process(black)[0], comp)
+        with pytest.raises(P3MError, match="background must be 96x64 RGB"):
+            be.set_background(np.zeros((64, 96), np.uint8))
 
 
 def test_light_wrap_exports(seed32_ckpt):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from p3m_live.errors import P3MError
+from p3m_live.spec import rgb_to_planes
 from p3m_live.video.backgrounds import BackgroundFeed, cover, parse_background
 from tests.media import make_clip, make_hdr_clip
 
@@ -64,6 +65,27 @@ def test_video_background_loops(tmp_path):
     assert all(f.shape == (16, 24, 3) for f in seq)
     assert np.array_equal(seq[0], seq[3]) and np.array_equal(seq[1], seq[4])  # frame 3 is frame 0 again
     assert not np.array_equal(seq[0], seq[1])
+
+
+def test_video_background_is_read_ahead_and_planes_are_made_there(tmp_path, portrait_paths):
+    """For a planar graph the feed hands out I420 (the stream's matrix and range), made on its
+    own thread ahead of time along with the decoding; peek stays RGB for privacy frames."""
+    import time
+
+    clip = make_clip(tmp_path / "bg.mp4", frames=12, size=(48, 32), audio_rate=None)
+    feed = BackgroundFeed(parse_background(str(clip)), 24, 16, planes=("bt709", True))
+    deadline = time.monotonic() + 5
+    while feed._video._queue.qsize() < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert feed._video._queue.qsize() >= 4  # decoded ahead, not at the call
+    rgb = feed.peek()
+    planes = feed.value(2)
+    assert rgb.shape == (16, 24, 3) and planes.shape == (2, 24, 24)
+    assert np.array_equal(planes[0], rgb_to_planes(rgb[None], "bt709", True)[0])
+    feed.close()
+    assert not feed._video._thread.is_alive()
+    still = BackgroundFeed(parse_background(str(portrait_paths[0][0])), 64, 48, planes=("bt601", False))
+    assert np.array_equal(still.value(), rgb_to_planes(still.peek()[None])[0])
 
 
 def test_hdr_video_background_is_tone_mapped(tmp_path):
