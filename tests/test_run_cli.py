@@ -159,7 +159,7 @@ def test_start_and_duration_cut_a_part_with_its_audio(run, tmp_path):
 def test_the_recordings_metadata_is_kept(run, tmp_path):
     """A phone clip's creation time, location, make and model, and its audio's language, go
     into every output (as ffmpeg keeps them); the muxer's own keys are the output's."""
-    from p3m_live.video.sinks import recording_metadata
+    from p3m_live.video.sinks import recording_metadata, shifted_metadata
 
     clip = tmp_path / "phone.mp4"  # MOV would drop the language tag "deu"; MP4 keeps it
     tags = {
@@ -193,6 +193,14 @@ def test_the_recordings_metadata_is_kept(run, tmp_path):
         assert c.streams.audio[0].metadata.get("language") == "deu"
     kept = recording_metadata({"major_brand": "qt  ", "ENCODER": "x", "location": "+1+2/", "location-eng": "+1+2/"})
     assert kept == {"location": "+1+2/"}
+    part = tmp_path / "part.mov"  # a part starting 0.1 s in was recorded 0.1 s later
+    assert run(clip, "-o", part, "--start", "0.1") == 0
+    with av.open(str(part)) as c:
+        assert c.metadata["creation_time"] == "2026-05-01T10:20:30.100000Z"
+        assert c.metadata["com.apple.quicktime.creationdate"] == "2026-05-01T12:20:30+0200"  # whole seconds
+        assert c.metadata["com.apple.quicktime.make"] == "Apple"
+    moved = shifted_metadata({"com.apple.quicktime.creationdate": "2026-05-01T23:59:30+0200", "title": "t"}, 90.5)
+    assert moved == {"com.apple.quicktime.creationdate": "2026-05-02T00:01:00+0200", "title": "t"}
 
 
 SRT = "1\n00:00:00,100 --> 00:00:00,900\nHello there\n\n2\n00:00:01,000 --> 00:00:01,800\nSecond line\n"

@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -138,6 +139,28 @@ def recording_metadata(metadata: dict[str, str]) -> dict[str, str]:
         for k, v in metadata.items()
         if k.lower() not in MUXER_KEYS and not (k.rpartition("-")[0] in metadata and len(k.rpartition("-")[2]) == 3)
     }
+
+
+CREATION_KEYS = ("creation_time", "com.apple.quicktime.creationdate")
+
+
+def shifted_metadata(metadata: dict[str, str], seconds: float) -> dict[str, str]:
+    """``metadata`` for a part that starts ``seconds`` into the recording: its creation
+    times moved by as much, in their own ISO 8601 spelling (unparseable ones are left)."""
+    out = dict(metadata)
+    for key in CREATION_KEYS:
+        try:
+            when = datetime.fromisoformat(out[key])
+        except (KeyError, ValueError):
+            continue
+        moved = when + timedelta(seconds=seconds)
+        if out[key].endswith("Z"):
+            out[key] = moved.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        else:
+            text = moved.isoformat(timespec="seconds" if "." not in out[key] else "microseconds")
+            compact = out[key][-5] in "+-" and out[key][-4:].isdigit()  # Apple's +0200, not +02:00
+            out[key] = text[:-3] + text[-2:] if compact else text
+    return out
 
 
 def stream_metadata(stream) -> dict[str, str]:

@@ -33,7 +33,7 @@ from .frames import (
     scaled_size,
 )
 from .hdr import REFERENCE_WHITE, tone_mapper_for
-from .sinks import recording_metadata
+from .sinks import recording_metadata, shifted_metadata
 
 log = logging.getLogger("p3m_live")
 
@@ -124,6 +124,8 @@ class AVSource(Source):
         if not self.total_frames and length and self.rate:
             self.total_frames = int(length * self.rate)
         self._start, self._end = start, (start + duration if duration else None)
+        if start:
+            self.metadata = shifted_metadata(self.metadata, start)  # the part was recorded S later
         if start or duration:
             self._trim(length)
         self._pending: list[Item] = []
