@@ -160,7 +160,14 @@ def _video_devices(sys_root: Path) -> list[tuple[str, str]]:
     return out
 
 
-def check_cameras(system: str = sys.platform, sys_root: Path = Path("/sys")) -> list[Check]:
+def check_cameras(system: str = sys.platform, sys_root: Path = Path("/sys"), dshow=None) -> list[Check]:
+    """``dshow``: what lists DirectShow's cameras (Windows; a stand-in in tests)."""
+    if system.startswith("win"):
+        from .video.sources import list_dshow_cameras
+
+        names = (dshow or list_dshow_cameras)()
+        if names:
+            return [Check("cameras", True, ", ".join(f"{i}: {n}" for i, n in enumerate(names)))]
     if not system.startswith("linux"):
         fmt = "avfoundation" if system == "darwin" else "dshow"
         listing = f"ffmpeg -f {fmt} -list_devices true -i dummy"

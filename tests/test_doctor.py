@@ -52,6 +52,9 @@ def test_nothing_there(tmp_path):
     vc = check_virtual_camera("linux", sysfs)
     assert not vc.ok and "modprobe v4l2loopback devices=1 exclusive_caps=1" in vc.fix
     assert check_virtual_camera("darwin", sysfs).ok  # OBS's camera: nothing to check from here
+    cams = check_cameras("win32", sysfs, dshow=lambda: ["Integrated Camera"])  # DirectShow's list, a stand-in
+    assert cams[0].ok and cams[0].detail == "0: Integrated Camera"
+    assert "list_devices" in check_cameras("win32", sysfs, dshow=lambda: [])[0].detail
 
 
 def test_engines_counted(tmp_path):

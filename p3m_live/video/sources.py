@@ -322,13 +322,57 @@ class ImageSource(Source):
             yield Frame(np.ascontiguousarray(img), "rgb", i, self.time_base, i)
 
 
-def webcam_url(device: str, system: str = sys.platform) -> tuple[str, str]:
-    """(url, demuxer) for ``--webcam DEVICE``: an index or a device name/path."""
+def parse_dshow_devices(lines: Sequence[str]) -> list[str]:
+    """The video devices in FFmpeg's DirectShow device list, by name, in its order.
+
+    FFmpeg 4.4 and later print one line per device, ``"Integrated Camera" (video)``;
+    older ones print a "DirectShow video devices" heading, then one quoted name per
+    line (each followed by an "Alternative name" line), then the audio heading."""
+    names: list[str] = []
+    section = None
+    for line in lines:
+        text = line.strip()
+        if "DirectShow video devices" in text:
+            section = "video"
+        elif "DirectShow audio devices" in text:
+            section = "audio"
+        elif "Alternative name" not in text and text.count('"') >= 2:
+            name = text[text.index('"') + 1 : text.rindex('"')]
+            kind = text[text.rindex('"') + 1 :].strip()
+            if kind.startswith("(video") or (kind == "" and section == "video"):
+                names.append(name)
+    return names
+
+
+def list_dshow_cameras() -> list[str]:
+    """The cameras DirectShow has, by name (Windows; empty elsewhere): FFmpeg prints its list
+    to the log when asked to open the device list, which is captured here."""
+    import av.logging
+
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.INFO)
+    try:
+        with av.logging.Capture(local=False) as logs:
+            try:
+                av.open("dummy", format="dshow", options={"list_devices": "true"}).close()
+            except (av.error.FFmpegError, ValueError, OSError):
+                pass  # the listing always ends in an error: "dummy" is no device
+    finally:
+        av.logging.set_level(level)
+    return parse_dshow_devices([entry[2] if isinstance(entry, tuple) else entry.message for entry in logs])
+
+
+def webcam_url(device: str, system: str = sys.platform, cameras=list_dshow_cameras) -> tuple[str, str]:
+    """(url, demuxer) for ``--webcam DEVICE``: an index or a device name/path. DirectShow
+    opens cameras by name only, so on Windows an index N picks the Nth camera it lists."""
     if system.startswith("linux"):
         return (f"/dev/video{device}" if device.isdigit() else device), "v4l2"
     if system == "darwin":
         return (f"{device}:none" if device.isdigit() else device), "avfoundation"
     if system.startswith("win"):
+        if device.isdigit():
+            names = cameras()
+            device = names[int(device)] if int(device) < len(names) else device
         return (device if device.startswith("video=") else f"video={device}"), "dshow"
     raise P3MError(f"webcams are not supported on {system}; give a video file or a stream URL")
 
@@ -360,6 +404,9 @@ def open_webcam(
     try:
         return AVSource(url, format=fmt, options=options, live=True, name=f"camera {url}", short_side=short_side)
     except P3MError as e:
+        names = list_dshow_cameras() if fmt == "dshow" else []
+        if names:
+            raise P3MError(f"{e}; the cameras here are {', '.join(map(repr, names))}: pass --webcam N or a name") from e
         hint = "v4l2-ctl --list-devices" if fmt == "v4l2" else f"ffmpeg -f {fmt} -list_devices true -i dummy"
         raise P3MError(f"{e}; list the cameras with `{hint}` and pass --webcam N or a device") from e
 
