@@ -108,20 +108,19 @@ def check_output(path: Path, inputs: Sequence[Path], overwrite: bool) -> None:
 # rewritten as an ordinary file, packet for packet, once complete: editors get a plain MP4
 # or MOV, and a killed run leaves NAME.partial.mp4 playable up to its last second.
 FRAGMENTED = {".mp4", ".m4v", ".mov"}
-FRAGMENT_OPTIONS = {"movflags": "frag_keyframe+delay_moov+default_base_moof", "frag_duration": "1000000"}
 
 
 def mov_options(path: Path, fragmented: bool) -> dict[str, str]:
-    """Muxer options: fragments while writing (see ``FRAGMENTED``), and for .mov every
-    metadata key as a QuickTime "mdta" tag, so an iPhone's com.apple.quicktime.creationdate,
+    """Muxer options: one-second fragments while writing (see ``FRAGMENTED``), and for .mov
+    every metadata key as a QuickTime "mdta" tag, so an iPhone's com.apple.quicktime.creationdate,
     location, make and model survive (MP4 keeps its standard tags: creation time, location,
     title)."""
-    flags = FRAGMENT_OPTIONS["movflags"].split("+") if fragmented else []
+    flags = ["frag_keyframe", "delay_moov", "default_base_moof"] if fragmented else []
     if path.suffix.lower() == ".mov":
         flags.append("use_metadata_tags")
     options = {"movflags": "+".join(flags)} if flags else {}
     if fragmented:
-        options["frag_duration"] = FRAGMENT_OPTIONS["frag_duration"]
+        options["frag_duration"] = "1000000"  # microseconds
     return options
 
 
