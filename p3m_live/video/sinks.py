@@ -133,11 +133,12 @@ STREAM_KEYS = ("language", "title")  # per stream: which audio track is which
 def recording_metadata(metadata: dict[str, str]) -> dict[str, str]:
     """The metadata of a recording worth carrying into its outputs (see ``MUXER_KEYS``);
     MP4's per-language copies (``location-eng`` beside ``location``) are left to the muxer."""
-    return {
-        k: v
-        for k, v in metadata.items()
-        if k.lower() not in MUXER_KEYS and not (k.rpartition("-")[0] in metadata and len(k.rpartition("-")[2]) == 3)
-    }
+
+    def language_copy(key: str) -> bool:
+        base, _, language = key.rpartition("-")
+        return base in metadata and len(language) == 3
+
+    return {k: v for k, v in metadata.items() if k.lower() not in MUXER_KEYS and not language_copy(k)}
 
 
 CREATION_KEYS = ("creation_time", "com.apple.quicktime.creationdate")
