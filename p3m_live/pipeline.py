@@ -251,7 +251,6 @@ def run_offline(
     clocks = [StageClock("decode"), StageClock("matting"), StageClock("encode")]
     st = _Stages()
     written = [0]
-    window = [preview]
 
     def decode() -> None:
         items = iter(source.items())
@@ -286,6 +285,7 @@ def run_offline(
     def infer() -> None:
         """Runs on the calling (main) thread: PyTorch's CPU kernels run measurably slower
         from other threads, and a pycuda context is current on the thread that made it."""
+        nonlocal preview
         done = False
         while not done:
             group: list[Frame] = []
@@ -302,14 +302,14 @@ def run_offline(
             for frames, composites, alphas in finished:
                 for f, c, a in zip(frames, composites, alphas):
                     st.put(out_q, (f, c, a))
-            if window[0] is not None and finished:
+            if preview is not None and finished:
                 _, composites, alphas = finished[-1]
-                action = window[0].show(composites[-1], alphas[-1])
+                action = preview.show(composites[-1], alphas[-1])
                 if action == "quit":
                     raise _Quit
                 if action == "closed":  # the file goes on without the window
-                    window[0].close()
-                    window[0] = None
+                    preview.close()
+                    preview = None
             if progress is not None:
                 progress.update(written[0])
         st.put(out_q, _END)
