@@ -145,7 +145,7 @@ class BackgroundFeed:
         kind = self.choice.kind
         if kind in ("color", "none"):
             return self.choice.color
-        if kind == "blur" or self._still is None:
+        if kind == "blur":
             return None
         pick = 1 if self.planes else 0
         if self._video is None:
