@@ -43,6 +43,17 @@ def seed32_ckpt(tmp_path_factory) -> Path:
     return make_checkpoint(32, tmp_path_factory.mktemp("ckpt") / "seed32.pth")
 
 
+@pytest.fixture
+def run(seed32_ckpt):
+    """``p3m-live`` in this process with the test checkpoint and a small model; later flags win."""
+    from p3m_live.cli import main
+
+    def go(*argv: str) -> int:
+        return main(["--weights", str(seed32_ckpt), "--model-size", "64", "-q", *map(str, argv)])
+
+    return go
+
+
 @pytest.fixture(scope="session")
 def seed32_ref() -> dict[str, np.ndarray]:
     with np.load(P3M_REF / "seed32_outputs.npz") as z:

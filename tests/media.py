@@ -34,8 +34,10 @@ def make_clip(
     rotation: int = 0,
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
+    audio_onset: float = 0.0,
 ) -> Path:
-    """Encode a clip; ``pts`` (in ``time_base``) gives variable frame timing."""
+    """Encode a clip; ``pts`` (in ``time_base``) gives variable frame timing; the tone starts
+    ``audio_onset`` seconds in (silence before), to measure audio against video."""
     w, h = size
     with av.open(str(path), "w") as out:
         v = out.add_stream(codec, rate=rate)
@@ -62,7 +64,7 @@ def make_clip(
             duration = frames / rate if pts is None else float((pts[-1] + 1) * tb)
             n = int(duration * audio_rate)
             t = np.arange(n) / audio_rate
-            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * t) * (t >= audio_onset)).astype(np.float32)
             audio = []
             for start in range(0, n, 1024):
                 chunk = tone[start : start + 1024][None]
@@ -97,6 +99,29 @@ def probe(path: Path) -> dict:
         audio = [(p.pts, p.duration, bytes(p)) for s in c.streams.audio for p in c.demux(s) if p.size]
         audio_codec = c.streams.audio[0].codec_context.name if c.streams.audio else None
     return {"times": times, "rotations": rotations, "sizes": sizes, "audio": audio, "audio_codec": audio_codec}
+
+
+def audio_onset(path: Path, threshold: float = 0.05) -> float:
+    """When the first audio stream's sound starts, in seconds after the first video frame."""
+    with av.open(str(path)) as c:
+        video_start = next(c.decode(video=0)).time
+    with av.open(str(path)) as c:
+        for f in c.decode(audio=0):
+            loud = np.flatnonzero(np.abs(f.to_ndarray().astype(np.float64)).max(axis=0) > threshold * _full_scale(f))
+            if loud.size:
+                return f.time + loud[0] / f.sample_rate - video_start
+    raise AssertionError(f"{path} has no sound")
+
+
+def _full_scale(frame: av.AudioFrame) -> float:
+    return {"s16": 32768.0, "s16p": 32768.0, "s32": 2.0**31, "s32p": 2.0**31}.get(frame.format.name, 1.0)
+
+
+def audio_samples(path: Path) -> np.ndarray:
+    """Every decoded sample of the first audio stream, as float (channels, samples)."""
+    with av.open(str(path)) as c:
+        frames = [f.to_ndarray().astype(np.float64) / _full_scale(f) for f in c.decode(audio=0)]
+    return np.concatenate(frames, axis=1)
 
 
 def portrait_i420(path: Path, width: int, height: int) -> np.ndarray:

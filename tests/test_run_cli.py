@@ -15,14 +15,6 @@ from p3m_live.cli import main
 from tests.media import encode_all, make_clip, probe, shapes_frame, with_subtitles
 
 
-@pytest.fixture
-def run(seed32_ckpt):
-    def go(*argv: str) -> int:
-        return main(["--weights", str(seed32_ckpt), "--model-size", "64", "-q", *map(str, argv)])  # later flags win
-
-    return go
-
-
 @pytest.fixture(scope="module")
 def talk(tmp_path_factory):
     """12 frames of moving shapes at 25 fps with a 440 Hz tone."""

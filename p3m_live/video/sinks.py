@@ -20,9 +20,11 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import P3MError, reason
 from .frames import Frame, Layout, planes_to_rgb
+from .tracks import Track, copied_stream, open_track
 
 log = logging.getLogger("p3m_live")
 
@@ -38,6 +40,7 @@ VIDEO_CODECS: dict[str, str] = {
 ENCODER_OPTIONS: dict[str, dict[str, str]] = {
     "libx264": {"crf": "18", "preset": "veryfast"},
     "libvpx-vp9": {"crf": "32", "b": "0", "row-mt": "1", "deadline": "realtime", "cpu-used": "8"},
+    "libx265": {"crf": "22", "preset": "fast", "x265-params": "log-level=error"},  # no per-run statistics
     # NVENC: constant quality (VBR with cq and no bitrate cap); p4 is its balanced preset.
     "h264_nvenc": {"rc": "vbr", "cq": "21", "b": "0", "preset": "p4"},
     "hevc_nvenc": {"rc": "vbr", "cq": "23", "b": "0", "preset": "p4"},
@@ -127,7 +130,6 @@ def mov_options(path: Path, fragmented: bool) -> dict[str, str]:
 # Container metadata the muxer writes for itself; the rest (creation time, location,
 # title, camera make and model) is the recording's and is kept, as ffmpeg keeps it.
 MUXER_KEYS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
-STREAM_KEYS = ("language", "title")  # per stream: which audio track is which
 
 
 def recording_metadata(metadata: dict[str, str]) -> dict[str, str]:
@@ -163,21 +165,12 @@ def shifted_metadata(metadata: dict[str, str], seconds: float) -> dict[str, str]
     return out
 
 
-def stream_metadata(stream) -> dict[str, str]:
-    return {k: v for k, v in stream.metadata.items() if k in STREAM_KEYS}
-
-
 def remux(src: Path, dst: Path) -> None:
     """Copy every stream of ``src`` into ``dst`` packet for packet (timestamps and
     metadata unchanged)."""
     with av.open(str(src)) as inp, av.open(str(dst), "w", container_options=mov_options(dst, False)) as out:
         out.metadata.update(recording_metadata(inp.metadata))
-        streams = {}
-        for st in inp.streams:
-            copy = out.add_stream_from_template(st)
-            copy.time_base = st.time_base
-            copy.metadata.update(stream_metadata(st))
-            streams[st.index] = copy
+        streams = {st.index: copied_stream(out, st, keep_tag=True) for st in inp.streams}
         for packet in inp.demux():
             if packet.dts is None:  # the demuxer's end-of-stream marker
                 continue
@@ -186,7 +179,9 @@ def remux(src: Path, dst: Path) -> None:
 
 
 class _Encoder:
-    """One video stream in a container under a temporary name, with the source's timestamps."""
+    """One video stream in a container under a temporary name, with the source's timestamps.
+    ``colour`` (matrix, full range) tags the stream with the matrix (bt601, bt709, or rgb for
+    RGB coding) and range it is in."""
 
     def __init__(
         self,
@@ -198,12 +193,13 @@ class _Encoder:
         time_base: Fraction | None,
         options: dict[str, str],
         *,
-        tag_colour: bool = False,
+        colour: tuple[str, bool] | None = None,
         metadata: dict[str, str] | None = None,
     ) -> None:
         self.path = path
         self.tmp = partial_path(path)
         self.fragmented = path.suffix.lower() in FRAGMENTED
+        self.video_packets = 0
         try:
             self.container = av.open(str(self.tmp), "w", container_options=mov_options(path, self.fragmented))
         except (av.error.FFmpegError, ValueError) as e:
@@ -225,9 +221,13 @@ class _Encoder:
         s.time_base = self.time_base
         s.codec_context.time_base = self.time_base  # keeps every source timestamp exactly (VFR)
         s.options = options
-        if tag_colour:  # the composite keeps the source's YUV matrix and range
-            s.codec_context.colorspace = 1 if layout.matrix == "bt709" else 5
-            s.codec_context.color_range = 2 if layout.full_range else 1
+        if colour is not None:
+            s.codec_context.colorspace = {"bt709": 1, "bt601": 5, "rgb": 0}[colour[0]]
+            s.codec_context.color_range = 2 if colour[1] else 1
+        if s.codec_context.codec.canonical_name == "hevc" and self.fragmented:
+            s.codec_context.codec_tag = "hvc1"  # FFmpeg writes hev1, which QuickTime and iOS do not play
+        if codec == "libsvtav1":
+            os.environ.setdefault("SVT_LOG", "1")  # errors only: SVT-AV1 prints its settings table otherwise
         try:
             # Opened now, not at the first frame: an encoder that cannot start (a hardware
             # encoder without its GPU, a bad option) fails before any work, with its reason.
@@ -250,6 +250,12 @@ class _Encoder:
         self.container.close()
         self.tmp.unlink(missing_ok=True)
 
+    def mux(self, packets: Sequence[av.Packet]) -> None:
+        """Every packet of this file goes through here (video and the copied streams)."""
+        for packet in packets:
+            self.container.mux(packet)
+            self.video_packets += packet.stream is self.stream
+
     def encode(self, vf: av.VideoFrame, frame: Frame) -> None:
         pts = frame.pts if frame.pts is not None and frame.time_base == self.time_base else None
         if pts is None and frame.time is not None:
@@ -260,28 +266,31 @@ class _Encoder:
             pts = self._last_pts + 1  # encoders need strictly increasing timestamps
         self._last_pts = pts
         vf.pts, vf.time_base = pts, self.time_base
-        for packet in self.stream.encode(vf):
-            self.container.mux(packet)
+        self.mux(self.stream.encode(vf))
 
     def close(self) -> None:
-        """Flush, close and move into place; safe to call twice."""
+        """Flush, close and move into place, or remove a file that got no video; safe to
+        call twice, and the file is finished or removed even when flushing fails."""
         if self.container is None:
             return
         try:
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
+            self.mux(self.stream.encode(None))
         finally:
-            self.container.close()
-            self.container = None
-            if self.tmp.exists():  # nothing was written when the run failed before its first frame
-                self._move_into_place()
+            try:
+                self.container.close()
+            finally:
+                self.container = None
+                if self.video_packets == 0:  # the run failed or stopped before its first frame
+                    self.tmp.unlink(missing_ok=True)
+                elif self.tmp.exists():
+                    self._move_into_place()
 
     def _move_into_place(self) -> None:
         if self.fragmented:
             plain = self.tmp.with_name(self.tmp.stem + "-plain" + self.tmp.suffix)
             try:
                 remux(self.tmp, plain)
-            except (av.error.FFmpegError, OSError) as e:
+            except Exception as e:  # noqa: BLE001 (whatever the rewrite hit, the fragmented file plays)
                 plain.unlink(missing_ok=True)
                 log.warning("%s stays fragmented (rewriting it failed: %s); it plays as it is", self.path.name, e)
             else:
@@ -289,9 +298,26 @@ class _Encoder:
         os.replace(self.tmp, self.path)
 
 
+def composite_format(codec: str) -> str:
+    """The pixel format the composite is encoded in: the encoder's first, its preferred one.
+    That is 4:2:0 as the graph makes it for the usual encoders, and for the rest ProRes'
+    4:2:2 10-bit, MJPEG's full-range 4:2:0 or libx264rgb's RGB."""
+    formats = av.Codec(codec, "w").video_formats
+    return formats[0].name if formats else "yuv420p"
+
+
+def written_full_range(codec: str, pix_fmt: str, full_range: bool) -> bool:
+    """Whether the composite is written in full range: the source's range, except where the
+    format fixes it (yuvj is full range) or decoders know only limited range (ProRes)."""
+    if pix_fmt.startswith("yuvj") or av.VideoFormat(pix_fmt).is_rgb:
+        return True
+    return False if codec.startswith("prores") else full_range
+
+
 class FileSink(Sink):
     """The composite as an encoded file, with every audio and subtitle stream of the source
-    copied (audio the container cannot hold is re-encoded; such subtitles are left out)."""
+    (see :mod:`p3m_live.video.tracks`: copied where the muxer takes them, audio re-encoded
+    where it does not, such subtitles left out)."""
 
     def __init__(
         self,
@@ -309,62 +335,52 @@ class FileSink(Sink):
     ) -> None:
         codec = codec or VIDEO_CODECS.get(path.suffix.lower(), "libx264")
         options = encoder_options(codec, crf, preset)
+        try:
+            pix_fmt = composite_format(codec)
+        except av.codec.codec.UnknownCodecError:
+            pix_fmt = "yuv420p"  # _Encoder names the missing encoder
+        full = written_full_range(codec, pix_fmt, layout.full_range)
+        matrix = "rgb" if av.VideoFormat(pix_fmt).is_rgb else layout.matrix
         self.enc = _Encoder(
-            path, codec, "yuv420p", layout, rate, time_base, options, tag_colour=True, metadata=metadata
+            path, codec, pix_fmt, layout, rate, time_base, options, colour=(matrix, full), metadata=metadata
         )
         self.layout = layout
-        self._copies: dict[int, tuple[av.stream.Stream, bool]] = {}  # source index -> (stream, copied as is)
-        for src in audio_streams:
-            self._add_audio(src)
-        for src in subtitle_streams:
-            self._add_subtitles(src)
-
-    def _add_audio(self, src) -> None:
-        container = self.enc.container
-        name = src.codec_context.name
-        if name in container.supported_codecs:
-            out, copy = container.add_stream_from_template(src), True
-        else:
-            codec = container.default_audio_codec
-            log.warning("audio: %s cannot go into %s as it is; re-encoding it as %s", name, self.enc.path.suffix, codec)
-            out, copy = container.add_stream(codec, rate=src.codec_context.sample_rate), False
-        out.metadata.update(stream_metadata(src))
-        self._copies[src.index] = (out, copy)
-
-    def _add_subtitles(self, src) -> None:
-        container = self.enc.container
-        name = src.codec_context.name
-        if name not in container.supported_codecs:  # text subtitles differ per container (srt, mov_text, webvtt)
-            log.warning("subtitles: %s cannot go into %s; left out (.mkv keeps them)", name, self.enc.path.suffix)
-            return
-        out = container.add_stream_from_template(src)
-        out.metadata.update(stream_metadata(src))
-        self._copies[src.index] = (out, True)
+        # I420 planes in the stream's matrix and range -> the encoder's own format (ProRes 4:2:2 10-bit, say)
+        self._convert = None
+        if pix_fmt != "yuv420p" or full != layout.full_range:
+            space = Colorspace.ITU709 if layout.matrix == "bt709" else Colorspace.ITU601
+            ranges = {True: ColorRange.JPEG, False: ColorRange.MPEG}
+            self._convert = {
+                "format": pix_fmt,
+                "src_colorspace": space,
+                "dst_colorspace": space,
+                "src_color_range": ranges[layout.full_range],
+                "dst_color_range": ranges[full],
+            }
+        self._tracks: dict[int, Track] = {}  # source stream index -> its track in the output
+        label = path.suffix or path.name
+        for src in [*audio_streams, *subtitle_streams]:
+            track = open_track(self.enc.container, src, label)
+            if track is not None:
+                self._tracks[src.index] = track
 
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
-        self.enc.encode(av.VideoFrame.from_ndarray(composite, format="yuv420p"), frame)
+        vf = av.VideoFrame.from_ndarray(composite, format="yuv420p")
+        self.enc.encode(vf.reformat(**self._convert) if self._convert else vf, frame)
 
     def write_packet(self, packet: av.Packet) -> None:
-        target = self._copies.get(packet.stream.index)
-        if target is None:
-            return
-        out, copy = target
-        if copy:
-            packet.stream = out
-            self.enc.container.mux(packet)
-            return
-        for af in packet.decode():
-            af.pts = None  # let the encoder count samples; the first packet sets the start
-            for p in out.encode(af):
-                self.enc.container.mux(p)
+        track = self._tracks.get(packet.stream.index)
+        if track is not None:
+            self.enc.mux(track.packets(packet))
 
     def close(self) -> None:
-        if self.enc.container is not None:
-            for out, copy in self._copies.values():
-                if not copy:
-                    for p in out.encode(None):
-                        self.enc.container.mux(p)
-        self.enc.close()
+        if self.enc.container is None:
+            return
+        try:
+            for track in self._tracks.values():
+                self.enc.mux(track.flush())
+        finally:
+            self.enc.close()
 
 
 def is_image_sequence(path: Path) -> bool:

@@ -1,0 +1,125 @@
+"""The source's audio and subtitle streams in an output file.
+
+A stream is copied packet for packet wherever the output's muxer takes it, and the
+muxer itself is asked (:func:`muxer_takes`), because FFmpeg's codec lists are not
+the whole truth: MOV lists FLAC and Opus but its muxer takes them in MP4 only, and
+MPEG-TS lists nothing at all yet takes AAC. Audio a muxer refuses is re-encoded to
+the container's default codec, at a sample rate that encoder has (Opus has no
+44.1 kHz); subtitles it refuses are left out with a warning.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from fractions import Fraction
+
+import av
+from av.bitstream import BitStreamFilterContext
+
+log = logging.getLogger("p3m_live")
+
+STREAM_KEYS = ("language", "title")  # per stream: which audio track is which
+# Muxers that carry AAC in ADTS frames, as MPEG-TS recordings (camcorders, broadcasts) hold
+# it. Every other muxer wants raw AAC with its config, and MP4 and MOV written in fragments
+# do not convert ADTS themselves, so it goes through FFmpeg's aac_adtstoasc.
+ADTS_FORMATS = {"mpegts", "adts"}
+
+
+def stream_metadata(stream: av.stream.Stream) -> dict[str, str]:
+    return {k: v for k, v in stream.metadata.items() if k in STREAM_KEYS}
+
+
+def muxer_takes(format_name: str, template: av.stream.Stream) -> bool:
+    """Whether FFmpeg's ``format_name`` muxer takes a copy of ``template``: a header is
+    written in memory with it, and the muxer says yes or no."""
+    try:
+        with av.open(io.BytesIO(), "w", format=format_name) as probe:
+            probe.add_stream_from_template(template, opaque=True)
+            probe.start_encoding()
+    except (ValueError, av.error.FFmpegError):
+        return False
+    return True
+
+
+def copied_stream(
+    container: av.container.OutputContainer, template: av.stream.Stream, keep_tag: bool = False
+) -> av.stream.Stream:
+    """A stream of ``container`` for ``template``'s packets as they are: its parameters, time
+    base, language and title. No encoder is looked up (``opaque``), so streams whose decoder
+    is named otherwise than any encoder (AV1's libdav1d) copy too. ``keep_tag`` keeps the
+    codec tag (HEVC's hvc1, which players need), for a copy into the same kind of container."""
+    out = container.add_stream_from_template(template, opaque=True)
+    out.time_base = template.time_base
+    if keep_tag and template.codec_context is not None and template.codec_context.codec_tag.strip("\0 "):
+        out.codec_context.codec_tag = template.codec_context.codec_tag
+    out.metadata.update(stream_metadata(template))
+    return out
+
+
+def encoder_rate(codec: str, rate: int) -> int:
+    """The sample rate to encode ``rate`` Hz audio at with ``codec``: the same where the
+    encoder takes it, else the next higher one it has (44.1 kHz -> 48 kHz for Opus)."""
+    rates = av.Codec(codec, "w").audio_rates
+    if not rates or rate in rates:
+        return rate
+    higher = [r for r in rates if r > rate]
+    return min(higher) if higher else max(rates)
+
+
+class Track:
+    """One of the source's audio or subtitle streams in the output: copied (ADTS AAC through
+    aac_adtstoasc where the muxer wants raw AAC), or re-encoded as ``codec`` (audio only)."""
+
+    def __init__(self, container: av.container.OutputContainer, src: av.stream.Stream, codec: str | None) -> None:
+        self.src = src
+        self._filter: BitStreamFilterContext | None = None
+        self._encoder: av.audio.stream.AudioStream | None = None
+        self._next_sample: int | None = None
+        if codec is None:
+            self.stream = copied_stream(container, src)
+            ctx = src.codec_context
+            if ctx.name == "aac" and not ctx.extradata and container.format.name not in ADTS_FORMATS:
+                self._filter = BitStreamFilterContext("aac_adtstoasc", src)
+            return
+        rate = encoder_rate(codec, src.codec_context.sample_rate)
+        self.stream = self._encoder = container.add_stream(codec, rate=rate)
+        self.stream.layout = src.codec_context.layout
+        self.stream.metadata.update(stream_metadata(src))
+
+    def packets(self, packet: av.Packet) -> list[av.Packet]:
+        """What to mux for one of the source's packets."""
+        if self._encoder is None:
+            out = self._filter.filter(packet) if self._filter is not None else [packet]
+            for p in out:
+                p.stream = self.stream
+            return out
+        encoded = []
+        for frame in packet.decode():
+            # The encoder gets times counted in samples from the first frame's time, so its
+            # priming (1024 samples for AAC) is marked as before the start and players skip it.
+            rate = frame.sample_rate
+            if self._next_sample is None:
+                self._next_sample = round(frame.time * rate) if frame.time is not None else 0
+            frame.pts, frame.time_base = self._next_sample, Fraction(1, rate)
+            self._next_sample += frame.samples
+            encoded += self._encoder.encode(frame)
+        return encoded
+
+    def flush(self) -> list[av.Packet]:
+        """The encoder's last packets (nothing for a copy)."""
+        return self._encoder.encode(None) if self._encoder is not None else []
+
+
+def open_track(container: av.container.OutputContainer, src: av.stream.Stream, label: str) -> Track | None:
+    """``src`` in ``container`` (named ``label`` in warnings): a copy where its muxer takes
+    one, else re-encoded audio, or None for subtitles it cannot hold."""
+    name = src.codec_context.name
+    if muxer_takes(container.format.name, src):
+        return Track(container, src, None)
+    if src.type != "audio":  # text subtitles differ per container (srt, mov_text, webvtt)
+        log.warning("subtitles: %s cannot go into %s; left out (.mkv keeps them)", name, label)
+        return None
+    codec = av.Codec(container.default_audio_codec, "w").name
+    log.warning("audio: %s cannot go into %s as it is; re-encoding it as %s", name, label, codec)
+    return Track(container, src, codec)
