@@ -110,11 +110,15 @@ class Matting:
         return self.background
 
     def _batch(self, frames: Sequence[Frame]) -> np.ndarray:
-        """The frames as one batch (a short one padded), with the background set for it."""
+        """The frames as one batch (a short one padded), with the background set for it: a
+        video background's frames by the frames' times (padding repeats the last time, which
+        does not move the background on)."""
         data = np.stack([f.data for f in frames])
-        if len(frames) < self.batch:
-            data = np.concatenate([data, np.repeat(data[-1:], self.batch - len(frames), axis=0)])
-        value = self._feeds[self.current].value(self.batch)
+        pad = self.batch - len(frames)
+        if pad:
+            data = np.concatenate([data, np.repeat(data[-1:], pad, axis=0)])
+        times = [f.time for f in frames] + [frames[-1].time] * pad
+        value = self._feeds[self.current].value(times)
         if value is not None:
             self.backend.set_background(value)
         return data

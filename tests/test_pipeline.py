@@ -95,7 +95,7 @@ def test_video_background_feed_matches_the_graph(clip, seed32_ckpt, foreground, 
         m = Matting(lay, [parse_background(str(clip))], opener)
         assert m.backend.spec.planar == planar
         assert m._feeds[0].planes == ((lay.matrix, lay.full_range) if planar else None)
-        value = m._feeds[0].value(1)
+        value = m._feeds[0].value()
         assert value.shape[1:] == ((lay.height * 3 // 2, lay.width) if planar else (lay.height, lay.width, 3))
         m.close()
 
@@ -226,3 +226,14 @@ def test_live_udp_stream_over_loopback(seed32_ckpt):
         sender.join()
     assert summary.received >= 25 and summary.shown >= 5
     assert summary.latency.percentile(95) < 0.5
+
+
+def test_matting_moves_a_video_background_by_the_frames_times(clip, seed32_ckpt, tmp_path):
+    """Six 25 fps frames over a 10 fps background end on its frame at 0.2 s (the frame at
+    0.2 s), not six frames on."""
+    background = make_clip(tmp_path / "bg.mp4", frames=10, rate=10, size=(48, 32), audio_rate=None)
+    with open_source(str(clip)) as src:
+        m = Matting(src.layout, [parse_background(str(background))], _opener(seed32_ckpt, src.layout, 32), 4)
+        run_offline(src, m, [Recorder()])
+        assert m._feeds[0]._current[0] == pytest.approx(0.2)
+        m.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import P3MError
 from ..graph import Background
 from ..spec import rgb_to_planes
-from .frames import IMAGE_SUFFIXES, read_rgb
+from .frames import IMAGE_SUFFIXES, quarter_turns, read_rgb, rotate_planes
 from .hdr import tone_mapper_for
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -105,27 +105,43 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(resized[y : y + height, x : x + width])
 
 
+# A video background's clock follows the frames' own times. A frame time that goes back (a
+# new source), is missing, or lands further than this past the background's next frame (a
+# live source's clock jumping on a reopen) moves the background on by one frame and restarts
+# its clock there, so the matting thread never decodes seconds of background to catch up.
+CLOCK_JUMP = 0.25  # seconds
+
+Pair = tuple[np.ndarray, np.ndarray | None]  # RGB, and I420 planes for a planar graph
+
+
 class BackgroundFeed:
     """Background input for the frame graph, frame by frame, at the frame size.
 
-    A video is decoded, scaled and (for a graph that composites on the YUV planes,
-    ``planes=(matrix, full_range)``) converted to I420 ahead of time on a thread of
-    its own, so none of it waits in line with inference. ``peek`` always gives RGB
-    (privacy frames use it); ``value`` gives what ``Backend.set_background`` takes."""
+    A video is decoded, turned upright, scaled and (for a graph that composites on the
+    YUV planes, ``planes=(matrix, full_range)``) converted to I420 ahead of time on a thread
+    of its own, so none of it waits in line with inference. It plays at its own speed on
+    the frames' clock (a 24 fps background behind 60 fps frames shows each of its frames
+    for 2.5 frames) and loops. ``peek`` always gives RGB (privacy frames use it); ``value``
+    gives what ``Backend.set_background`` takes."""
 
     def __init__(self, choice: BackgroundChoice, width: int, height: int, planes: tuple[str, bool] | None = None):
         self.choice = choice
         self.width, self.height = width, height
         self.planes = planes
-        self._still: tuple[np.ndarray, np.ndarray | None] | None = None
+        self._still: Pair | None = None
         self._video: _Prefetch | None = None
         if choice.kind == "image":
             self._still = self._pair(cover(read_image(choice.path), width, height))
         elif choice.kind == "video":
             self._video = _Prefetch(self._loop(choice.path), depth=8)
-            self._still = next(self._video)  # fails here, at start, if the video is unreadable
+            self._current: tuple[float, Pair] = next(self._video)  # fails here, at start, if unreadable
+            self._next: tuple[float, Pair] = next(self._video)
+            self._still = self._current[1]
+            self._origin: float | None = None  # the frame time at which the background's time is 0
+            self._last: float | None = None  # the last frame time asked for
+            self._started = False
 
-    def _pair(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _pair(self, rgb: np.ndarray) -> Pair:
         """An RGB frame and, for a planar graph, its I420 planes."""
         return rgb, (rgb_to_planes(rgb[None], *self.planes)[0] if self.planes else None)
 
@@ -134,14 +150,15 @@ class BackgroundFeed:
         return self._video is not None
 
     def peek(self) -> np.ndarray | tuple[int, int, int] | None:
-        """The background the next frame gets (RGB), without moving a video on."""
+        """The background shown now (RGB), without moving a video on."""
         if self.choice.kind in ("color", "none"):
             return self.choice.color
         return None if self._still is None else self._still[0]
 
-    def value(self, count: int = 1) -> np.ndarray | tuple[int, int, int] | None:
-        """What to pass to ``Backend.set_background`` for the next ``count`` frames (None
-        where the graph has no background input): RGB, or I420 planes for a planar graph."""
+    def value(self, times: Sequence[float | None] = (None,)) -> np.ndarray | tuple[int, int, int] | None:
+        """What to pass to ``Backend.set_background`` for frames at ``times`` (seconds; None
+        where a frame has no time, which moves a video on by one frame): RGB, or I420 planes
+        for a planar graph; None where the graph has no background input."""
         kind = self.choice.kind
         if kind in ("color", "none"):
             return self.choice.color
@@ -150,18 +167,39 @@ class BackgroundFeed:
         pick = 1 if self.planes else 0
         if self._video is None:
             return self._still[pick]
-        frames = [self._still] + [next(self._video) for _ in range(count - 1)]
-        self._still = next(self._video)
-        return np.stack([f[pick] for f in frames])
+        return np.stack([self._at(t)[pick] for t in times])
+
+    def _at(self, t: float | None) -> Pair:
+        """The video background's frame for a frame at time ``t`` (see ``CLOCK_JUMP``)."""
+        on_clock = (
+            self._started
+            and t is not None
+            and self._origin is not None
+            and t >= self._last
+            and t - self._origin <= self._next[0] + CLOCK_JUMP
+        )
+        if on_clock:
+            while self._next[0] <= t - self._origin + 1e-6:
+                self._current, self._next = self._next, next(self._video)
+        else:
+            if self._started:
+                self._current, self._next = self._next, next(self._video)
+            self._origin = None if t is None else t - self._current[0]
+        self._started, self._last = True, t
+        self._still = self._current[1]
+        return self._still
 
     def close(self) -> None:
         """Stop reading a video background (its thread ends)."""
         if self._video is not None:
             self._video.close()
 
-    def _loop(self, path: Path) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    def _loop(self, path: Path) -> Iterator[tuple[float, Pair]]:
+        """The video's frames with their times from its start, over and over: each pass
+        starts where the last one ended (its last frame's time plus a frame)."""
         import av
 
+        offset = 0.0
         while True:
             try:
                 container = av.open(str(path))
@@ -172,15 +210,21 @@ class BackgroundFeed:
                     raise P3MError(f"background {path} has no video stream; give {HELP}")
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
-                n, tone_mapper = 0, None
+                step = 1 / float(stream.average_rate or stream.guessed_rate or 25)
+                first = last = None
+                tone_mapper = None
                 for f in container.decode(stream):
-                    if n == 0:
+                    t = f.time if f.time is not None else (0.0 if last is None else last + step)
+                    if first is None:
+                        first = t
                         tone_mapper = tone_mapper_for(f)  # an HDR clip as background: SDR, as sources do
-                    n += 1
+                    last = t
                     rgb = tone_mapper.rgb(f) if tone_mapper else f.to_ndarray(format="rgb24")
-                    yield self._pair(cover(rgb, self.width, self.height))
-            if n == 0:
+                    upright = rotate_planes(rgb, "rgb", quarter_turns(f.rotation))  # phone clips, as inputs
+                    yield offset + max(t - first, 0.0), self._pair(cover(upright, self.width, self.height))
+            if first is None:
                 raise P3MError(f"background {path} has no frames; give {HELP}")
+            offset += last - first + step
 
 
 class _Prefetch:

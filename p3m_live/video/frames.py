@@ -88,11 +88,17 @@ def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, i
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
+def quarter_turns(rotation: float | None) -> int:
+    """A display rotation in degrees (counter-clockwise, as PyAV gives it) as 0 to 3
+    quarter turns, the nearest."""
+    return int(round((rotation or 0) / 90.0)) % 4
+
+
 def layout_of(frame: av.VideoFrame, rotation: float | None = None) -> Layout:
     """The layout a run uses for frames like ``frame``: its own format where the graph
     takes it, RGB otherwise; odd sizes cropped to even for 4:2:0 (one row or column).
     ``rotation`` (degrees) replaces the frame's own, for frames made from another."""
-    rotation = int(round(((frame.rotation if rotation is None else rotation) or 0) / 90.0)) % 4 * 90
+    rotation = quarter_turns(frame.rotation if rotation is None else rotation) * 90
     fmt, full = DIRECT_FORMATS.get(frame.format.name, ("rgb", True))
     w, h = frame.width, frame.height
     if fmt in ("i420", "nv12") and (w % 2 or h % 2):
@@ -110,7 +116,7 @@ def layout_of(frame: av.VideoFrame, rotation: float | None = None) -> Layout:
     return Layout(w, h, fmt, full, matrix, rotation)
 
 
-def _rotate_planes(data: np.ndarray, fmt: PixelFormat, k: int) -> np.ndarray:
+def rotate_planes(data: np.ndarray, fmt: PixelFormat, k: int) -> np.ndarray:
     """Rotate a frame by ``k`` quarter turns counter-clockwise, plane by plane."""
     if k == 0:
         return data
@@ -152,7 +158,7 @@ def to_planes(frame: av.VideoFrame, layout: Layout) -> np.ndarray:
                 .reformat(width=w, height=h)
                 .to_ndarray()
             )
-    return _rotate_planes(data, layout.fmt, layout.rotation // 90)
+    return rotate_planes(data, layout.fmt, layout.rotation // 90)
 
 
 def frame_from_av(frame: av.VideoFrame, layout: Layout, index: int) -> Frame:

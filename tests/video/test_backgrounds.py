@@ -52,16 +52,16 @@ def test_unreadable_image_background(tmp_path):
 
 def test_image_background_feeds_one_still(tmp_path, portrait_paths):
     feed = BackgroundFeed(parse_background(str(portrait_paths[0][0])), 64, 48)
-    v = feed.value(4)
+    v = feed.value([0.0, 0.04, 0.08, 0.12])
     assert v.shape == (48, 64, 3) and not feed.moving
-    assert np.array_equal(v, feed.value(1))
+    assert np.array_equal(v, feed.value())
 
 
 def test_video_background_loops(tmp_path):
     clip = make_clip(tmp_path / "bg.mp4", frames=3, size=(48, 32), audio_rate=None)
     feed = BackgroundFeed(parse_background(str(clip)), 24, 16)
     assert feed.moving
-    seq = [feed.value(1)[0] for _ in range(4)] + list(feed.value(3))
+    seq = [feed.value()[0] for _ in range(4)] + list(feed.value([None] * 3))  # no times: a frame each
     assert all(f.shape == (16, 24, 3) for f in seq)
     assert np.array_equal(seq[0], seq[3]) and np.array_equal(seq[1], seq[4])  # frame 3 is frame 0 again
     assert not np.array_equal(seq[0], seq[1])
@@ -79,7 +79,7 @@ def test_video_background_is_read_ahead_and_planes_are_made_there(tmp_path, port
         time.sleep(0.01)
     assert feed._video._queue.qsize() >= 4  # decoded ahead, not at the call
     rgb = feed.peek()
-    planes = feed.value(2)
+    planes = feed.value([0.0, 0.04])
     assert rgb.shape == (16, 24, 3) and planes.shape == (2, 24, 24)
     assert np.array_equal(planes[0], rgb_to_planes(rgb[None], "bt709", True)[0])
     feed.close()
@@ -104,3 +104,63 @@ def test_colour_and_blur_values(tmp_path):
     assert BackgroundFeed(parse_background("blur"), 8, 8).value() is None
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((4, 4, 3), np.uint8))
     assert parse_background(str(tmp_path / "x.png")).kind == "image"
+
+
+def _levels_clip(path, frames: int, rate: int):
+    """A lossless clip whose frame i is flat grey at level 10 + 20 i, to tell its frames apart."""
+    import av
+
+    from tests.media import encode_all
+
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("ffv1", rate=rate)
+        v.width, v.height, v.pix_fmt = 32, 16, "yuv444p"
+        pictures = []
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(np.full((16, 32, 3), 10 + 20 * i, np.uint8), format="rgb24")
+            f.pts = i
+            pictures.append(f)
+        encode_all(out, v, pictures)
+    return path
+
+
+def _index(value) -> int:
+    return round((float(value.mean()) - 10) / 20)
+
+
+def test_a_video_background_plays_at_its_own_speed(tmp_path):
+    """A 10 fps background behind 25 fps frames: each of its frames shows for 2.5 frames, by
+    the frames' times, and it loops after its last frame's time plus a frame (0.5 s)."""
+    feed = BackgroundFeed(parse_background(str(_levels_clip(tmp_path / "bg.mkv", 5, 10))), 32, 16)
+    times = [i / 25 for i in range(30)]
+    shown = [_index(feed.value([t])[0]) for t in times]
+    assert shown == [int(t * 10 + 1e-6) % 5 for t in times]
+    feed.close()
+
+
+def test_a_clock_that_jumps_moves_the_background_one_frame(tmp_path):
+    """A time that goes back (a new source) or jumps far ahead (a reopened stream) moves the
+    background on by one frame and restarts its clock there: no seconds of decoding to catch up."""
+    feed = BackgroundFeed(parse_background(str(_levels_clip(tmp_path / "bg.mkv", 5, 10))), 32, 16)
+    shown = [_index(feed.value([t])[0]) for t in (0.0, 0.04, 30.0, 30.04, 30.1, 0.0, None, None)]
+    assert shown == [0, 0, 1, 1, 2, 3, 4, 0]
+    feed.close()
+
+
+def test_a_batch_takes_each_frame_its_own_background(tmp_path):
+    feed = BackgroundFeed(parse_background(str(_levels_clip(tmp_path / "bg.mkv", 5, 10))), 32, 16)
+    assert [_index(v) for v in feed.value([0.0, 0.1, 0.2, 0.2])] == [0, 1, 2, 2]  # padding repeats a time
+    feed.close()
+
+
+def test_a_phone_video_background_is_turned_upright(tmp_path):
+    """A clip recorded on its side with a display rotation (phones) is used upright, as inputs are."""
+    import av
+
+    clip = make_clip(tmp_path / "phone.mp4", frames=2, size=(48, 32), rotation=-90, audio_rate=None)
+    with av.open(str(clip)) as c:
+        frame = next(c.decode(video=0))
+        upright = np.rot90(frame.to_ndarray(format="rgb24"), round(frame.rotation / 90) % 4)
+    feed = BackgroundFeed(parse_background(str(clip)), 32, 48)
+    assert np.array_equal(feed.peek(), upright)
+    feed.close()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from p3m_live.errors import P3MError
-from p3m_live.video.frames import Frame, _rotate_planes, matrix_of, planes_to_rgb
+from p3m_live.video.frames import Frame, matrix_of, planes_to_rgb, rotate_planes
 from p3m_live.video.sources import (
     AVSource,
     ImageSource,
@@ -71,7 +71,7 @@ def test_plane_rotation_moves_each_plane(fmt):
     rng = np.random.default_rng(0)
     h, w = 6, 8
     data = rng.integers(0, 256, (h * 3 // 2, w), dtype=np.uint8)
-    out = _rotate_planes(data, fmt, 1)
+    out = rotate_planes(data, fmt, 1)
     assert out.shape == (w * 3 // 2, h)
     flat, rot = data.reshape(-1), out.reshape(-1)
     assert np.array_equal(rot[: h * w].reshape(w, h), np.rot90(flat[: h * w].reshape(h, w)))
