@@ -213,6 +213,15 @@ def check_virtual_camera(system: str = sys.platform, sys_root: Path = Path("/sys
     return Check("virtual camera", True, f"v4l2loopback: {', '.join(devices)}")
 
 
+def check_preview_window() -> Check:
+    from .video.preview import NO_DISPLAY_FIX, display_problem
+
+    problem = display_problem()
+    if problem:
+        return Check("preview window", False, problem, f"{NO_DISPLAY_FIX}; the virtual camera works without one")
+    return Check("preview window", True, "a display is there (--preview)")
+
+
 def check_weights() -> list[Check]:
     from .model.fast import GENERAL, LANDSCAPE
     from .model.fast_weights import fast_model_path
@@ -258,6 +267,7 @@ def run_checks() -> list[Check]:
         check_onnxruntime(),
         *check_cameras(),
         check_virtual_camera(),
+        check_preview_window(),
         *check_weights(),
         check_engines(),
     ]

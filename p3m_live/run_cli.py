@@ -22,6 +22,7 @@ from .spec import FOREGROUNDS, TEMPORALS
 from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.backgrounds import BackgroundChoice, parse_background
 from .video.frames import Layout
+from .video.preview import NO_DISPLAY_FIX, display_problem
 from .video.sinks import FileSink, MatteSink, Sink, VirtualCamSink, check_output
 from .video.sources import LIVE_SCHEMES, Source, open_source, open_webcam
 
@@ -148,11 +149,18 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
         if args.fg_out or args.alpha_out:
             raise P3MError("--alpha-out and --fg-out are for offline runs; drop --live or the outputs")
         if not (args.output or args.preview or args.virtual_cam is not None):
-            args.virtual_cam, args.preview = "", True  # p3m-live --webcam: camera and preview
+            args.virtual_cam = ""  # p3m-live --webcam: the virtual camera, and a preview where there is a display
+            problem = display_problem()
+            if problem:
+                log.warning("no preview window (%s): feeding the virtual camera alone", problem)
+            else:
+                args.preview = True
     elif not (args.output or args.alpha_out or args.fg_out):
         raise P3MError("no output: give -o OUT.mp4, --alpha-out or --fg-out")
     elif args.virtual_cam is not None:
         raise P3MError("--virtual-cam is a live output; add --live or use --webcam")
+    if args.preview and display_problem():
+        raise P3MError(f"--preview cannot open a window ({display_problem()}); {NO_DISPLAY_FIX}")
 
 
 def _model(args: argparse.Namespace, live: bool, on_gpu: bool) -> str:

@@ -74,7 +74,15 @@ def test_doctor_on_this_machine(capsys):
     assert lines["tensorrt"].startswith("OK " if has_trt else "-- ")
     if not has_trt:
         assert "fix: pip install 'p3m-live[trt]'" in lines["tensorrt"]
-    for name in ("GPU", "ORT providers", "cameras", "virtual camera", "P3M-Net weights", "fast model"):
+    for name in (
+        "GPU",
+        "ORT providers",
+        "cameras",
+        "virtual camera",
+        "preview window",
+        "P3M-Net weights",
+        "fast model",
+    ):
         assert any(k.startswith(name) for k in lines), name
     from p3m_live.backends import choose_backend
 

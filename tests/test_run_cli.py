@@ -320,6 +320,35 @@ def test_live_virtual_camera_without_a_device(seed32_ckpt, tmp_path):
     assert "modprobe v4l2loopback" in r.stderr and "Traceback" not in r.stderr
 
 
+def _headless_env() -> dict[str, str]:
+    """This process's environment without a display, as over SSH or in a container."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+
+
+def test_preview_without_a_display_is_one_line_not_an_abort(talk, seed32_ckpt, tmp_path):
+    """Real processes: OpenCV's Qt plugin aborts the process (SIGABRT, exit 134) where Linux has
+    no display, so --preview is refused before anything opens; a plain --webcam run, whose
+    preview was only the default, feeds the virtual camera alone."""
+    common = ["--weights", str(seed32_ckpt), "--model-size", "32", "--backend", "torch"]
+    cli = [sys.executable, "-m", "p3m_live.cli"]
+    runs = {
+        "file": [str(talk), "-o", str(tmp_path / "o.mp4"), "--preview"],
+        "live": ["testsrc2=size=64x48:rate=30", "--format", "lavfi", "--live", "--preview"],
+        "webcam": ["--webcam", "testsrc2=size=64x48:rate=30", "--format", "lavfi"],
+    }
+    for name, argv in runs.items():
+        r = subprocess.run(cli + argv + common, capture_output=True, text=True, timeout=120, env=_headless_env())
+        assert r.returncode == 2, (name, r.returncode, r.stderr)
+        assert "Traceback" not in r.stderr and "Aborted" not in r.stderr
+        if name == "webcam":  # on to the virtual camera, which has no device here either
+            assert "no preview window (no display" in r.stderr and "modprobe v4l2loopback" in r.stderr
+        else:
+            assert r.stderr.strip().splitlines()[-1].startswith("p3m-live: error: --preview cannot open a window")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_live_run_to_a_file(run, tmp_path, monkeypatch):
     """Also: every background's frame graph is opened before any output starts, so that
     switching with b never stalls a call (an export, a TensorRT build)."""

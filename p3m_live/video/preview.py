@@ -8,12 +8,29 @@ which is the main thread, as macOS requires.
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Mapping
 from types import ModuleType
 
 import numpy as np
 
 from ..errors import P3MError
 from .frames import Layout, planes_to_rgb
+
+NO_DISPLAY_FIX = "drop --preview, or run p3m-live in a desktop session"
+
+
+def display_problem(system: str = sys.platform, env: Mapping[str, str] = os.environ) -> str | None:
+    """Why no preview window can open here, or None. Found before OpenCV is asked: on Linux
+    without a display (SSH, a container), OpenCV's Qt plugin aborts the whole process
+    (SIGABRT) instead of raising. A platform chosen with QT_QPA_PLATFORM is left to Qt."""
+    if not system.startswith("linux") or env.get("QT_QPA_PLATFORM"):
+        return None
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return "no display: DISPLAY and WAYLAND_DISPLAY are not set (an SSH session or a container)"
+
 
 KEYS = {ord("q"): "quit", 27: "quit", ord("b"): "background", ord("m"): "matte", ord(" "): "pause"}
 

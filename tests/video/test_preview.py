@@ -15,7 +15,7 @@ from p3m_live.live import run_live
 from p3m_live.pipeline import Matting, run_offline
 from p3m_live.video.backgrounds import parse_background
 from p3m_live.video.frames import Layout
-from p3m_live.video.preview import PreviewWindow
+from p3m_live.video.preview import PreviewWindow, display_problem
 from p3m_live.video.sinks import FileSink, VirtualCamSink
 from p3m_live.video.sources import AVSource
 from tests.media import make_clip, probe
@@ -107,6 +107,14 @@ def test_no_display_is_one_line():
 
     with pytest.raises(P3MError, match="cannot open a preview window.*without --preview"):
         PreviewWindow(Layout(64, 48, "i420", False, "bt601"), gui=NoDisplay())
+
+
+def test_a_missing_display_is_found_before_opencv_is_asked():
+    assert display_problem("linux", {}).startswith("no display")
+    assert display_problem("linux", {"DISPLAY": ":0"}) is None
+    assert display_problem("linux", {"WAYLAND_DISPLAY": "wayland-0"}) is None
+    assert display_problem("linux", {"QT_QPA_PLATFORM": "offscreen"}) is None  # the user chose Qt's platform
+    assert display_problem("darwin", {}) is None and display_problem("win32", {}) is None
 
 
 def test_offline_preview_shows_the_conversion_and_q_finishes_the_file(seed32_ckpt, tmp_path):
