@@ -21,10 +21,10 @@ from .graph import MODELS
 from .spec import FOREGROUNDS, TEMPORALS
 from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.backgrounds import BackgroundChoice, parse_background
-from .video.frames import Layout
+from .video.frames import IMAGE_SUFFIXES, Layout
 from .video.preview import NO_DISPLAY_FIX, display_problem
 from .video.sinks import FileSink, MatteSink, Sink, VirtualCamSink, check_output
-from .video.sources import LIVE_SCHEMES, Source, open_source, open_webcam
+from .video.sources import LIVE_SCHEMES, ImageSource, Source, open_source, open_webcam
 
 log = logging.getLogger("p3m_live")
 
@@ -145,6 +145,11 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
         raise P3MError(f"--downscale is the short side in pixels (16 or more, like 720), not {args.downscale}")
     if args.crf is not None and not 0 <= args.crf <= 63:
         raise P3MError(f"--crf must be from 0 to 63, not {args.crf}")
+    if args.output and Path(args.output).suffix.lower() in IMAGE_SUFFIXES:
+        raise P3MError(
+            f"-o {args.output}: the composite is a video (.mp4, .mov, .mkv, .webm); for still images use "
+            "p3m-live matte IMAGE -o ALPHA.png --composite BACKGROUND"
+        )
     if live:
         if args.fg_out or args.alpha_out:
             raise P3MError("--alpha-out and --fg-out are for offline runs; drop --live or the outputs")
@@ -226,7 +231,8 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
                     metadata=source.metadata,
                 )
             )
-        track = {"rate": rate, "time_base": tb, "metadata": source.metadata}
+        single = isinstance(source, ImageSource) and source.total_frames == 1  # a photo: NAME.png as named
+        track = {"rate": rate, "time_base": tb, "metadata": source.metadata, "single": single}
         if args.alpha_out:
             sinks.append(MatteSink(Path(args.alpha_out), "alpha", layout, **track))
         if args.fg_out:

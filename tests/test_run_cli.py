@@ -112,6 +112,22 @@ def test_image_folder_to_video(run, tmp_path):
     assert probe(tmp_path / "part.mp4")["times"] == pytest.approx([0, 0.1])  # images 1 and 2
 
 
+def test_a_photos_matte_and_cut_out_are_written_as_named(run, tmp_path):
+    """A photo's --alpha-out NAME.png is NAME.png itself; a sequence's are numbered."""
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(shapes_frame(3, 48, 32), cv2.COLOR_RGB2BGR))
+    assert run(photo, "--alpha-out", tmp_path / "a.png", "--fg-out", tmp_path / "fg.png", "--background", "none") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "fg.png", "photo.jpg"]
+    assert cv2.imread(str(tmp_path / "fg.png"), cv2.IMREAD_UNCHANGED).shape == (32, 48, 4)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(shapes_frame(i, 48, 32), cv2.COLOR_RGB2BGR))
+    (tmp_path / "seq").mkdir()
+    assert run(folder, "--alpha-out", tmp_path / "seq" / "m.png", "--background", "none") == 0
+    assert sorted(p.name for p in (tmp_path / "seq").iterdir()) == ["m_000000.png", "m_000001.png"]
+
+
 def test_downscale_scales_the_picture_and_keeps_times_and_audio(run, tmp_path):
     """A big clip (192x128) run at a short side of 64: everything comes out at 96x64, the picture
     is the source scaled (not cropped), and the frame times and audio are the source's."""
@@ -257,6 +273,8 @@ def test_config_file_gives_defaults(run, talk, tmp_path, monkeypatch):
         (["{talk}", "-o", "{tmp}/o.mp4", "--codec", "nosuch264"], "nosuch264 encoder is not available"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--preset", "fastest"], "check --preset and --crf"),
         (["{talk}", "-o", "{tmp}/o.gif"], ".gif files cannot hold libx264 video"),
+        (["{talk}", "-o", "{tmp}/o.png"], "for still images use p3m-live matte"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--device", "cuda"], "nothing here sees a CUDA GPU"),  # not the CPU quietly
         (["{talk}", "-o", "/proc/o.mp4"], "cannot write into /proc"),  # a folder nobody can create files in
         (["{talk}", "-o", "{tmp}/o.mp4", "--downscale", "8"], "--downscale is the short side"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--start", "9"], "--start 9 is past the end of"),

@@ -41,7 +41,8 @@ def _ort_has_cuda() -> bool:
 
 
 def choose_backend(device: str | None = None) -> tuple[str, str, str]:
-    """(backend, device, reason) for ``--backend auto``."""
+    """(backend, device, reason) for ``--backend auto``; a CUDA device asked for where none is
+    seen is an error, not a quiet run on the CPU."""
     want_cpu = device is not None and device.startswith("cpu")
     if not want_cpu and _cuda_available():
         if _has("tensorrt") and _has("pycuda") and _has("p3m_live.backends.tensorrt_backend"):
@@ -50,6 +51,11 @@ def choose_backend(device: str | None = None) -> tuple[str, str, str]:
         return "torch", device or "cuda", why
     if not want_cpu and _ort_has_cuda():
         return "onnxruntime", device or "cuda", "PyTorch sees no CUDA GPU, ONNX Runtime has its CUDA provider"
+    if device is not None and device.startswith("cuda"):
+        raise P3MError(
+            f"--device {device} asked for, but nothing here sees a CUDA GPU (PyTorch sees none, and ONNX "
+            "Runtime has no CUDA provider); use --device cpu, or install PyTorch's CUDA build"
+        )
     where = "CPU requested" if want_cpu else "no CUDA GPU"
     if _has("onnxruntime"):
         return "onnxruntime", "cpu", f"{where}, ONNX Runtime installed"

@@ -403,18 +403,15 @@ class MatteSink(Sink):
         time_base: Fraction | None,
         estimate: bool = True,
         metadata: dict[str, str] | None = None,
+        single: bool = False,
     ) -> None:
+        """``single``: the source is one picture, so ``NAME.png`` is written as it is named."""
         self.kind, self.layout, self.path, self.estimate = kind, layout, path, estimate
         self.enc: _Encoder | None = None
-        self.pattern: str | None = None
-        if is_image_sequence(path):
-            if path.suffix.lower() == ".png":
-                self.pattern = str(path) if "%" in path.name else str(path.with_name(path.stem + "_%06d.png"))
-                folder = path.parent
-            else:
-                folder = path
-                self.pattern = str(path / "%06d.png")
-            folder.mkdir(parents=True, exist_ok=True)
+        self.pngs = is_image_sequence(path)
+        self.single = single
+        if self.pngs:
+            (path.parent if path.suffix.lower() == ".png" else path).mkdir(parents=True, exist_ok=True)
             return
         suffix = path.suffix.lower()
         if suffix in ALPHA_CODECS:
@@ -427,6 +424,16 @@ class MatteSink(Sink):
             raise P3MError(f"{path.name} cannot carry an alpha channel; {WITH_ALPHA}")
         self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, dict(options), metadata=metadata)
 
+    def png_path(self, index: int) -> Path:
+        """Where frame ``index`` goes: ``FOLDER/000042.png``, ``NAME_000042.png``, a printf
+        pattern's ``NAME%04d.png``, or ``NAME.png`` itself for a single picture."""
+        path = self.path
+        if path.suffix.lower() != ".png":
+            return path / f"{index:06d}.png"
+        if "%" in path.name:
+            return path.with_name(path.name % index)
+        return path if self.single else path.with_name(f"{path.stem}_{index:06d}.png")
+
     def _pixels(self, frame: Frame, alpha: np.ndarray) -> np.ndarray:
         if self.kind == "alpha":
             return alpha
@@ -437,11 +444,11 @@ class MatteSink(Sink):
 
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
         px = self._pixels(frame, alpha)
-        if self.pattern is not None:
+        if self.pngs:
             import cv2
 
             bgr = px if px.ndim == 2 else cv2.cvtColor(px, cv2.COLOR_RGBA2BGRA)
-            name = self.pattern % frame.index
+            name = str(self.png_path(frame.index))
             if not cv2.imwrite(name, bgr):
                 raise P3MError(f"cannot write {name}; is the disk full or the folder read-only?")
             return

@@ -132,6 +132,8 @@ def test_auto_choice_order(monkeypatch):
     assert choose_backend()[:2] == ("onnxruntime", "cpu")
     monkeypatch.setattr(backends, "_has", lambda m: False)
     assert choose_backend() == ("torch", "cpu", "no CUDA GPU, ONNX Runtime not installed")
+    with pytest.raises(P3MError, match="--device cuda:1 asked for, but nothing here sees a CUDA GPU"):
+        choose_backend("cuda:1")  # not a quiet run on the CPU
 
 
 def test_onnxruntime_cuda_without_the_provider_is_one_clear_error(seed32_ckpt):
