@@ -101,6 +101,39 @@ def probe(path: Path) -> dict:
     return {"times": times, "rotations": rotations, "sizes": sizes, "audio": audio, "audio_codec": audio_codec}
 
 
+def fields_frame(i: int, width: int = 96, height: int = 64) -> np.ndarray:
+    """Frame ``i`` of an interlaced camera filming a disc moving right: its even rows see the
+    disc at time i, its odd rows half a frame later, 4 pixels on (the comb teeth of motion)."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    img = np.zeros((height, width, 3), np.uint8)
+    img[..., 2] = 96
+    for parity, t in ((0, i), (1, i + 0.5)):
+        disc = ((xx - 20 - 8 * t) ** 2 + (yy - height // 2) ** 2 < (height // 4) ** 2) & (yy % 2 == parity)
+        img[disc] = (250, 230, 200)
+    return img
+
+
+def make_interlaced_clip(path: Path, frames: int = 8, size: tuple[int, int] = (96, 64)) -> Path:
+    """Interlaced H.264 (top field first, coded as fields), as camcorders record it."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = *size, "yuv420p"
+        v.options = {"preset": "ultrafast", "crf": "10", "flags": "+ilme+ildct", "x264-params": "tff=1"}
+        video = []
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(fields_frame(i, *size), format="rgb24")
+            f.pts = i
+            video.append(f)
+        encode_all(out, v, video)
+    return path
+
+
+def combing(luma: np.ndarray) -> float:
+    """How far odd rows stand from the mean of the rows around them (comb teeth), per pixel."""
+    y = luma.astype(np.float64)
+    return float(np.abs(y[1:-1:2] - (y[0:-2:2] + y[2::2]) / 2).mean())
+
+
 def audio_onset(path: Path, threshold: float = 0.05) -> float:
     """When the first audio stream's sound starts, in seconds after the first video frame."""
     with av.open(str(path)) as c:

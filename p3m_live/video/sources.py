@@ -21,6 +21,7 @@ import numpy as np
 from av.video.reformatter import Interpolation
 
 from ..errors import P3MError, reason
+from .deinterlace import Deinterlacer, is_interlaced
 from .frames import (
     IMAGE_SUFFIXES,
     Frame,
@@ -129,6 +130,8 @@ class AVSource(Source):
         if start or duration:
             self._trim(length)
         self._pending: list[Item] = []
+        self._deinterlacer: Deinterlacer | None = None
+        self._index = 0
         self._demux = self.container.demux(self.video, *self.audio_streams, *self.subtitle_streams)
         first = self._first_video_frame()
         layout_of(first)  # a frame too small fails here, named by its own size
@@ -148,7 +151,6 @@ class AVSource(Source):
         first = self._prepare(first)
         self.layout = layout_of(first, rotation)
         self._first = first
-        self._index = 0
 
     def _trim(self, length: float | None) -> None:
         """Seek to the keyframe before ``start`` (the frames before it are decoded and
@@ -185,12 +187,24 @@ class AVSource(Source):
         return packet
 
     def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
-        """The packet's frames, less those before ``start`` (a seek lands on a keyframe)."""
+        """The packet's frames, progressive (see :mod:`~p3m_live.video.deinterlace`), less
+        those before ``start`` (a seek lands on a keyframe)."""
         try:
-            return [f for f in packet.decode() if self._when(f.pts, f.time_base) >= 0]
+            frames = packet.decode()
         except av.error.InvalidDataError as e:
             log.warning("%s: skipped a damaged packet (%s)", self.name, reason(e))
             return []
+        if frames and self._deinterlacer is None and self._index == 0 and is_interlaced(frames[0]):  # the first
+            log.info("%s is interlaced: deinterlacing it as it is decoded (bwdif, a frame per frame)", self.name)
+            self._deinterlacer = Deinterlacer(self.video)
+        if self._deinterlacer is not None:
+            frames = [out for f in frames for out in self._deinterlacer.push(f)]
+        return [f for f in frames if self._when(f.pts, f.time_base) >= 0]
+
+    def _flushed(self) -> list[av.VideoFrame]:
+        """The deinterlacer's last frame at the end of the video (nothing for progressive video)."""
+        frames = self._deinterlacer.flush() if self._deinterlacer is not None else []
+        return [f for f in frames if self._when(f.pts, f.time_base) >= 0]
 
     def _first_video_frame(self) -> av.VideoFrame:
         try:
@@ -202,6 +216,9 @@ class AVSource(Source):
                         return frames[0]
                 elif packet.dts is not None and self._when(packet.pts, packet.time_base) == 0:
                     self._pending.append(self._shifted(packet))
+            frames = self._flushed()  # one interlaced frame in all
+            if frames:
+                return frames[0]
         except av.error.FFmpegError as e:
             self.close()
             raise P3MError(f"{self.name}: cannot decode video ({reason(e)}); the file may be damaged") from e
@@ -255,11 +272,14 @@ class AVSource(Source):
                 if video_done and len(copies_done) == len(self.audio_streams) + len(self.subtitle_streams):
                     return  # past the end in every stream (audio interleaves a little behind video)
         except av.error.EOFError:
-            return
+            pass
         except av.error.FFmpegError as e:
             if self._index == 0:
                 raise P3MError(f"{self.name}: cannot decode video ({reason(e)})") from e
             log.warning("%s: stopped reading after %d frames (%s)", self.name, self._index, reason(e))
+        for f in [] if video_done else self._flushed():
+            if self._when(f.pts, f.time_base) == 0:
+                yield self._frame(f)
 
     def close(self) -> None:
         container = getattr(self, "container", None)

@@ -21,7 +21,7 @@ from p3m_live.video.sources import (
     webcam_options,
     webcam_url,
 )
-from tests.media import make_clip, shapes_frame
+from tests.media import combing, make_clip, make_interlaced_clip, shapes_frame
 
 
 def _frames(source):
@@ -250,3 +250,36 @@ def make_audio_only(path):
         for p in a.encode(None):
             out.mux(p)
     return path
+
+
+def _luma(frame: Frame) -> np.ndarray:
+    h = frame.data.shape[0] * 2 // 3
+    return frame.data[:h]
+
+
+def test_interlaced_video_is_deinterlaced_as_it_is_decoded(tmp_path):
+    """Camcorder-style interlaced H.264: every frame comes out progressive (the comb teeth of
+    the moving disc gone), one frame per frame, at the stream's own times, also for a part."""
+    clip = make_interlaced_clip(tmp_path / "avchd.mp4", frames=8)
+    with av.open(str(clip)) as c:
+        raw = list(c.decode(video=0))
+    assert all(f.interlaced_frame for f in raw)
+    raw_combing = max(combing(f.to_ndarray()[:64]) for f in raw)
+    with open_source(str(clip)) as src:
+        frames = _frames(src)
+    assert [f.time for f in frames] == pytest.approx([f.time for f in raw])  # the last one flushed too
+    assert raw_combing > 5 and max(combing(_luma(f)) for f in frames) < raw_combing / 3  # 8.4 -> 2.1
+    with open_source(str(clip), start=0.12, duration=0.12) as src:
+        part = _frames(src)
+    assert [f.time for f in part] == pytest.approx([0.0, 0.04, 0.08])  # moved by --start, as ever
+    assert max(combing(_luma(f)) for f in part) < raw_combing / 3
+
+
+def test_progressive_video_is_left_as_it_is(tmp_path):
+    clip = make_clip(tmp_path / "p.mp4", frames=4, audio_rate=None)
+    with av.open(str(clip)) as c:
+        raw = [f.to_ndarray() for f in c.decode(video=0)]
+    with open_source(str(clip)) as src:
+        frames = _frames(src)
+        assert src._deinterlacer is None
+    assert all(np.array_equal(f.data, r) for f, r in zip(frames, raw)) and len(frames) == 4
