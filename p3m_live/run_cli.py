@@ -24,14 +24,16 @@ from .video.backgrounds import BackgroundChoice, parse_background
 from .video.frames import IMAGE_SUFFIXES, Layout
 from .video.preview import NO_DISPLAY_FIX, display_problem
 from .video.sinks import FileSink, MatteSink, Sink, VirtualCamSink, check_output
-from .video.sources import LIVE_SCHEMES, ImageSource, Source, open_source, open_webcam
+from .video.sources import LIVE_SCHEMES, PIPES, ImageSource, Source, open_source, open_webcam
 
 log = logging.getLogger("p3m_live")
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("input")
-    src.add_argument("input", nargs="?", help="video file, image, folder of images, or stream URL (rtsp, udp, http)")
+    src.add_argument(
+        "input", nargs="?", help="video file, image, folder of images, stream URL (rtsp, udp, http), or - (stdin)"
+    )
     src.add_argument("--webcam", nargs="?", const="0", metavar="N|DEVICE", help="read a camera (default 0)")
     src.add_argument("--camera-size", type=parse_size, metavar="WxH", help="camera capture size, e.g. 1280x720")
     src.add_argument("--camera-fps", type=float, metavar="FPS", help="camera capture rate")
@@ -321,7 +323,8 @@ def run(args: argparse.Namespace) -> int:
 
                 preview = PreviewWindow(layout)
             live_started = True
-            device_or_stream = args.webcam is not None or not Path(args.input).is_file()
+            # A camera or a network stream is reopened when it drops; a file or a pipe just ends.
+            reopenable = args.webcam is not None or not (Path(args.input).is_file() or args.input in PIPES)
             summary = run_live(
                 source,
                 matting,
@@ -329,7 +332,7 @@ def run(args: argparse.Namespace) -> int:
                 preview=preview,
                 duration=args.duration,
                 status_interval=1e9 if args.quiet else 1.0,
-                reopen=(lambda: open_run_source(args, live)) if device_or_stream else None,  # a file just ends
+                reopen=(lambda: open_run_source(args, live)) if reopenable else None,
             )
             log.info("%s", summary.line())
         else:

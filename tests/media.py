@@ -128,6 +128,21 @@ def make_interlaced_clip(path: Path, frames: int = 8, size: tuple[int, int] = (9
     return path
 
 
+def raw_h264(clip: Path, path: Path) -> Path:
+    """``clip``'s H.264 video as a raw Annex B stream (.h264): no container, no timestamps."""
+    from av.bitstream import BitStreamFilterContext
+
+    with av.open(str(clip)) as inp, av.open(str(path), "w", format="h264") as out:
+        src = inp.streams.video[0]
+        dst = out.add_stream_from_template(src)
+        annexb = BitStreamFilterContext("h264_mp4toannexb", src)
+        for packet in inp.demux(src):
+            for p in annexb.filter(packet if packet.dts is not None else None):
+                p.stream = dst
+                out.mux(p)
+    return path
+
+
 def combing(luma: np.ndarray) -> float:
     """How far odd rows stand from the mean of the rows around them (comb teeth), per pixel."""
     y = luma.astype(np.float64)

@@ -367,6 +367,28 @@ def test_preview_without_a_display_is_one_line_not_an_abort(talk, seed32_ckpt, t
     assert list(tmp_path.iterdir()) == []
 
 
+def test_standard_input(talk, seed32_ckpt, tmp_path):
+    """Real processes reading a real pipe: `... | p3m-live - -o out.mp4` converts it with its
+    audio; a live run from a pipe ends with it (a pipe is never reopened); an MP4 with its
+    index at the end, which a pipe cannot carry, is one line saying what can."""
+    mkv = tmp_path / "talk.mkv"
+    assert main(["--weights", str(seed32_ckpt), "--model-size", "32", "-q", str(talk), "-o", str(mkv)]) == 0
+    cli = [sys.executable, "-m", "p3m_live.cli", "--weights", str(seed32_ckpt), "--model-size", "32", "-q"]
+    out = tmp_path / "out.mp4"
+    r = subprocess.run([*cli, "-", "-o", str(out)], input=mkv.read_bytes(), capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len(probe(out)["times"]) == 12
+    assert [p[2] for p in probe(out)["audio"]] == [p[2] for p in probe(mkv)["audio"]]  # copied
+    live = tmp_path / "live.mkv"
+    r = subprocess.run([*cli, "-", "--live", "-o", str(live)], input=mkv.read_bytes(), capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert 0 < len(probe(live)["times"]) <= 12 and b"reopen" not in r.stderr
+    late_index = make_clip(tmp_path / "big.mp4", frames=40, size=(640, 360), audio_rate=None)  # moov at the end
+    r = subprocess.run([*cli, "-", "-o", str(tmp_path / "x.mp4")], input=late_index.read_bytes(), capture_output=True)
+    assert r.returncode == 2 and b"Traceback" not in r.stderr
+    assert r.stderr.decode().strip().splitlines()[-1].endswith("or give the file's path instead of -")
+
+
 def test_live_run_to_a_file(run, tmp_path, monkeypatch):
     """Also: every background's frame graph is opened before any output starts, so that
     switching with b never stalls a call (an export, a TensorRT build)."""

@@ -42,6 +42,13 @@ LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "rtp://", "srt://", 
 NETWORK_SCHEMES = (*LIVE_SCHEMES, "http://", "https://")
 
 Item = Frame | av.Packet
+AVFMT_NOTIMESTAMPS = 0x80  # FFmpeg's flag for formats without timestamps (raw .h264, .hevc)
+PIPES = ("-", "pipe:", "pipe:0")  # standard input
+PIPE = "standard input"  # its name in messages
+PIPE_HINT = (
+    "through a pipe, MP4 and MOV need their index at the front (ffmpeg -movflags +faststart) or fragments, "
+    "while MKV and MPEG-TS go as they are; or give the file's path instead of -"
+)
 
 
 class Source:
@@ -107,6 +114,9 @@ class AVSource(Source):
             self.close()
             raise P3MError(f"{self.name} has no video stream; give a video file, a camera or a stream")
         self.video = self.container.streams.video[0]
+        if self.name == PIPE and self.video.codec_context.pix_fmt is None:  # an MP4 whose index comes last
+            self.close()
+            raise P3MError(f"{self.name}: the video cannot be read as it arrives; {PIPE_HINT}")
         self.video.thread_type = "AUTO"
         self.audio_streams = []
         for a in self.container.streams.audio if audio and not live else []:
@@ -131,6 +141,7 @@ class AVSource(Source):
             self._trim(length)
         self._pending: list[Item] = []
         self._deinterlacer: Deinterlacer | None = None
+        self._untimed = 0  # frames decoded without a timestamp
         self._index = 0
         self._demux = self.container.demux(self.video, *self.audio_streams, *self.subtitle_streams)
         first = self._first_video_frame()
@@ -154,11 +165,15 @@ class AVSource(Source):
 
     def _trim(self, length: float | None) -> None:
         """Seek to the keyframe before ``start`` (the frames before it are decoded and
-        dropped) and count the frames of the part."""
+        dropped; an input that cannot be searched is read from its start) and count the
+        frames of the part."""
         if length is not None and self._start >= length:
             self.close()
             raise P3MError(f"--start {self._start:g} is past the end of {self.name} ({length:.1f} s); start earlier")
         if self._start:
+            if not self._searchable():
+                log.info("%s cannot be searched: reading it from the start to %gs", self.name, self._start)
+                return
             try:
                 self.container.seek(int(self._start * av.time_base), backward=True)
             except av.error.FFmpegError as e:
@@ -167,6 +182,11 @@ class AVSource(Source):
         if self.rate:
             end = min(self._end, length) if self._end and length else (self._end or length)
             self.total_frames = int((end - self._start) * self.rate) if end else None
+
+    def _searchable(self) -> bool:
+        """Whether a seek can find a time: not in a raw stream without timestamps (.h264),
+        where FFmpeg's seek fails after reading on, nor in a pipe, which cannot go back."""
+        return not (self.container.format.flags & AVFMT_NOTIMESTAMPS or self.name == PIPE)
 
     def _when(self, pts: int | None, time_base: Fraction | None) -> int:
         """-1 before the part asked for, 0 in it, 1 after it (unknown times count as in it;
@@ -197,6 +217,10 @@ class AVSource(Source):
         if frames and self._deinterlacer is None and self._index == 0 and is_interlaced(frames[0]):  # the first
             log.info("%s is interlaced: deinterlacing it as it is decoded (bwdif, a frame per frame)", self.name)
             self._deinterlacer = Deinterlacer(self.video)
+        for f in frames:
+            if f.pts is None and self.rate:  # a raw stream (.h264): no timestamps, so timed at its rate
+                f.pts, f.time_base = round(self._untimed / self.rate / self.time_base), self.time_base
+                self._untimed += 1
         if self._deinterlacer is not None:
             frames = [out for f in frames for out in self._deinterlacer.push(f)]
         return [f for f in frames if self._when(f.pts, f.time_base) >= 0]
@@ -446,7 +470,8 @@ def open_source(
     ``short_side`` scales larger frames down (see :func:`~p3m_live.video.frames.scaled_size`);
     ``start`` and ``duration`` pick a part of a file or an image sequence."""
     is_url = spec.startswith(NETWORK_SCHEMES)
-    if format is None and not is_url:
+    piped = spec in PIPES
+    if format is None and not is_url and not piped:
         path = Path(spec)
         if not path.exists():
             raise P3MError(f"input not found: {spec}")
@@ -460,4 +485,6 @@ def open_source(
     if live and is_url:
         opts.setdefault("fflags", "nobuffer")  # hand frames on as they arrive; the mailbox drops late ones
     trim = {} if live else {"start": start, "duration": duration}  # live: --duration is run time
+    if piped:  # ... | p3m-live - -o out.mp4
+        return AVSource("pipe:0", format=format, options=opts, live=live, short_side=short_side, name=PIPE, **trim)
     return AVSource(spec, format=format, options=opts, live=live, short_side=short_side, **trim)

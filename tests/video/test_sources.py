@@ -21,7 +21,7 @@ from p3m_live.video.sources import (
     webcam_options,
     webcam_url,
 )
-from tests.media import combing, make_clip, make_interlaced_clip, shapes_frame
+from tests.media import combing, make_clip, make_interlaced_clip, raw_h264, shapes_frame
 
 
 def _frames(source):
@@ -283,3 +283,13 @@ def test_progressive_video_is_left_as_it_is(tmp_path):
         frames = _frames(src)
         assert src._deinterlacer is None
     assert all(np.array_equal(f.data, r) for f, r in zip(frames, raw)) and len(frames) == 4
+
+
+def test_a_raw_h264_stream_is_timed_at_its_rate(tmp_path):
+    """A raw .h264 stream carries no timestamps; its frames are timed at the rate its SPS gives,
+    and --start, which cannot search it, reads it from the start and drops the frames before."""
+    raw = raw_h264(make_clip(tmp_path / "c.mp4", frames=10, audio_rate=None), tmp_path / "c.h264")
+    with open_source(str(raw)) as src:
+        assert [f.time for f in _frames(src)] == pytest.approx([i / 25 for i in range(10)])
+    with open_source(str(raw), start=0.2, duration=0.12) as src:
+        assert [f.time for f in _frames(src)] == pytest.approx([0.0, 0.04, 0.08])
