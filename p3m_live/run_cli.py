@@ -360,7 +360,7 @@ def run(args: argparse.Namespace) -> int:
         with signals.held():  # a second Ctrl-C must not cut the file being finished
             for s in sinks or []:
                 try:
-                    s.close()
+                    s.close(failed=failing)
                 except Exception as e:
                     if not failing:
                         raise

@@ -9,6 +9,7 @@ sync.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -78,8 +79,9 @@ class Sink:
     def write_packet(self, packet: av.Packet) -> None:  # noqa: B027 (only file outputs take them)
         """Copy one audio or subtitle packet (ignored by outputs without those streams)."""
 
-    def close(self) -> None:  # noqa: B027 (optional hook)
-        """Finish the output (flush encoders, rename files into place)."""
+    def close(self, failed: bool = False) -> None:  # noqa: B027 (optional hook)
+        """Finish the output (flush encoders, rename files into place); ``failed``: the run
+        stopped with an error, so a file is finished but not passed off as whole."""
 
 
 def partial_path(path: Path) -> Path:
@@ -251,9 +253,20 @@ class _Encoder:
         self.tmp.unlink(missing_ok=True)
 
     def mux(self, packets: Sequence[av.Packet]) -> None:
-        """Every packet of this file goes through here (video and the copied streams)."""
+        """Every packet of this file goes through here (video and the copied streams); a packet
+        the muxer refuses is one line, not a traceback from the writer thread. (Which stream's
+        packet it was is not known: the muxer interleaves, and a refusal can surface at a
+        packet of another stream.)"""
         for packet in packets:
-            self.container.mux(packet)
+            try:
+                self.container.mux(packet)
+            except av.error.FFmpegError as e:
+                # FFmpeg's generic -1 comes back as EPERM, "Operation not permitted": no reason at all.
+                why = "it gives no reason" if e.errno == errno.EPERM else reason(e)
+                raise P3MError(
+                    f"{self.path.name}: the {self.container.format.name} muxer refused the source's streams "
+                    f"({why}); try an .mkv output, which takes almost any stream"
+                ) from e
             self.video_packets += packet.stream is self.stream
 
     def encode(self, vf: av.VideoFrame, frame: Frame) -> None:
@@ -268,22 +281,35 @@ class _Encoder:
         vf.pts, vf.time_base = pts, self.time_base
         self.mux(self.stream.encode(vf))
 
-    def close(self) -> None:
-        """Flush, close and move into place, or remove a file that got no video; safe to
-        call twice, and the file is finished or removed even when flushing fails."""
+    def close(self, failed: bool = False) -> None:
+        """Flush and close; safe to call twice. Then the file is moved into place, or kept as
+        NAME.partial.ext where the run (or this close) failed, since it plays up to there
+        but is not whole, or removed where it got no video."""
         if self.container is None:
             return
+        complete = not failed
         try:
             self.mux(self.stream.encode(None))
+        except BaseException:
+            complete = False
+            raise
         finally:
             try:
                 self.container.close()
+            except BaseException:
+                complete = False
+                raise
             finally:
                 self.container = None
-                if self.video_packets == 0:  # the run failed or stopped before its first frame
-                    self.tmp.unlink(missing_ok=True)
-                elif self.tmp.exists():
-                    self._move_into_place()
+                self._settle(complete)
+
+    def _settle(self, complete: bool) -> None:
+        if self.video_packets == 0:  # the run failed or stopped before its first frame
+            self.tmp.unlink(missing_ok=True)
+        elif not complete:
+            log.warning("%s is not whole (the run stopped with an error): what was done is in %s", self.path, self.tmp)
+        elif self.tmp.exists():
+            self._move_into_place()
 
     def _move_into_place(self) -> None:
         if self.fragmented:
@@ -373,14 +399,17 @@ class FileSink(Sink):
         if track is not None:
             self.enc.mux(track.packets(packet))
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         if self.enc.container is None:
             return
         try:
             for track in self._tracks.values():
                 self.enc.mux(track.flush())
+        except BaseException:
+            failed = True
+            raise
         finally:
-            self.enc.close()
+            self.enc.close(failed)
 
 
 def is_image_sequence(path: Path) -> bool:
@@ -460,9 +489,9 @@ class MatteSink(Sink):
         vf = av.VideoFrame.from_ndarray(px, format="rgba" if px.shape[2] == 4 else "rgb24")
         self.enc.encode(vf, frame)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         if self.enc is not None:
-            self.enc.close()
+            self.enc.close(failed)
 
 
 def _estimated_foreground(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -525,7 +554,7 @@ class VirtualCamSink(Sink):
                 f"start it again, then p3m-live: {virtual_camera_hint()}"
             ) from e
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         try:
             self.camera.close()
         except (RuntimeError, OSError) as e:

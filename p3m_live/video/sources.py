@@ -35,6 +35,7 @@ from .frames import (
 )
 from .hdr import REFERENCE_WHITE, tone_mapper_for
 from .sinks import recording_metadata, shifted_metadata
+from .splices import Splices, has_joins
 
 log = logging.getLogger("p3m_live")
 
@@ -143,7 +144,10 @@ class AVSource(Source):
         self._deinterlacer: Deinterlacer | None = None
         self._untimed = 0  # frames decoded without a timestamp
         self._index = 0
-        self._demux = self.container.demux(self.video, *self.audio_streams, *self.subtitle_streams)
+        streams = [self.video, *self.audio_streams, *self.subtitle_streams]
+        self._demux = self.container.demux(*streams)
+        if has_joins(self.container):  # MPEG-TS/PS: parts joined end to end go on one clock
+            self._demux = _mended(self._demux, Splices(streams, self.name))
         first = self._first_video_frame()
         layout_of(first)  # a frame too small fails here, named by its own size
         self._size = scaled_size(first.width, first.height, short_side)
@@ -172,7 +176,7 @@ class AVSource(Source):
             raise P3MError(f"--start {self._start:g} is past the end of {self.name} ({length:.1f} s); start earlier")
         if self._start:
             if not self._searchable():
-                log.info("%s cannot be searched: reading it from the start to %gs", self.name, self._start)
+                log.info("%s cannot be searched by time: reading it from the start to %gs", self.name, self._start)
                 return
             try:
                 self.container.seek(int(self._start * av.time_base), backward=True)
@@ -185,8 +189,11 @@ class AVSource(Source):
 
     def _searchable(self) -> bool:
         """Whether a seek can find a time: not in a raw stream without timestamps (.h264),
-        where FFmpeg's seek fails after reading on, nor in a pipe, which cannot go back."""
-        return not (self.container.format.flags & AVFMT_NOTIMESTAMPS or self.name == PIPE)
+        where FFmpeg's seek fails after reading on, nor in a pipe, which cannot go back, nor
+        in MPEG-TS/PS, where joined parts repeat each other's times and a search lands in
+        whichever part FFmpeg's bisection finds."""
+        flags = self.container.format.flags
+        return not (flags & AVFMT_NOTIMESTAMPS or has_joins(self.container) or self.name == PIPE)
 
     def _when(self, pts: int | None, time_base: Fraction | None) -> int:
         """-1 before the part asked for, 0 in it, 1 after it (unknown times count as in it;
@@ -310,6 +317,13 @@ class AVSource(Source):
         if container is not None:
             container.close()
             self.container = None
+
+
+def _mended(packets: Iterator[av.Packet], splices: Splices) -> Iterator[av.Packet]:
+    """``packets`` on one clock across joins (see :mod:`~p3m_live.video.splices`)."""
+    for packet in packets:
+        if packet.dts is None or splices.mend(packet):
+            yield packet
 
 
 class ImageSource(Source):

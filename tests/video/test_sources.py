@@ -12,6 +12,7 @@ import pytest
 
 from p3m_live.errors import P3MError
 from p3m_live.video.frames import Frame, matrix_of, planes_to_rgb, rotate_planes
+from p3m_live.video.sinks import FileSink
 from p3m_live.video.sources import (
     AVSource,
     ImageSource,
@@ -21,7 +22,16 @@ from p3m_live.video.sources import (
     webcam_options,
     webcam_url,
 )
-from tests.media import combing, make_clip, make_interlaced_clip, raw_h264, shapes_frame
+from tests.media import (
+    audio_onset,
+    audio_samples,
+    combing,
+    make_clip,
+    make_interlaced_clip,
+    probe,
+    raw_h264,
+    shapes_frame,
+)
 
 
 def _frames(source):
@@ -293,3 +303,67 @@ def test_a_raw_h264_stream_is_timed_at_its_rate(tmp_path):
         assert [f.time for f in _frames(src)] == pytest.approx([i / 25 for i in range(10)])
     with open_source(str(raw), start=0.2, duration=0.12) as src:
         assert [f.time for f in _frames(src)] == pytest.approx([0.0, 0.04, 0.08])
+
+
+def test_joined_mpeg_ts_recordings_go_on_one_clock(tmp_path):
+    """Two camcorder clips joined with cat: the second one's clock starts again, so its times
+    go back. Both parts come out on one clock, every frame and all the audio, with the second
+    part's sound still with its pictures: its tone starts 0.2 s after its first frame."""
+    silent = make_clip(tmp_path / "a.ts", frames=15, audio_rate=48000, audio_onset=10.0)
+    toned = make_clip(tmp_path / "b.ts", frames=15, audio_rate=48000, audio_onset=0.2)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(silent.read_bytes() + toned.read_bytes())
+    out = tmp_path / "out.mkv"
+    with open_source(str(joined)) as src:
+        sink = FileSink(out, src.layout, rate=src.rate, time_base=src.time_base, audio_streams=src.audio_streams)
+        for item in src.items():
+            if isinstance(item, Frame):
+                sink.write(item, item.data, np.zeros((64, 96), np.uint8))
+            else:
+                sink.write_packet(item)
+        sink.close()
+    times = probe(out)["times"]
+    assert len(times) == 30 and all(b > a for a, b in zip(times, times[1:]))
+    assert max(np.diff(times)) < 0.04 + 0.05  # at the join: at most the audio's overhang more
+    seconds = audio_samples(out).shape[1] / 48000
+    assert seconds == pytest.approx(audio_samples(silent).shape[1] / 48000 * 2, abs=0.01)
+    assert audio_onset(out) - (times[15] - times[0]) == pytest.approx(0.2, abs=0.025)
+    # --start cannot search such a file by time (both parts hold the same times), so it is read
+    # from the start: a part across the join has the frames of both parts, on the one clock.
+    with open_source(str(joined)) as src:
+        whole = [f.time for f in _frames(src)]
+    with open_source(str(joined), start=0.5, duration=0.3) as src:
+        cut = [f.time for f in _frames(src)]
+    assert cut == pytest.approx([t - 0.5 for t in whole if 0.5 - 1e-6 <= t < 0.8 - 1e-6]) and len(cut) == 7
+
+
+def test_a_late_tail_at_a_join_is_dropped_not_moved_back(tmp_path):
+    """The demuxer hands packets out a little out of time order, so a stream of the earlier
+    part can still be sending after the later part's first packet. Here the later part's
+    video comes first, then the earlier part's last audio (past the end of its video): the
+    later part's first audio packet would land before that tail, and is dropped; time only
+    goes forward in every stream."""
+    from p3m_live.video.splices import Splices
+
+    part = make_clip(tmp_path / "a.ts", frames=15, audio_rate=48000)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 2)
+    with av.open(str(joined)) as c:
+        earlier, later, last, moved = [], [], {}, set()  # each stream's packets, by part
+        for p in (p for p in c.demux() if p.dts is not None):
+            t = float(p.dts * p.time_base)
+            if t < last.get(p.stream.index, t) - 0.1:  # this stream's clock went back: the later part
+                moved.add(p.stream.index)
+            (later if p.stream.index in moved else earlier).append(p)
+            last[p.stream.index] = t
+        video_first = next(p for p in later if p.stream.type == "video")
+        tail = [p for p in earlier if p.stream.type == "audio" and p.dts * p.time_base > 0.55]
+        order = (
+            [p for p in earlier if p not in tail] + [video_first] + tail + [p for p in later if p is not video_first]
+        )
+        splices = Splices(c.streams, "joined.ts")
+        kept = [p for p in order if splices.mend(p)]
+        assert len(splices.shifts) == 2 and len(kept) == len(order) - 1  # one join, one packet dropped
+        for stream in c.streams:
+            times = [float(p.dts * p.time_base) for p in kept if p.stream is stream]
+            assert all(b > a for a, b in zip(times, times[1:])), stream.type

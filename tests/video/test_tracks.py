@@ -193,9 +193,10 @@ def test_a_file_that_got_no_frame_is_removed(tmp_path, clips):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failing_audio_flush_still_finishes_the_file(tmp_path, clips, monkeypatch):
+def test_a_failing_audio_flush_still_finishes_the_file(tmp_path, clips, monkeypatch, caplog):
     """The end of a run that cannot flush its re-encoded audio (here a double: the encoder's
-    last packets raise, as a full disk would) still finishes a playable file, not a partial one."""
+    last packets raise, as a full disk would) still finishes a playable file, kept under its
+    partial name, since its end is missing, and said so."""
     from p3m_live.video import tracks
 
     def flush_fails(self):
@@ -210,5 +211,21 @@ def test_a_failing_audio_flush_still_finishes_the_file(tmp_path, clips, monkeypa
         monkeypatch.setattr(tracks.Track, "flush", flush_fails)
         with pytest.raises(OSError, match="No space"):
             sink.close()
-    assert out.exists() and not partial_path(out).exists()
-    assert len(probe(out)["times"]) == 4
+    assert not out.exists() and len(probe(partial_path(out))["times"]) == 4
+    assert f"what was done is in {partial_path(out)}" in caplog.text
+
+
+def test_a_packet_the_muxer_refuses_is_one_line(run, clips, tmp_path, capsys, monkeypatch):
+    """Real FFmpeg refusing a real packet: ADTS AAC into a fragmented MP4 without aac_adtstoasc
+    (as if MP4 took ADTS) is refused with FFmpeg's generic -1; that is one line with the way
+    out, and the output is not passed off as whole."""
+    from p3m_live.video import tracks
+
+    monkeypatch.setattr(tracks, "ADTS_FORMATS", {"mpegts", "adts", "mp4"})
+    assert run(clips["aac.ts"], "-o", tmp_path / "out.mp4") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        "p3m-live: error: out.mp4: the mp4 muxer refused the source's streams (it gives no reason); "
+        "try an .mkv output, which takes almost any stream"
+    )
+    assert not (tmp_path / "out.mp4").exists()
