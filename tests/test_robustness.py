@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import torch_args
-from tests.media import make_clip, make_hdr_clip, probe
+from tests.media import make_clip, make_hdr_clip, make_interlaced_clip, probe
 
 DRIVER = Path(__file__).with_name("cli_driver.py")
 
@@ -51,6 +51,13 @@ def test_fuzz_inputs_and_options(tmp_path, fast_models):
     hdr = make_hdr_clip(tmp_path / "hlg.mp4", np.full((32, 48, 3), 40000, np.uint16), frames=4, codec="libx265")
     (tmp_path / "hlg_cut.mp4").write_bytes(hdr.read_bytes()[: hdr.stat().st_size * 2 // 3])
     inputs += [hdr, tmp_path / "hlg_cut.mp4"]
+    ts = make_clip(tmp_path / "camcorder.ts", frames=10)  # MPEG-TS with ADTS audio, whole, joined and cut
+    interlaced = make_interlaced_clip(tmp_path / "interlaced.mp4", frames=6)
+    (tmp_path / "joined.ts").write_bytes(ts.read_bytes() * 2)
+    for whole in (ts, interlaced, tmp_path / "joined.ts"):
+        half = tmp_path / f"half_{whole.name}"
+        half.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+        inputs += [whole, half]
     cases = [[str(p), "-o", str(tmp_path / f"out{i}.mp4"), "--model", "fast", "-q"] for i, p in enumerate(inputs)]
     vocab = [
         "-o",
