@@ -41,6 +41,7 @@ PACKAGES = [
     ("tflite", "tflite", "importing the fast model", "pip install tflite"),
     ("onnxruntime", "onnxruntime", "the onnxruntime backend", "pip install 'p3m-live[onnx]'"),
     ("pyvirtualcam", "pyvirtualcam", "the virtual camera", "pip install 'p3m-live[cam]'"),
+    ("pillow_heif", "pillow-heif", "iPhone HEIC photos", "pip install 'p3m-live[heic]'"),
     ("tensorrt", "tensorrt", "the tensorrt backend", "pip install 'p3m-live[trt]' (NVIDIA GPU, CUDA toolkit)"),
     ("pycuda", "pycuda", "the tensorrt backend's streams", "pip install pycuda (needs the CUDA toolkit)"),
 ]

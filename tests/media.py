@@ -128,6 +128,17 @@ def make_interlaced_clip(path: Path, frames: int = 8, size: tuple[int, int] = (9
     return path
 
 
+def write_heic(path: Path, rgb: np.ndarray) -> Path:
+    """``rgb`` as a HEIC photo, as iPhones take them (pillow-heif's libheif and x265)."""
+    import pillow_heif
+
+    h, w = rgb.shape[:2]
+    pillow_heif.from_bytes(mode="RGB", size=(w, h), data=np.ascontiguousarray(rgb).tobytes()).save(
+        str(path), quality=95
+    )
+    return path
+
+
 def raw_h264(clip: Path, path: Path) -> Path:
     """``clip``'s H.264 video as a raw Annex B stream (.h264): no container, no timestamps."""
     from av.bitstream import BitStreamFilterContext

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from p3m_live.cli import main
-from tests.media import encode_all, make_clip, probe, shapes_frame, with_subtitles
+from tests.media import encode_all, make_clip, probe, shapes_frame, with_subtitles, write_heic
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +117,11 @@ def test_a_photos_matte_and_cut_out_are_written_as_named(run, tmp_path):
     photo = tmp_path / "photo.jpg"
     cv2.imwrite(str(photo), cv2.cvtColor(shapes_frame(3, 48, 32), cv2.COLOR_RGB2BGR))
     assert run(photo, "--alpha-out", tmp_path / "a.png", "--fg-out", tmp_path / "fg.png", "--background", "none") == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "fg.png", "photo.jpg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "fg.png", "photo.jpg"]  # not a_000000.png
     assert cv2.imread(str(tmp_path / "fg.png"), cv2.IMREAD_UNCHANGED).shape == (32, 48, 4)
+    heic = write_heic(tmp_path / "IMG_0002.heic", shapes_frame(3, 48, 32))  # an iPhone photo
+    assert run(heic, "--alpha-out", tmp_path / "h.png", "--background", "none") == 0
+    assert cv2.imread(str(tmp_path / "h.png"), cv2.IMREAD_UNCHANGED).shape == (32, 48)
     folder = tmp_path / "frames"
     folder.mkdir()
     for i in range(2):

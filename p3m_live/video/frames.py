@@ -27,7 +27,8 @@ DIRECT_FORMATS: dict[str, tuple[PixelFormat, bool]] = {
     "rgb24": ("rgb", True),
     "bgr24": ("bgr", True),
 }
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+HEIF_SUFFIXES = {".heic", ".heif"}  # iPhone photos: read through pillow-heif (the heic extra)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", *HEIF_SUFFIXES}
 # FFmpeg colorspace codes (AVColorSpace) that name a matrix the graph knows.
 BT709_CODES = {1}
 BT601_CODES = {5, 6}
@@ -198,8 +199,27 @@ def image_files(path: Path) -> list[Path]:
 
 
 def read_rgb(path: str | Path) -> np.ndarray | None:
-    """An image file as RGB uint8 (H, W, 3), or None if it cannot be read as one."""
+    """An image file as RGB uint8 (H, W, 3), upright by its EXIF orientation, or None if it
+    cannot be read as one. HEIC/HEIF photos (iPhones) go through pillow-heif, whose libheif
+    turns them upright itself."""
+    if Path(path).suffix.lower() in HEIF_SUFFIXES:
+        return _read_heif(Path(path))
     import cv2
 
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _read_heif(path: Path) -> np.ndarray | None:
+    from ..errors import P3MError
+
+    try:
+        import pillow_heif
+    except ImportError as e:
+        raise P3MError(f"{path} is a HEIC photo, which needs pillow-heif: pip install 'p3m-live[heic]'") from e
+    try:
+        heif = pillow_heif.open_heif(str(path), convert_hdr_to_8bit=True)
+        pixels = np.asarray(heif)  # a read-only view of libheif's buffer
+    except (ValueError, OSError, RuntimeError):
+        return None
+    return np.array(pixels[..., :3])  # a copy of our own: writable, without an alpha plane

@@ -164,3 +164,11 @@ def test_a_phone_video_background_is_turned_upright(tmp_path):
     feed = BackgroundFeed(parse_background(str(clip)), 32, 48)
     assert np.array_equal(feed.peek(), upright)
     feed.close()
+
+
+def test_a_heic_photo_as_background(tmp_path):
+    from tests.media import shapes_frame, write_heic
+
+    picture = shapes_frame(1, 64, 48)
+    feed = BackgroundFeed(parse_background(str(write_heic(tmp_path / "beach.heic", picture))), 64, 48)
+    assert feed.choice.kind == "image" and np.abs(feed.value().astype(int) - picture).mean() < 3

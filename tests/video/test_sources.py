@@ -31,6 +31,7 @@ from tests.media import (
     probe,
     raw_h264,
     shapes_frame,
+    write_heic,
 )
 
 
@@ -367,3 +368,23 @@ def test_a_late_tail_at_a_join_is_dropped_not_moved_back(tmp_path):
         for stream in c.streams:
             times = [float(p.dts * p.time_base) for p in kept if p.stream is stream]
             assert all(b > a for a, b in zip(times, times[1:])), stream.type
+
+
+def test_iphone_heic_photos_are_read(tmp_path):
+    """HEIC (iPhones' default) goes through pillow-heif: the picture, as a writable array."""
+    picture = shapes_frame(2, 96, 64)
+    with open_source(str(write_heic(tmp_path / "IMG_0001.HEIC", picture))) as src:
+        frame = _frames(src)[0]
+    assert frame.data.shape == (64, 96, 3) and frame.data.flags.writeable
+    assert np.abs(frame.data.astype(int) - picture).mean() < 3
+
+
+def test_a_heic_photo_without_pillow_heif_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    photo = write_heic(tmp_path / "p.heic", shapes_frame(0, 32, 32))
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # as if it were not installed: import fails
+    with pytest.raises(
+        P3MError, match=r"p.heic is a HEIC photo, which needs pillow-heif: pip install 'p3m-live\[heic\]'"
+    ):
+        open_source(str(photo))
