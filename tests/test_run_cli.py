@@ -217,22 +217,24 @@ def test_the_recordings_metadata_is_kept(run, tmp_path):
 SRT = "1\n00:00:00,100 --> 00:00:00,900\nHello there\n\n2\n00:00:01,000 --> 00:00:01,800\nSecond line\n"
 
 
-def _subtitles(path):
+def _subtitles(path, durations: bool = False):
     with av.open(str(path)) as c:
         if not c.streams.subtitles:
             return None
         st = c.streams.subtitles[0]
-        return [(float(p.pts * p.time_base), bytes(p)) for p in c.demux(st) if p.size]
+        cues = [(float(p.pts * p.time_base), float(p.duration * p.time_base), bytes(p)) for p in c.demux(st) if p.size]
+    return [(round(t, 3), round(d, 3), text) if durations else (round(t, 3), text) for t, d, text in cues]
 
 
 def test_subtitles_are_copied_where_the_container_takes_them(run, tmp_path, capsys):
     """A talk with SubRip subtitles: kept in .mkv with their times (moved by --start like the
-    rest); MP4 cannot hold SubRip, so there they are left out with a warning, not an error."""
+    rest; a cue still showing at either end of a part is cut to it); MP4 cannot hold SubRip,
+    so there they are left out with a warning, not an error."""
     clip = with_subtitles(make_clip(tmp_path / "talk.mkv", frames=50), SRT, tmp_path / "subbed.mkv")
     assert run(clip, "-o", tmp_path / "out.mkv") == 0
     assert _subtitles(tmp_path / "out.mkv") == [(0.1, b"Hello there"), (1.0, b"Second line")]
-    assert run(clip, "-o", tmp_path / "part.mkv", "--start", "0.5") == 0
-    assert _subtitles(tmp_path / "part.mkv") == [(0.5, b"Second line")]
+    assert run(clip, "-o", tmp_path / "part.mkv", "--start", "0.5", "--duration", "1.0") == 0
+    assert _subtitles(tmp_path / "part.mkv", durations=True) == [(0.0, 0.4, b"Hello there"), (0.5, 0.5, b"Second line")]
     assert run(clip, "-o", tmp_path / "out.mp4") == 0
     assert _subtitles(tmp_path / "out.mp4") is None and len(probe(tmp_path / "out.mp4")["times"]) == 50
     assert "subtitles: srt cannot go into .mp4" in capsys.readouterr().err

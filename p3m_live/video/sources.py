@@ -205,8 +205,26 @@ class AVSource(Source):
             return -1
         return 1 if self._end is not None and t >= self._end - 1e-6 else 0
 
+    def _copy_when(self, packet: av.Packet) -> int:
+        """``_when`` for a packet to copy. A subtitle cue still showing where the part starts
+        or ends is in it, cut to the part (its time and duration moved in)."""
+        tb = packet.time_base
+        if packet.stream.type != "subtitle" or not packet.duration or packet.pts is None or tb is None:
+            return self._when(packet.pts, tb)
+        begin, end = float(packet.pts * tb), float((packet.pts + packet.duration) * tb)
+        last = self._end if self._end is not None else math.inf
+        if end <= self._start + 1e-6:
+            return -1
+        if begin >= last - 1e-6:
+            return 1
+        if begin < self._start or end > last:
+            cut_begin, cut_end = round(max(begin, self._start) / tb), round(min(end, last) / tb)
+            packet.pts = packet.dts = cut_begin
+            packet.duration = cut_end - cut_begin
+        return 0
+
     def _shifted(self, packet: av.Packet) -> av.Packet:
-        """An audio packet with its timestamps moved by ``start``."""
+        """An audio or subtitle packet with its timestamps moved by ``start``."""
         if self._start:
             shift = round(self._start / packet.time_base)
             packet.pts = packet.pts - shift if packet.pts is not None else None
@@ -245,7 +263,7 @@ class AVSource(Source):
                     if frames:
                         self._pending.extend(frames[1:])
                         return frames[0]
-                elif packet.dts is not None and self._when(packet.pts, packet.time_base) == 0:
+                elif packet.dts is not None and self._copy_when(packet) == 0:
                     self._pending.append(self._shifted(packet))
             frames = self._flushed()  # one interlaced frame in all
             if frames:
@@ -278,7 +296,7 @@ class AVSource(Source):
         if self._when(self._first.pts, self._first.time_base) > 0:
             return  # the part asked for has no frame: nothing to yield
         yield self._frame(self._first)
-        video_done, copies_done = False, set()
+        video_done, audio_done = False, set()
         for item in self._pending:
             if isinstance(item, av.VideoFrame):
                 video_done = video_done or self._when(item.pts, item.time_base) > 0
@@ -295,13 +313,16 @@ class AVSource(Source):
                         if not video_done:
                             yield self._frame(f)
                 elif packet.dts is not None:  # flush packets (no data) are not copied
-                    when = self._when(packet.pts, packet.time_base)
+                    when = self._copy_when(packet)
                     if when == 0:
                         yield self._shifted(packet)
-                    elif when > 0:
-                        copies_done.add(packet.stream.index)
-                if video_done and len(copies_done) == len(self.audio_streams) + len(self.subtitle_streams):
-                    return  # past the end in every stream (audio interleaves a little behind video)
+                    elif when > 0 and packet.stream.type == "audio":
+                        audio_done.add(packet.stream.index)
+                if video_done and len(audio_done) == len(self.audio_streams):
+                    # Past the end in the video and every audio stream (audio interleaves a little
+                    # behind video). Subtitles are not waited for: a sparse stream may have no
+                    # cue after the end, which would hold the reading to the end of the file.
+                    return
         except av.error.EOFError:
             pass
         except av.error.FFmpegError as e:

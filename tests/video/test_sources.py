@@ -388,3 +388,30 @@ def test_a_heic_photo_without_pillow_heif_says_what_to_install(tmp_path, monkeyp
         P3MError, match=r"p.heic is a HEIC photo, which needs pillow-heif: pip install 'p3m-live\[heic\]'"
     ):
         open_source(str(photo))
+
+
+def _read_offset(path) -> int:
+    """How far this process has read into ``path`` (the file offset of its open descriptor)."""
+    import os
+
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                return int(open(f"/proc/self/fdinfo/{fd}").read().split()[1])  # "pos: N"
+        except OSError:
+            continue
+    raise AssertionError(f"{path} is not open")
+
+
+def test_a_part_stops_reading_where_video_and_audio_end(tmp_path):
+    """A sparse subtitle stream (one cue at the start) must not hold the reading of a part to
+    the end of the file: it stops once the video and the audio are past the part."""
+    from tests.media import with_subtitles
+
+    cue = "1\n00:00:00,100 --> 00:00:00,900\nHello there\n"
+    clip = with_subtitles(make_clip(tmp_path / "long.mkv", frames=250, size=(192, 128)), cue, tmp_path / "sub.mkv")
+    with open_source(str(clip), duration=0.4) as src:
+        items = list(src.items())
+        assert len([i for i in items if isinstance(i, Frame)]) == 10
+        assert any(isinstance(i, av.Packet) and i.stream.type == "subtitle" for i in items)
+        assert _read_offset(clip.resolve()) < clip.stat().st_size / 3
