@@ -172,7 +172,7 @@ def test_the_recordings_metadata_is_kept(run, tmp_path):
     into every output (as ffmpeg keeps them); the muxer's own keys are the output's."""
     from p3m_live.video.sinks import recording_metadata, shifted_metadata
 
-    clip = tmp_path / "phone.mp4"  # MOV would drop the language tag "deu"; MP4 keeps it
+    clip = tmp_path / "phone.mp4"  # MP4 keeps the language tag "deu"; MOV knows it as "ger"
     tags = {
         "creation_time": "2026-05-01T10:20:30.000000Z",
         "com.apple.quicktime.creationdate": "2026-05-01T12:20:30+0200",
@@ -207,6 +207,7 @@ def test_the_recordings_metadata_is_kept(run, tmp_path):
     part = tmp_path / "part.mov"  # a part starting 0.1 s in was recorded 0.1 s later
     assert run(clip, "-o", part, "--start", "0.1") == 0
     with av.open(str(part)) as c:
+        assert c.streams.audio[0].metadata.get("language") == "ger"  # MOV's table knows German as "ger" only
         assert c.metadata["creation_time"] == "2026-05-01T10:20:30.100000Z"
         assert c.metadata["com.apple.quicktime.creationdate"] == "2026-05-01T12:20:30+0200"  # whole seconds
         assert c.metadata["com.apple.quicktime.make"] == "Apple"

@@ -10,11 +10,13 @@ the container's default codec, at a sample rate that encoder has (Opus has no
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from fractions import Fraction
 
 import av
+import numpy as np
 from av.bitstream import BitStreamFilterContext
 
 log = logging.getLogger("p3m_live")
@@ -26,8 +28,50 @@ STREAM_KEYS = ("language", "title")  # per stream: which audio track is which
 ADTS_FORMATS = {"mpegts", "adts"}
 
 
-def stream_metadata(stream: av.stream.Stream) -> dict[str, str]:
-    return {k: v for k, v in stream.metadata.items() if k in STREAM_KEYS}
+# ISO 639-2's twenty languages with two codes, bibliographic and terminological (German:
+# "ger" and "deu"), both ways round.
+_TWINS = (
+    "alb sqi arm hye baq eus bur mya chi zho cze ces dut nld fre fra geo kat ger deu "
+    "gre ell ice isl mac mkd mao mri may msa per fas rum ron slo slk tib bod wel cym"
+).split()
+ISO639_TWINS = {**dict(zip(_TWINS[::2], _TWINS[1::2])), **dict(zip(_TWINS[1::2], _TWINS[::2]))}
+
+
+@functools.cache
+def mov_keeps(code: str) -> bool:
+    """Whether FFmpeg's MOV muxer writes the language ``code``: it keeps only the codes of
+    QuickTime's old language table, which holds one twin of some ISO 639-2 pairs ("ger",
+    not "deu") and the other of others ("fra", not "fre"). Asked of the muxer itself, with a
+    one-packet MOV in memory."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mov") as out:
+        s = out.add_stream("pcm_s16le", rate=8000)
+        s.layout = "mono"
+        s.metadata["language"] = code
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 16), np.int16), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 8000, 0
+        for packet in [*s.encode(frame), *s.encode(None)]:
+            out.mux(packet)
+    with av.open(io.BytesIO(buf.getvalue())) as back:
+        return back.streams.audio[0].metadata.get("language") == code
+
+
+def written_language(format_name: str, code: str) -> str:
+    """``code`` as the ``format_name`` muxer can keep it: in MOV, its ISO 639-2 twin where only
+    that one is in QuickTime's table (a German track stays German); elsewhere as it is."""
+    if format_name != "mov" or mov_keeps(code):
+        return code
+    twin = ISO639_TWINS.get(code)
+    return twin if twin is not None and mov_keeps(twin) else code
+
+
+def stream_metadata(stream: av.stream.Stream, format_name: str) -> dict[str, str]:
+    """What tells one of ``stream``'s siblings from another (language, title), as the
+    ``format_name`` muxer keeps it."""
+    kept = {k: v for k, v in stream.metadata.items() if k in STREAM_KEYS}
+    if "language" in kept:
+        kept["language"] = written_language(format_name, kept["language"])
+    return kept
 
 
 def muxer_takes(format_name: str, template: av.stream.Stream) -> bool:
@@ -53,7 +97,7 @@ def copied_stream(
     out.time_base = template.time_base
     if keep_tag and template.codec_context is not None and template.codec_context.codec_tag.strip("\0 "):
         out.codec_context.codec_tag = template.codec_context.codec_tag
-    out.metadata.update(stream_metadata(template))
+    out.metadata.update(stream_metadata(template, container.format.name))
     return out
 
 
@@ -85,7 +129,7 @@ class Track:
         rate = encoder_rate(codec, src.codec_context.sample_rate)
         self.stream = self._encoder = container.add_stream(codec, rate=rate)
         self.stream.layout = src.codec_context.layout
-        self.stream.metadata.update(stream_metadata(src))
+        self.stream.metadata.update(stream_metadata(src, container.format.name))
 
     def packets(self, packet: av.Packet) -> list[av.Packet]:
         """What to mux for one of the source's packets."""

@@ -229,3 +229,11 @@ def test_a_packet_the_muxer_refuses_is_one_line(run, clips, tmp_path, capsys, mo
         "try an .mkv output, which takes almost any stream"
     )
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_mov_keeps_a_language_under_the_twin_its_table_has():
+    from p3m_live.video.tracks import written_language
+
+    assert written_language("mov", "deu") == "ger" and written_language("mov", "ger") == "ger"
+    assert written_language("mov", "fre") == "fra"  # QuickTime's table has the other twin here
+    assert written_language("mov", "eng") == "eng" and written_language("mp4", "deu") == "deu"
