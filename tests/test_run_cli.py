@@ -286,6 +286,7 @@ def test_config_file_gives_defaults(run, talk, tmp_path, monkeypatch):
         (["{talk}", "-o", "{tmp}/o.mp4", "--start", "9"], "--start 9 is past the end of"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--start", "0.2", "--live"], "--start is for files"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--duration", "0"], "--duration more than 0"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--start", "0.3", "--duration", "0.01"], "holds no frame of"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run, talk, tmp_path, capsys, args, message):

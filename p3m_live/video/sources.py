@@ -149,6 +149,12 @@ class AVSource(Source):
         if has_joins(self.container):  # MPEG-TS/PS: parts joined end to end go on one clock
             self._demux = _mended(self._demux, Splices(streams, self.name))
         first = self._first_video_frame()
+        if self._when(first.pts, first.time_base) > 0:
+            self.close()
+            raise P3MError(
+                f"--start {start:g} --duration {duration:g} holds no frame of {self.name} (its first frame after "
+                f"{start:g} s is at {float(first.pts * first.time_base):.3f} s); make the part longer"
+            )
         layout_of(first)  # a frame too small fails here, named by its own size
         self._size = scaled_size(first.width, first.height, short_side)
         if self._size != (first.width, first.height):
@@ -293,8 +299,6 @@ class AVSource(Source):
         return frame
 
     def items(self) -> Iterator[Item]:
-        if self._when(self._first.pts, self._first.time_base) > 0:
-            return  # the part asked for has no frame: nothing to yield
         yield self._frame(self._first)
         video_done, audio_done = False, set()
         for item in self._pending:
