@@ -340,6 +340,30 @@ def written_full_range(codec: str, pix_fmt: str, full_range: bool) -> bool:
     return False if codec.startswith("prores") else full_range
 
 
+def composite_encoding(codec: str, layout: Layout) -> tuple[str, tuple[str, bool], dict | None]:
+    """How ``codec`` gets the graph's I420 composite (in ``layout``'s matrix and range): its
+    pixel format, the (matrix, full range) to tag, and the ``VideoFrame.reformat`` arguments
+    that convert the planes to it (None where they go as they are). Worked out once a file."""
+    try:
+        pix_fmt = composite_format(codec)
+    except av.codec.codec.UnknownCodecError:
+        return "yuv420p", (layout.matrix, layout.full_range), None  # _Encoder names the missing encoder
+    full = written_full_range(codec, pix_fmt, layout.full_range)
+    rgb = av.VideoFormat(pix_fmt).is_rgb
+    if pix_fmt == "yuv420p" and full == layout.full_range:
+        return pix_fmt, (layout.matrix, full), None
+    space = Colorspace.ITU709 if layout.matrix == "bt709" else Colorspace.ITU601
+    ranges = {True: ColorRange.JPEG, False: ColorRange.MPEG}
+    convert = {
+        "format": pix_fmt,
+        "src_colorspace": space,
+        "dst_colorspace": space,
+        "src_color_range": ranges[layout.full_range],
+        "dst_color_range": ranges[full],
+    }
+    return pix_fmt, ("rgb" if rgb else layout.matrix, full), convert
+
+
 class FileSink(Sink):
     """The composite as an encoded file, with every audio and subtitle stream of the source
     (see :mod:`p3m_live.video.tracks`: copied where the muxer takes them, audio re-encoded
@@ -361,28 +385,9 @@ class FileSink(Sink):
     ) -> None:
         codec = codec or VIDEO_CODECS.get(path.suffix.lower(), "libx264")
         options = encoder_options(codec, crf, preset)
-        try:
-            pix_fmt = composite_format(codec)
-        except av.codec.codec.UnknownCodecError:
-            pix_fmt = "yuv420p"  # _Encoder names the missing encoder
-        full = written_full_range(codec, pix_fmt, layout.full_range)
-        matrix = "rgb" if av.VideoFormat(pix_fmt).is_rgb else layout.matrix
-        self.enc = _Encoder(
-            path, codec, pix_fmt, layout, rate, time_base, options, colour=(matrix, full), metadata=metadata
-        )
+        pix_fmt, colour, self._convert = composite_encoding(codec, layout)
+        self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, options, colour=colour, metadata=metadata)
         self.layout = layout
-        # I420 planes in the stream's matrix and range -> the encoder's own format (ProRes 4:2:2 10-bit, say)
-        self._convert = None
-        if pix_fmt != "yuv420p" or full != layout.full_range:
-            space = Colorspace.ITU709 if layout.matrix == "bt709" else Colorspace.ITU601
-            ranges = {True: ColorRange.JPEG, False: ColorRange.MPEG}
-            self._convert = {
-                "format": pix_fmt,
-                "src_colorspace": space,
-                "dst_colorspace": space,
-                "src_color_range": ranges[layout.full_range],
-                "dst_color_range": ranges[full],
-            }
         self._tracks: dict[int, Track] = {}  # source stream index -> its track in the output
         label = path.suffix or path.name
         for src in [*audio_streams, *subtitle_streams]:

@@ -116,7 +116,6 @@ class Track:
     aac_adtstoasc where the muxer wants raw AAC), or re-encoded as ``codec`` (audio only)."""
 
     def __init__(self, container: av.container.OutputContainer, src: av.stream.Stream, codec: str | None) -> None:
-        self.src = src
         self._filter: BitStreamFilterContext | None = None
         self._encoder: av.audio.stream.AudioStream | None = None
         self._next_sample: int | None = None
@@ -138,8 +137,13 @@ class Track:
             for p in out:
                 p.stream = self.stream
             return out
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError as e:  # like a damaged video packet: skipped, the run goes on
+            log.warning("audio: skipped a damaged packet (%s)", e)
+            return []
         encoded = []
-        for frame in packet.decode():
+        for frame in frames:
             # The encoder gets times counted in samples from the first frame's time, so its
             # priming (1024 samples for AAC) is marked as before the start and players skip it.
             rate = frame.sample_rate
