@@ -184,6 +184,21 @@ def planes_to_rgb(data: np.ndarray, fmt: PixelFormat, matrix: str = "bt601", ful
     return rgb.to_ndarray()
 
 
+def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` (H, W, 3) scaled to fit inside width x height, aspect kept, centred on black:
+    a photo of another size or orientation in a folder of images, shown whole and unstretched."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(width / w, height / h)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    nw, nh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    out = np.zeros((height, width, 3), np.uint8)
+    x, y = (width - nw) // 2, (height - nh) // 2
+    out[y : y + nh, x : x + nw] = cv2.resize(image, (nw, nh), interpolation=interp)
+    return out
+
+
 def image_files(path: Path) -> list[Path]:
     """An image, or a folder's images in name order; a one-line error if there are none."""
     from ..errors import P3MError

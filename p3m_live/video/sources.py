@@ -29,6 +29,7 @@ from .frames import (
     frame_from_av,
     image_files,
     layout_of,
+    letterbox,
     matrix_of,
     read_rgb,
     scaled_size,
@@ -382,6 +383,7 @@ class ImageSource(Source):
         sw, sh = scaled_size(w, h, short_side)
         self.layout = Layout(sw - sw % 2, sh - sh % 2, "rgb", True, matrix_of(2, sw, sh))  # 2: untagged
         self._scaled = (sw, sh) != (w, h)
+        self._first_shape = (h, w)
 
     @staticmethod
     def _read(path: Path) -> np.ndarray:
@@ -399,9 +401,12 @@ class ImageSource(Source):
             if img is None:  # like a damaged packet in a video: skipped, and the run goes on
                 log.warning("skipped %s: it cannot be read as an image", path)
                 continue
-            if img.shape[:2] != (h, w):
-                crop = not self._scaled and img.shape[0] >= h and img.shape[1] >= w  # odd sides lose a row
-                img = img[:h, :w] if crop else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+            if img.shape[:2] == self._first_shape and self._scaled:  # --downscale
+                img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+            elif img.shape[:2] == self._first_shape:  # odd sides lose their last row or column
+                img = img[:h, :w]
+            elif img.shape[:2] != (h, w):  # another photo's size or orientation: whole, on black
+                img = letterbox(img, w, h)
             yield Frame(np.ascontiguousarray(img), "rgb", i, self.time_base, i)
 
 

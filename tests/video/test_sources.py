@@ -152,6 +152,22 @@ def test_image_folder_is_a_frame_sequence(tmp_path):
     assert len(part) == 1 and part[0].time == 0 and np.array_equal(part[0].data, shapes_frame(1, 40, 30))
 
 
+def test_photos_of_other_sizes_in_a_folder_are_shown_whole(tmp_path):
+    """A folder's later photos of another size or orientation are fitted into the first one's
+    frame, aspect kept, on black: not stretched, and not cropped to a corner."""
+    pictures = [shapes_frame(0, 48, 32), shapes_frame(1, 96, 64), shapes_frame(2, 32, 48)]
+    for i, rgb in enumerate(pictures):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    frames = _frames(open_source(str(tmp_path)))
+    assert all(f.data.shape == (32, 48, 3) for f in frames)
+    bigger = cv2.resize(pictures[1], (48, 32), interpolation=cv2.INTER_AREA)
+    assert np.abs(frames[1].data.astype(int) - bigger).max() <= 1  # the whole picture, scaled
+    portrait = frames[2].data
+    assert portrait[:, :13].max() == 0 and portrait[:, 34:].max() == 0  # black beside it
+    inner = cv2.resize(pictures[2], (21, 32), interpolation=cv2.INTER_AREA)
+    assert np.abs(portrait[:, 13:34].astype(int) - inner).max() <= 1
+
+
 def test_a_damaged_image_in_a_sequence_is_skipped(tmp_path, caplog):
     """As a damaged packet in a video: a warning, and the other frames keep their times."""
     for i in (0, 2):
