@@ -115,7 +115,8 @@ class AVSource(Source):
         if not self.container.streams.video:
             self.close()
             raise P3MError(f"{self.name} has no video stream; give a video file, a camera or a stream")
-        self.video = self.container.streams.video[0]
+        # FFmpeg's pick, not the first: a cover picture or a low-rate proxy can come first.
+        self.video = self.container.streams.best("video") or self.container.streams.video[0]
         if self.name == PIPE and self.video.codec_context.pix_fmt is None:  # an MP4 whose index comes last
             self.close()
             raise P3MError(f"{self.name}: the video cannot be read as it arrives; {PIPE_HINT}")

@@ -431,3 +431,22 @@ def test_a_part_stops_reading_where_video_and_audio_end(tmp_path):
         assert len([i for i in items if isinstance(i, Frame)]) == 10
         assert any(isinstance(i, av.Packet) and i.stream.type == "subtitle" for i in items)
         assert _read_offset(clip.resolve()) < clip.stat().st_size / 3
+
+
+def test_the_main_video_stream_is_read_not_a_cover_picture_before_it(tmp_path):
+    """A file whose first video stream is a one-frame cover picture: the video itself is read."""
+    clip = make_clip(tmp_path / "c.mp4", frames=12, audio_rate=None)
+    covered = tmp_path / "covered.mkv"
+    with av.open(str(clip)) as inp, av.open(str(covered), "w") as out:
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 96, 64, "yuvj420p"
+        video = out.add_stream_from_template(inp.streams.video[0])
+        picture = av.VideoFrame.from_ndarray(np.full((64, 96, 3), 200, np.uint8), format="rgb24")
+        for p in [*cover.encode(picture.reformat(format="yuvj420p")), *cover.encode(None)]:
+            out.mux(p)
+        for p in inp.demux(inp.streams.video[0]):
+            if p.dts is not None:
+                p.stream = video
+                out.mux(p)
+    with open_source(str(covered)) as src:
+        assert src.video.index == 1 and len(_frames(src)) == 12
