@@ -128,7 +128,7 @@ class BackgroundFeed:
         self.choice = choice
         self.width, self.height = width, height
         self.planes = planes
-        self._still: Pair | None = None
+        self._still: Pair | None = None  # an image
         self._video: _Prefetch | None = None
         if choice.kind == "image":
             self._still = self._pair(cover(read_image(choice.path), width, height))
@@ -136,7 +136,6 @@ class BackgroundFeed:
             self._video = _Prefetch(self._loop(choice.path), depth=8)
             self._current: tuple[float, Pair] = next(self._video)  # fails here, at start, if unreadable
             self._next: tuple[float, Pair] = next(self._video)
-            self._still = self._current[1]
             self._origin: float | None = None  # the frame time at which the background's time is 0
             self._last: float | None = None  # the last frame time asked for
             self._started = False
@@ -153,6 +152,8 @@ class BackgroundFeed:
         """The background shown now (RGB), without moving a video on."""
         if self.choice.kind in ("color", "none"):
             return self.choice.color
+        if self._video is not None:
+            return self._current[1][0]
         return None if self._still is None else self._still[0]
 
     def value(self, times: Sequence[float | None] = (None,)) -> np.ndarray | tuple[int, int, int] | None:
@@ -186,8 +187,7 @@ class BackgroundFeed:
                 self._current, self._next = self._next, next(self._video)
             self._origin = None if t is None else t - self._current[0]
         self._started, self._last = True, t
-        self._still = self._current[1]
-        return self._still
+        return self._current[1]
 
     def close(self) -> None:
         """Stop reading a video background (its thread ends)."""
