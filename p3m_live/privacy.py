@@ -37,7 +37,7 @@ class PrivacyFrames:
         lay = matting.layout
         self.shape = frame_shape("i420", 1, lay.height, lay.width)[1:]
         self.last_good: np.ndarray | None = None
-        self._cache: dict[int, np.ndarray] = {}
+        self._cache: dict[int, tuple[object, np.ndarray]] = {}  # background -> (what it showed, as I420)
 
     def good(self, composite: np.ndarray) -> None:
         self.last_good = composite
@@ -49,12 +49,14 @@ class PrivacyFrames:
             if self.last_good is None:
                 return np.full(self.shape, 128, np.uint8)  # mid grey, neutral chroma
             return blur_i420(self.last_good)
-        if m.current not in self._cache or choice.kind == "video":
-            value = m.current_background()
+        value = m.current_background()
+        shown, planes = self._cache.get(m.current, (None, None))
+        if planes is None or shown is not value:  # converted once per picture: a video's moves on, or holds
             rgb = (
                 np.broadcast_to(np.array(value, np.uint8), (1, lay.height, lay.width, 3))
                 if choice.kind == "color"
                 else np.asarray(value).reshape(-1, lay.height, lay.width, 3)[:1]
             )
-            self._cache[m.current] = rgb_to_planes(rgb, lay.matrix, lay.full_range)[0]
-        return self._cache[m.current]
+            planes = rgb_to_planes(rgb, lay.matrix, lay.full_range)[0]
+            self._cache[m.current] = (value, planes)
+        return planes

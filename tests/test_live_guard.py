@@ -215,3 +215,27 @@ def test_a_stalled_source_gets_privacy_frames_until_it_sends_again(caplog):
     gap = kinds[kinds.index("blue") :]
     assert 15 <= gap.count("blue") <= 45 and gap[-1] == "green"  # about 1 s of privacy frames, then composites
     assert "no frame from the source for 1.0 s" in caplog.text and "frames from the source again" in caplog.text
+
+
+def test_privacy_frames_convert_a_held_video_background_once(tmp_path, monkeypatch):
+    """During a failure the video background holds still: its privacy frame is converted to
+    I420 once, not again for every frame the output thread shows; when it moves on, again."""
+    from p3m_live import privacy
+    from p3m_live.video.frames import Layout
+    from tests.media import make_clip
+
+    layout = Layout(96, 64, "i420", False, "bt601")
+    background = make_clip(tmp_path / "bg.mp4", frames=5, size=(96, 64), audio_rate=None)
+    matting = Matting(
+        layout, [parse_background(str(background))], lambda c, b: FlakyBackend(graph_spec(layout, c, b), "", range(0))
+    )
+    calls = []
+    real = privacy.rgb_to_planes
+    monkeypatch.setattr(privacy, "rgb_to_planes", lambda *a: calls.append(1) or real(*a))
+    frames = privacy.PrivacyFrames(matting)
+    first = [frames.frame() for _ in range(5)]
+    assert len(calls) == 1 and all(np.array_equal(f, first[0]) for f in first)
+    matting._feeds[0].value([0.0]), matting._feeds[0].value([0.04])  # the background moves on a frame
+    moved = frames.frame()
+    assert len(calls) == 2 and not np.array_equal(moved, first[0])
+    matting.close()
