@@ -6,9 +6,10 @@ way a wallpaper fills a screen, so nothing is stretched.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +115,25 @@ CLOCK_JUMP = 0.25  # seconds
 Pair = tuple[np.ndarray, np.ndarray | None]  # RGB, and I420 planes for a planar graph
 
 
+class _Picture:
+    """A video background's frame, made (turned, scaled, converted) ahead on the feed's thread
+    where the frames' clock will show it, else only if it is asked for after all."""
+
+    def __init__(self, make: Callable[[], Pair], ahead: bool) -> None:
+        self._make: Callable[[], Pair] | None = make
+        self._pair: Pair | None = make() if ahead else None
+
+    @property
+    def ready(self) -> bool:
+        return self._pair is not None
+
+    def pair(self) -> Pair:
+        if self._pair is None:
+            self._pair = self._make()
+        self._make = None  # the decoded frame goes
+        return self._pair
+
+
 class BackgroundFeed:
     """Background input for the frame graph, frame by frame, at the frame size.
 
@@ -121,8 +141,11 @@ class BackgroundFeed:
     YUV planes, ``planes=(matrix, full_range)``) converted to I420 ahead of time on a thread
     of its own, so none of it waits in line with inference. It plays at its own speed on
     the frames' clock (a 24 fps background behind 60 fps frames shows each of its frames
-    for 2.5 frames) and loops. ``peek`` always gives RGB (privacy frames use it); ``value``
-    gives what ``Backend.set_background`` takes."""
+    for 2.5 frames) and loops. A background faster than the frames (60 fps behind 30) has
+    only the frames made that the frames' clock will show: the matting thread says where its
+    clock is and how fast it goes, and a frame the guess missed is made when it is asked for.
+    ``peek`` always gives RGB (privacy frames use it); ``value`` gives what
+    ``Backend.set_background`` takes."""
 
     def __init__(self, choice: BackgroundChoice, width: int, height: int, planes: tuple[str, bool] | None = None):
         self.choice = choice
@@ -133,11 +156,16 @@ class BackgroundFeed:
         if choice.kind == "image":
             self._still = self._pair(cover(read_image(choice.path), width, height))
         elif choice.kind == "video":
+            # The background's frames decoded, made ahead on its thread, and made late on the
+            # matting thread (where the guess of the frames' clock missed).
+            self.decoded = self.made_ahead = self.made_late = 0
+            self._hint: tuple[float, float] | None = None  # (background time asked for last, step between asks)
             self._video = _Prefetch(self._loop(choice.path), depth=8)
-            self._current: tuple[float, Pair] = next(self._video)  # fails here, at start, if unreadable
-            self._next: tuple[float, Pair] = next(self._video)
+            self._current: tuple[float, _Picture] = next(self._video)  # fails here, at start, if unreadable
+            self._next: tuple[float, _Picture] = next(self._video)
             self._origin: float | None = None  # the frame time at which the background's time is 0
             self._last: float | None = None  # the last frame time asked for
+            self._step: float | None = None  # how far apart the frames' times are, smoothed
             self._started = False
 
     def _pair(self, rgb: np.ndarray) -> Pair:
@@ -153,7 +181,7 @@ class BackgroundFeed:
         if self.choice.kind in ("color", "none"):
             return self.choice.color
         if self._video is not None:
-            return self._current[1][0]
+            return self._current[1].pair()[0]
         return None if self._still is None else self._still[0]
 
     def value(self, times: Sequence[float | None] = (None,)) -> np.ndarray | tuple[int, int, int] | None:
@@ -180,6 +208,8 @@ class BackgroundFeed:
             and t - self._origin <= self._next[0] + CLOCK_JUMP
         )
         if on_clock:
+            if t > self._last:
+                self._step = t - self._last if self._step is None else 0.8 * self._step + 0.2 * (t - self._last)
             while self._next[0] <= t - self._origin + 1e-6:
                 self._current, self._next = self._next, next(self._video)
         else:
@@ -187,19 +217,32 @@ class BackgroundFeed:
                 self._current, self._next = self._next, next(self._video)
             self._origin = None if t is None else t - self._current[0]
         self._started, self._last = True, t
-        return self._current[1]
+        self._hint = None if self._origin is None or self._step is None else (t - self._origin, self._step)
+        self.made_late += not self._current[1].ready
+        return self._current[1].pair()
+
+    def _shown(self, begin: float, end: float) -> bool:
+        """Whether the frames' clock will ask for the background between ``begin`` and ``end``
+        (its times), guessed from where it is and its step; with no guess, yes."""
+        hint = self._hint
+        if hint is None:
+            return True
+        asked, step = hint
+        k = max(0, math.ceil((begin - asked) / step - 1e-9))  # the first ask at or after begin
+        return asked + k * step < end - 1e-9
 
     def close(self) -> None:
         """Stop reading a video background (its thread ends)."""
         if self._video is not None:
             self._video.close()
 
-    def _loop(self, path: Path) -> Iterator[tuple[float, Pair]]:
+    def _loop(self, path: Path) -> Iterator[tuple[float, _Picture]]:
         """The video's frames with their times from its start, over and over: each pass
-        starts where the last one ended (its last frame's time plus a frame)."""
+        starts where the last one ended (its last frame's time plus a frame). A frame is
+        handed on once the next one is decoded, which says until when it shows."""
         import av
 
-        offset = 0.0
+        offset, pending = 0.0, None
         while True:
             try:
                 container = av.open(str(path))
@@ -219,12 +262,29 @@ class BackgroundFeed:
                         first = t
                         tone_mapper = tone_mapper_for(f)  # an HDR clip as background: SDR, as sources do
                     last = t
-                    rgb = tone_mapper.rgb(f) if tone_mapper else f.to_ndarray(format="rgb24")
-                    upright = rotate_planes(rgb, "rgb", quarter_turns(f.rotation))  # phone clips, as inputs
-                    yield offset + max(t - first, 0.0), self._pair(cover(upright, self.width, self.height))
+                    shown_from = offset + max(t - first, 0.0)
+                    if pending is not None:
+                        yield self._picture(*pending, until=shown_from)
+                    pending = (shown_from, self._maker(f, tone_mapper))
+                    self.decoded += 1
             if first is None:
                 raise P3MError(f"background {path} has no frames; give {HELP}")
             offset += last - first + step
+
+    def _picture(self, shown_from: float, make: Callable[[], Pair], until: float) -> tuple[float, _Picture]:
+        ahead = self._shown(shown_from, until)
+        self.made_ahead += ahead
+        return shown_from, _Picture(make, ahead)
+
+    def _maker(self, f, tone_mapper) -> Callable[[], Pair]:
+        """How to make a decoded frame into a background: SDR, upright, covering the frame."""
+
+        def make() -> Pair:
+            rgb = tone_mapper.rgb(f) if tone_mapper else f.to_ndarray(format="rgb24")
+            upright = rotate_planes(rgb, "rgb", quarter_turns(f.rotation))  # phone clips, as inputs
+            return self._pair(cover(upright, self.width, self.height))
+
+        return make
 
 
 class _Prefetch:

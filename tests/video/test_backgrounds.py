@@ -106,8 +106,8 @@ def test_colour_and_blur_values(tmp_path):
     assert parse_background(str(tmp_path / "x.png")).kind == "image"
 
 
-def _levels_clip(path, frames: int, rate: int):
-    """A lossless clip whose frame i is flat grey at level 10 + 20 i, to tell its frames apart."""
+def _levels_clip(path, frames: int, rate: int, step: int = 20):
+    """A lossless clip whose frame i is flat grey at level 10 + step * i, to tell its frames apart."""
     import av
 
     from tests.media import encode_all
@@ -117,7 +117,7 @@ def _levels_clip(path, frames: int, rate: int):
         v.width, v.height, v.pix_fmt = 32, 16, "yuv444p"
         pictures = []
         for i in range(frames):
-            f = av.VideoFrame.from_ndarray(np.full((16, 32, 3), 10 + 20 * i, np.uint8), format="rgb24")
+            f = av.VideoFrame.from_ndarray(np.full((16, 32, 3), 10 + step * i, np.uint8), format="rgb24")
             f.pts = i
             pictures.append(f)
         encode_all(out, v, pictures)
@@ -172,3 +172,22 @@ def test_a_heic_photo_as_background(tmp_path):
     picture = shapes_frame(1, 64, 48)
     feed = BackgroundFeed(parse_background(str(write_heic(tmp_path / "beach.heic", picture))), 64, 48)
     assert feed.choice.kind == "image" and np.abs(feed.value().astype(int) - picture).mean() < 3
+
+
+@pytest.mark.parametrize("rate, made", [(50, 0.5), (10, 1.0)])
+def test_only_the_background_frames_shown_are_made(tmp_path, rate, made):
+    """A 50 fps background behind 25 fps frames: the feed's thread makes (scales, converts)
+    only the half of its frames that the frames' clock shows, from where the clock is and its
+    step, and the matting thread has none to make itself after the first frames. A background
+    slower than the frames has every frame made ahead. Either way the frames shown are the
+    ones for each frame's time."""
+    n = 20
+    clip = _levels_clip(tmp_path / "bg.mkv", n, rate, step=12)
+    feed = BackgroundFeed(parse_background(str(clip)), 32, 16, planes=("bt601", False))
+    times = [i / 25 for i in range(50)]
+    levels = [(float(feed.value([t])[0][:16].mean()) - 16) * 255 / 219 for t in times]  # limited-range luma
+    shown = [round((v - 10) / 12) for v in levels]
+    feed.close()
+    assert shown == [int(t * rate + 1e-6) % n for t in times]
+    assert feed.made_late <= 2  # before the first two times set the clock's step
+    assert feed.made_ahead / feed.decoded == pytest.approx(made, abs=0.1)
