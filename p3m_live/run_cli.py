@@ -166,8 +166,9 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
         raise P3MError("no output: give -o OUT.mp4, --alpha-out or --fg-out")
     elif args.virtual_cam is not None:
         raise P3MError("--virtual-cam is a live output; add --live or use --webcam")
-    if args.preview and display_problem():
-        raise P3MError(f"--preview cannot open a window ({display_problem()}); {NO_DISPLAY_FIX}")
+    problem = display_problem() if args.preview else None
+    if problem:
+        raise P3MError(f"--preview cannot open a window ({problem}); {NO_DISPLAY_FIX}")
 
 
 def _model(args: argparse.Namespace, live: bool, on_gpu: bool) -> str:

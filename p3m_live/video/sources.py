@@ -256,11 +256,14 @@ class AVSource(Source):
                 self._untimed += 1
         if self._deinterlacer is not None:
             frames = [out for f in frames for out in self._deinterlacer.push(f)]
-        return [f for f in frames if self._when(f.pts, f.time_base) >= 0]
+        return self._not_before(frames)
 
     def _flushed(self) -> list[av.VideoFrame]:
         """The deinterlacer's last frame at the end of the video (nothing for progressive video)."""
-        frames = self._deinterlacer.flush() if self._deinterlacer is not None else []
+        return self._not_before(self._deinterlacer.flush() if self._deinterlacer is not None else [])
+
+    def _not_before(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
+        """``frames`` less those before ``start``."""
         return [f for f in frames if self._when(f.pts, f.time_base) >= 0]
 
     def _first_video_frame(self) -> av.VideoFrame:
