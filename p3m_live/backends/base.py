@@ -39,7 +39,7 @@ class Backend(ABC):
     @property
     def state(self) -> np.ndarray:
         """The recurrent state the next call starts from (the previous smoothed alpha)."""
-        return self._state
+        return self._host_state(self._state)
 
     @state.setter
     def state(self, value: np.ndarray) -> None:
@@ -131,6 +131,11 @@ class Backend(ABC):
         if self.pipe is None or not self._in_flight:
             return []
         return [self._take(out) for out in self._pipe_call(self.pipe.flush)]
+
+    def _host_state(self, state) -> np.ndarray:
+        """Hook for backends whose ``_run`` returns the state as a device value, passed back to
+        the next ``_run`` as it is: a host copy, made only when someone asks for it."""
+        return state
 
     def _pipe_call(self, fn, *args):
         """Hook for backends that must wrap pipeline calls (a pycuda context push)."""

@@ -1,9 +1,11 @@
 """ONNX Runtime backend: the exported frame graph in an InferenceSession.
 
 The graph is exported once per (spec, checkpoint) into the user cache and
-reused. On the CPU provider arrays go in and out directly; with the CUDA
-provider the inputs and outputs are bound with I/O binding so that ONNX Runtime
-allocates device outputs once and copies back only what the host needs.
+reused. Every call goes through one I/O binding on the session's device (the
+CPU, or the GPU with the CUDA provider): the frame goes up each call, the
+background only when it changes, and the state output stays where ONNX Runtime
+made it and is bound as the next call's state input, so a GPU run copies back
+only the composite and the alpha.
 """
 
 from __future__ import annotations
@@ -83,18 +85,36 @@ class OnnxRuntimeBackend(Backend):
         self.output_names = [o.name for o in self.session.get_outputs()]
         # The exporter drops inputs the graph does not read (the state with --temporal off).
         self.input_names = {i.name for i in self.session.get_inputs()}
+        self._ort = ort
+        self._device = ("cuda", device_index(device)) if self.on_gpu else ("cpu", 0)
+        self._binding = self.session.io_binding()
+        self._uploaded: tuple[np.ndarray, object] | None = None  # (host background, its device copy)
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        inputs = {k: v for k, v in inputs.items() if k in self.input_names}
-        if not self.on_gpu:
-            return dict(zip(self.output_names, self.session.run(None, inputs)))
-        binding = self.session.io_binding()
-        for name, arr in inputs.items():
-            binding.bind_cpu_input(name, arr)
+        binding, (kind, index) = self._binding, self._device
+        for name, value in inputs.items():
+            if name not in self.input_names:
+                continue
+            if isinstance(value, self._ort.OrtValue):  # the previous call's state, on the device
+                binding.bind_ortvalue_input(name, value)
+            elif name == "background":  # sticky: copied to the device when it is a new array
+                if self._uploaded is None or self._uploaded[0] is not value:
+                    self._uploaded = (value, self._ort.OrtValue.ortvalue_from_numpy(value, kind, index))
+                binding.bind_ortvalue_input(name, self._uploaded[1])
+            else:
+                binding.bind_cpu_input(name, value)
         for name in self.output_names:
-            binding.bind_output(name, "cpu")
+            binding.bind_output(name, kind if name == STATE_OUT else "cpu", index if name == STATE_OUT else 0)
         self.session.run_with_iobinding(binding)
-        return dict(zip(self.output_names, binding.copy_outputs_to_cpu()))
+        outs = dict(zip(self.output_names, binding.get_outputs()))
+        return {name: v if name == STATE_OUT else v.numpy() for name, v in outs.items()}
+
+    def _host_state(self, state) -> np.ndarray:
+        return state.numpy() if isinstance(state, self._ort.OrtValue) else state
 
     def close(self) -> None:
+        self._binding = self._uploaded = None  # type: ignore[assignment]
         self.session = None  # type: ignore[assignment]
+
+
+STATE_OUT = "state_alpha_out"  # kept on the session's device between calls

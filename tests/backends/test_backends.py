@@ -71,6 +71,37 @@ def test_state_carries_and_resets(seed32_ckpt, clip):
         assert np.array_equal(fresh, other.process(frames[1])[1])  # reset == a new backend
 
 
+def test_onnxruntime_binding_keeps_state_and_background_on_its_device(seed32_ckpt, clip):
+    """The I/O-bound calls equal plain session.run calls fed the state by hand: the state
+    output chained as the next input, a new background seen at once, a state set from outside
+    (a backend switch) used, and the host copy of the state the true one."""
+    frames, bg = clip
+    spec = SPEC.with_(temporal="adaptive")
+    with open_backend("onnxruntime", spec, seed32_ckpt) as be:
+        names = [o.name for o in be.session.get_outputs()]
+        state = np.full(spec.state_shape, -1.0, np.float32)
+
+        def plain(frame, background):
+            nonlocal state
+            feed = {"frame": frame[None], "background": background, "state_alpha": state}
+            out = dict(zip(names, be.session.run(None, feed)))
+            state = out["state_alpha_out"]
+            return out["composite"], out["alpha"]
+
+        other = np.ascontiguousarray(bg[::-1])
+        steps = [(frames[0], bg), (frames[1], bg), (frames[2], other), (frames[0], other)]
+        for i, (frame, background) in enumerate(steps):
+            if i == 3:  # a state from elsewhere: the first frame's smoothed alpha again
+                be.state = state = first_state
+            be.set_background(background)
+            ours = be.process(frame)
+            want = plain(frame, be._background)
+            assert all(np.array_equal(a, b) for a, b in zip(ours, want)), f"call {i}"
+            if i == 0:
+                first_state = be.state.copy()
+            assert np.array_equal(be.state, state)
+
+
 def test_export_is_cached(seed32_ckpt, tmp_path, monkeypatch):
     from p3m_live.backends import onnxruntime_backend as ob
 
