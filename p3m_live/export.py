@@ -89,11 +89,12 @@ class OpReport:
         return "\n".join([*rows, f"TensorRT {self.tensorrt} ONNX parser: {verdict}"])
 
 
-def check_tensorrt_ops(onnx_path: str | os.PathLike) -> OpReport:
-    """List the graph's ops and every reason TensorRT's ONNX parser would refuse it."""
+def check_tensorrt_ops(onnx_model) -> OpReport:
+    """List the graph's ops and every reason TensorRT's ONNX parser would refuse it
+    (``onnx_model``: a path, or a loaded ``onnx.ModelProto``)."""
     import onnx
 
-    model = onnx.load(str(onnx_path))
+    model = onnx_model if isinstance(onnx_model, onnx.ModelProto) else onnx.load(str(onnx_model))
     trt = tensorrt_op_list()
     report = OpReport(tensorrt=trt.version)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -130,8 +131,10 @@ def _inner_uint8(model) -> list[str]:
     ]
 
 
-def require_tensorrt_ops(onnx_path: str | os.PathLike) -> OpReport:
-    report = check_tensorrt_ops(onnx_path)
+def require_tensorrt_ops(onnx_model, name: str | os.PathLike | None = None) -> OpReport:
+    """The op report, or a P3MError naming the graph (``name``, else the path given)."""
+    report = check_tensorrt_ops(onnx_model)
     if not report.ok:
-        raise P3MError(f"{onnx_path} would not parse in TensorRT: " + "; ".join(report.problems[:5]))
+        what = name if name is not None else onnx_model
+        raise P3MError(f"{what} would not parse in TensorRT: " + "; ".join(report.problems[:5]))
     return report

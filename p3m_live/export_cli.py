@@ -105,6 +105,8 @@ def graph_specs(args: argparse.Namespace, precision: str) -> list[GraphSpec]:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    import onnx
+
     from .backends.onnxruntime_backend import export_frame_graph
     from .export import require_tensorrt_ops
     from .model import resolve_model_weights
@@ -118,8 +120,10 @@ def run_export(args: argparse.Namespace) -> int:
         width, height = spec.width, spec.height
         path = out / f"frame-graph-{width}x{height}-{args.precision}.onnx" if several or out.suffix != ".onnx" else out
         export_frame_graph(spec, resolve_model_weights(args.model, args.weights, height, width), path)
-        report = require_tensorrt_ops(path)
-        write_spec(path, spec)
+        model = onnx.load(str(path))  # once, for the op check and the spec's metadata
+        report = require_tensorrt_ops(model, path)
+        write_spec(model, spec)
+        onnx.save(model, str(path))
         mh, mw = spec.model_hw
         print(
             f"{path}: {width}x{height} {args.in_format}->{args.out_format} ({spec.matrix}"
@@ -129,17 +133,13 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_spec(path: Path, spec: GraphSpec) -> None:
-    """Record the graph's spec in the ONNX file (metadata ``p3m_live.spec``, JSON), so a
+def write_spec(model, spec: GraphSpec) -> None:
+    """Record the graph's spec in the ONNX model (metadata ``p3m_live.spec``, JSON), so a
     program that runs it can see the frame format, matrix and inputs it was made for."""
     import json
 
-    import onnx
-
-    model = onnx.load(str(path))
     entry = model.metadata_props.add()
     entry.key, entry.value = "p3m_live.spec", json.dumps(spec.as_dict(), sort_keys=True)
-    onnx.save(model, str(path))
 
 
 def add_build_engine_arguments(p: argparse.ArgumentParser) -> None:

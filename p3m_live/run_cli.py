@@ -23,7 +23,7 @@ from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.backgrounds import BackgroundChoice, parse_background
 from .video.frames import IMAGE_SUFFIXES, Layout
 from .video.preview import NO_DISPLAY_FIX, display_problem
-from .video.sinks import FileSink, MatteSink, Sink, VirtualCamSink, check_output
+from .video.sinks import FileSink, MatteSink, Sink, VirtualCamSink, check_output, stdout_problem
 from .video.sources import LIVE_SCHEMES, PIPES, ImageSource, Source, open_source, open_webcam
 
 log = logging.getLogger("p3m_live")
@@ -52,7 +52,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--offline", dest="live", action="store_const", const=False, help="every frame, in order")
 
     out = p.add_argument_group("output")
-    out.add_argument("-o", "--output", help="composite video file (.mp4, .mov, .mkv, .webm)")
+    out.add_argument("-o", "--output", help="composite video file (.mp4, .mov, .mkv, .webm), or - (Matroska to stdout)")
     out.add_argument("--alpha-out", metavar="PATH", help="the matte: .mov, .webm, .mkv, .mp4, or a PNG folder")
     out.add_argument("--fg-out", metavar="PATH", help="foreground with alpha: .mov (ProRes 4444), .webm, .mkv, PNGs")
     out.add_argument("--virtual-cam", nargs="?", const="", metavar="DEVICE", help="feed a virtual camera")
@@ -147,6 +147,13 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
         raise P3MError(f"--downscale is the short side in pixels (16 or more, like 720), not {args.downscale}")
     if args.crf is not None and not 0 <= args.crf <= 63:
         raise P3MError(f"--crf must be from 0 to 63, not {args.crf}")
+    if "-" in (args.alpha_out, args.fg_out):
+        raise P3MError("only the composite can go to standard output (-o -); give --alpha-out and --fg-out file names")
+    if args.output == "-" and (problem := stdout_problem()):
+        raise P3MError(
+            f"-o - writes video to standard output, and {problem}; pipe it into a program "
+            "(p3m-live IN -o - | ffplay -) or give -o a file name"
+        )
     if args.output and Path(args.output).suffix.lower() in IMAGE_SUFFIXES:
         raise P3MError(
             f"-o {args.output}: the composite is a video (.mp4, .mov, .mkv, .webm); for still images use "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -394,6 +395,47 @@ def test_standard_input(talk, seed32_ckpt, tmp_path):
     r = subprocess.run([*cli, "-", "-o", str(tmp_path / "x.mp4")], input=late_index.read_bytes(), capture_output=True)
     assert r.returncode == 2 and b"Traceback" not in r.stderr
     assert r.stderr.decode().strip().splitlines()[-1].endswith("or give the file's path instead of -")
+
+
+def test_standard_output(talk, seed32_ckpt, tmp_path):
+    """Real processes writing a real pipe: `p3m-live IN -o - | ...` gets the same frames and
+    audio as a file output, as Matroska; a reader that quits early ends the run in one line;
+    a terminal gets no video bytes; the mattes cannot go there."""
+    cli = [sys.executable, "-m", "p3m_live.cli", "--weights", str(seed32_ckpt), "--model-size", "32", "-q"]
+    r = subprocess.run([*cli, str(talk), "-o", "-"], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    piped = tmp_path / "piped.mkv"
+    piped.write_bytes(r.stdout)
+    filed = tmp_path / "filed.mkv"
+    assert subprocess.run([*cli, str(talk), "-o", str(filed)], capture_output=True, timeout=120).returncode == 0
+    with av.open(str(piped)) as c:
+        assert c.format.name.startswith("matroska")
+    assert probe(piped)["times"] == probe(filed)["times"] and len(probe(piped)["times"]) == 12
+    assert [a[2] for a in probe(piped)["audio"]] == [a[2] for a in probe(talk)["audio"]]  # copied
+
+    # The reader is gone before the first frame is out: the first write meets EPIPE.
+    proc = subprocess.Popen([*cli, str(talk), "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("p3m-live: error: the program reading standard output closed it")
+
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        r = subprocess.run([*cli, str(talk), "-o", "-"], stdout=follower, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert r.returncode == 2
+    assert "standard output is a terminal; pipe it into a program" in r.stderr.decode()
+    assert not any(tmp_path.glob("-*"))
+
+
+def test_mattes_cannot_go_to_standard_output(run, talk, tmp_path, capsys):
+    assert run(talk, "--alpha-out", "-") == 2
+    assert "only the composite can go to standard output" in capsys.readouterr().err
 
 
 def test_live_run_to_a_file(run, tmp_path, monkeypatch):

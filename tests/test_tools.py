@@ -35,7 +35,7 @@ def test_gpu_session_script_dry_run(tmp_path):
         ["bash", str(ROOT / "tools" / "gpu_session.sh"), "--dry-run"],
         capture_output=True,
         text=True,
-        env={**os.environ, "OUT": str(tmp_path)},
+        env={**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable},  # this venv's, whatever PATH says
         timeout=600,
     )
     assert r.returncode == 0, r.stdout + r.stderr

@@ -90,6 +90,23 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
+# ``-o -``: the composite goes to standard output as Matroska, for a program reading it
+# (ffplay -, ffmpeg -i - ...). Matroska holds almost any stream and needs no seeking;
+# for another container, pipe it into ffmpeg -i - -c copy.
+STDOUT = Path("-")
+STDOUT_FORMAT = "matroska"
+
+
+def stdout_problem() -> str | None:
+    """Why ``-o -`` cannot write here, or None: video on a terminal would only garble it."""
+    try:
+        if os.isatty(sys.stdout.fileno()):
+            return "standard output is a terminal"
+    except (AttributeError, OSError, ValueError):
+        return "there is no standard output"
+    return None
+
+
 def check_output(path: Path, inputs: Sequence[Path], overwrite: bool) -> None:
     """Refuse to write over an input, or over an existing file without ``overwrite``."""
     for src in inputs:
@@ -199,11 +216,15 @@ class _Encoder:
         metadata: dict[str, str] | None = None,
     ) -> None:
         self.path = path
-        self.tmp = partial_path(path)
+        self.to_stdout = path == STDOUT
+        self.tmp = None if self.to_stdout else partial_path(path)
         self.fragmented = path.suffix.lower() in FRAGMENTED
         self.video_packets = 0
         try:
-            self.container = av.open(str(self.tmp), "w", container_options=mov_options(path, self.fragmented))
+            if self.to_stdout:  # FFmpeg's pipe protocol writes fd 1 itself, with no Python in between
+                self.container = av.open("pipe:1", "w", format=STDOUT_FORMAT)
+            else:
+                self.container = av.open(str(self.tmp), "w", container_options=mov_options(path, self.fragmented))
         except (av.error.FFmpegError, ValueError) as e:
             raise P3MError(f"cannot write {path} ({e}); use a known suffix such as .mp4, .mov, .mkv or .webm") from e
         self.container.metadata.update(metadata or {})
@@ -250,7 +271,14 @@ class _Encoder:
     def _abandon(self) -> None:
         """Close and delete the partial file of an encoder that could not be set up."""
         self.container.close()
-        self.tmp.unlink(missing_ok=True)
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+
+    def _reader_gone(self, e: BaseException) -> P3MError | None:
+        """The one-line error for standard output closed by its reader (ffplay quit), or None."""
+        if not (self.to_stdout and getattr(e, "errno", None) == errno.EPIPE):
+            return None
+        return P3MError(f"the program reading standard output closed it after {self.video_packets} frames")
 
     def mux(self, packets: Sequence[av.Packet]) -> None:
         """Every packet of this file goes through here (video and the copied streams); a packet
@@ -261,6 +289,8 @@ class _Encoder:
             try:
                 self.container.mux(packet)
             except av.error.FFmpegError as e:
+                if gone := self._reader_gone(e):
+                    raise gone from e
                 # FFmpeg's generic -1 comes back as EPERM, "Operation not permitted": no reason at all.
                 why = "it gives no reason" if e.errno == errno.EPERM else reason(e)
                 raise P3MError(
@@ -296,14 +326,18 @@ class _Encoder:
         finally:
             try:
                 self.container.close()
-            except BaseException:
+            except BaseException as e:
                 complete = False
+                if gone := self._reader_gone(e):
+                    raise gone from e
                 raise
             finally:
                 self.container = None
                 self._settle(complete)
 
     def _settle(self, complete: bool) -> None:
+        if self.tmp is None:  # standard output: nothing to name
+            return
         if self.video_packets == 0:  # the run failed or stopped before its first frame
             self.tmp.unlink(missing_ok=True)
         elif not complete:
@@ -389,7 +423,7 @@ class FileSink(Sink):
         self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, options, colour=colour, metadata=metadata)
         self.layout = layout
         self._tracks: dict[int, Track] = {}  # source stream index -> its track in the output
-        label = path.suffix or path.name
+        label = "standard output (Matroska)" if path == STDOUT else path.suffix or path.name
         for src in [*audio_streams, *subtitle_streams]:
             track = open_track(self.enc.container, src, label)
             if track is not None:

@@ -90,16 +90,16 @@ def test_onnxruntime_binding_keeps_state_and_background_on_its_device(seed32_ckp
 
         other = np.ascontiguousarray(bg[::-1])
         steps = [(frames[0], bg), (frames[1], bg), (frames[2], other), (frames[0], other)]
+        states = []  # the host copy after each call
         for i, (frame, background) in enumerate(steps):
             if i == 3:  # a state from elsewhere: the first frame's smoothed alpha again
-                be.state = state = first_state
+                be.state = state = states[0]
             be.set_background(background)
             ours = be.process(frame)
             want = plain(frame, be._background)
             assert all(np.array_equal(a, b) for a, b in zip(ours, want)), f"call {i}"
-            if i == 0:
-                first_state = be.state.copy()
-            assert np.array_equal(be.state, state)
+            states.append(be.state.copy())
+            assert np.array_equal(states[-1], state)
 
 
 def test_export_is_cached(seed32_ckpt, tmp_path, monkeypatch):
