@@ -35,15 +35,19 @@ def make_clip(
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
     audio_onset: float = 0.0,
+    gop: int | None = None,
 ) -> Path:
     """Encode a clip; ``pts`` (in ``time_base``) gives variable frame timing; the tone starts
-    ``audio_onset`` seconds in (silence before), to measure audio against video."""
+    ``audio_onset`` seconds in (silence before), to measure audio against video; ``gop``: a
+    keyframe every so many frames (default: the encoder's)."""
     w, h = size
     with av.open(str(path), "w") as out:
         v = out.add_stream(codec, rate=rate)
         v.width, v.height, v.pix_fmt = w, h, pix_fmt
         if codec == "libx264":
             v.options = {"preset": "ultrafast", "crf": "10"}
+        if gop:
+            v.codec_context.gop_size = gop  # a keyframe every ``gop`` frames
         tb = time_base or Fraction(1, rate)
         v.time_base = tb
         v.codec_context.time_base = tb

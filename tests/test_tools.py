@@ -45,3 +45,17 @@ def test_gpu_session_script_dry_run(tmp_path):
     assert "gpu_check exit: 0" in (tmp_path / "gpu_check.log").read_text()
     hdr = (tmp_path / "bench_hdr.md").read_text()
     assert "| 160x96 |" in hdr and "bench_hdr exit: 0" in hdr
+
+
+def test_bench_start_prints_its_table():
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "bench_start.py"), "--size", "96x64", "--seconds", "10", "--start", "8",
+         "--gop", "25", "--rounds", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    table = [line.split("|") for line in r.stdout.splitlines() if line.startswith("| ")]
+    rows = {cells[1].strip(): cells[2:-1] for cells in table}
+    before, after = rows["all decoded (before)"], rows["from the keyframe before"]
+    assert before[1].strip() == after[1].strip() == "25"  # the same part, a second of frames
+    assert int(after[2]) < int(before[2]) / 2  # from the keyframe at 6 s (before 8 - 1 s), not from 0

@@ -45,6 +45,10 @@ NETWORK_SCHEMES = (*LIVE_SCHEMES, "http://", "https://")
 
 Item = Frame | av.Packet
 AVFMT_NOTIMESTAMPS = 0x80  # FFmpeg's flag for formats without timestamps (raw .h264, .hevc)
+# Reading to --start without a search: video is decoded from the last keyframe this long
+# before the start (packets before it are only demuxed), enough for any frame reordering.
+LEAD = 1.0
+SKIP_UNFLAGGED = 2000  # packets with no keyframe flag seen: the demuxer sets none, so decode them all
 PIPES = ("-", "pipe:", "pipe:0")  # standard input
 PIPE = "standard input"  # its name in messages
 PIPE_HINT = (
@@ -150,6 +154,8 @@ class AVSource(Source):
         self._demux = self.container.demux(*streams)
         if has_joins(self.container):  # MPEG-TS/PS: parts joined end to end go on one clock
             self._demux = _mended(self._demux, Splices(streams, self.name))
+        if start and not self._searchable() and not self.container.format.flags & AVFMT_NOTIMESTAMPS:
+            self._demux = _from_keyframe_before(self._demux, self.video, start - LEAD)
         first = self._first_video_frame()
         if self._when(first.pts, first.time_base) > 0:
             self.close()
@@ -347,6 +353,27 @@ class AVSource(Source):
         if container is not None:
             container.close()
             self.container = None
+
+
+def _from_keyframe_before(packets: Iterator[av.Packet], video: av.stream.Stream, until: float) -> Iterator[av.Packet]:
+    """``packets`` read from the start of an input that cannot be searched, less the video
+    packets before the last keyframe before ``until`` seconds: those are demuxed, not
+    decoded, so a part an hour into a recording starts in seconds, not minutes. (The other
+    streams' packets pass; what is before the part is dropped later, as with a search.)"""
+    gop: list[av.Packet] = []  # the video packets since the last keyframe
+    keyframes = False
+    for packet in packets:
+        if packet.stream is not video or packet.dts is None:
+            yield packet
+            continue
+        if packet.dts * packet.time_base >= until or (not keyframes and len(gop) >= SKIP_UNFLAGGED):
+            yield from gop
+            yield packet
+            break
+        if packet.is_keyframe:
+            gop, keyframes = [], True
+        gop.append(packet)
+    yield from packets
 
 
 def _mended(packets: Iterator[av.Packet], splices: Splices) -> Iterator[av.Packet]:

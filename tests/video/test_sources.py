@@ -354,6 +354,32 @@ def test_joined_mpeg_ts_recordings_go_on_one_clock(tmp_path):
     assert cut == pytest.approx([t - 0.5 for t in whole if 0.5 - 1e-6 <= t < 0.8 - 1e-6]) and len(cut) == 7
 
 
+def test_start_in_mpeg_ts_decodes_from_the_keyframe_before_it(tmp_path, monkeypatch):
+    """MPEG-TS is read from its start for --start (it cannot be searched), but only its video
+    from the last keyframe a second before the start is decoded: the part's frames, times and
+    audio are those of decoding it all, from well under half the packets."""
+    from p3m_live.video import sources
+
+    clip = make_clip(tmp_path / "c.ts", frames=100, gop=10, audio_rate=48000)  # 4 s, a keyframe each 0.4 s
+    decoded = []
+    real = sources.AVSource._decode
+    monkeypatch.setattr(sources.AVSource, "_decode", lambda self, p: decoded.append(p.dts) or real(self, p))
+
+    def part():
+        decoded.clear()
+        with open_source(str(clip), start=3.0, duration=0.4) as src:
+            items = list(src.items())
+        frames = [(f.time, f.data.tobytes()) for f in items if isinstance(f, Frame)]
+        return frames, [(p.pts, bytes(p)) for p in items if not isinstance(p, Frame)], len(decoded)
+
+    frames, audio, few = part()
+    monkeypatch.setattr(sources, "_from_keyframe_before", lambda packets, *_: packets)  # decode everything
+    all_frames, all_audio, every = part()
+    assert frames == all_frames and len(frames) == 10
+    assert audio == all_audio and len(audio) > 10
+    assert every >= 85 and few <= 50  # from the last keyframe before 2.0 s (at 1.6 s), not from 0
+
+
 def test_a_late_tail_at_a_join_is_dropped_not_moved_back(tmp_path):
     """The demuxer hands packets out a little out of time order, so a stream of the earlier
     part can still be sending after the later part's first packet. Here the later part's
