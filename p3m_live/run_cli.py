@@ -239,10 +239,17 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
                     crf=args.crf,
                     preset=args.preset,
                     metadata=source.metadata,
+                    timecode=source.timecode,
                 )
             )
         single = isinstance(source, ImageSource) and source.total_frames == 1  # a photo: NAME.png as named
-        track = {"rate": rate, "time_base": tb, "metadata": source.metadata, "single": single}
+        track = {
+            "rate": rate,
+            "time_base": tb,
+            "metadata": source.metadata,
+            "single": single,
+            "timecode": source.timecode,
+        }
         if args.alpha_out:
             sinks.append(MatteSink(Path(args.alpha_out), "alpha", layout, **track))
         if args.fg_out:

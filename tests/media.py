@@ -36,10 +36,11 @@ def make_clip(
     pix_fmt: str = "yuv420p",
     audio_onset: float = 0.0,
     gop: int | None = None,
+    timecode: str | None = None,
 ) -> Path:
     """Encode a clip; ``pts`` (in ``time_base``) gives variable frame timing; the tone starts
     ``audio_onset`` seconds in (silence before), to measure audio against video; ``gop``: a
-    keyframe every so many frames (default: the encoder's)."""
+    keyframe every so many frames (default: the encoder's); ``timecode``: the first frame's."""
     w, h = size
     with av.open(str(path), "w") as out:
         v = out.add_stream(codec, rate=rate)
@@ -48,6 +49,8 @@ def make_clip(
             v.options = {"preset": "ultrafast", "crf": "10"}
         if gop:
             v.codec_context.gop_size = gop  # a keyframe every ``gop`` frames
+        if timecode:
+            v.metadata["timecode"] = timecode  # MOV and MP4 make a timecode track of it
         tb = time_base or Fraction(1, rate)
         v.time_base = tb
         v.codec_context.time_base = tb

@@ -397,6 +397,26 @@ def test_standard_input(talk, seed32_ckpt, tmp_path):
     assert r.stderr.decode().strip().splitlines()[-1].endswith("or give the file's path instead of -")
 
 
+def test_timecode_goes_into_every_video_output(run, tmp_path):
+    """A camera's start timecode is on the composite and on the mattes, as a timecode track
+    in MOV and MP4 and a tag in Matroska, moved on by --start (0.2 s at 25 fps: 5 frames),
+    and the fragmented MOV is still rewritten as a plain one."""
+    clip = make_clip(tmp_path / "cam.mov", frames=12, timecode="01:00:00:00")
+    outs = [tmp_path / "out.mov", tmp_path / "matte.mov", tmp_path / "fg.mkv"]
+    assert run(clip, "-o", outs[0], "--alpha-out", outs[1], "--fg-out", outs[2], "--start", "0.2") == 0
+    for out in outs:
+        with av.open(str(out)) as c:
+            tags = {k.lower(): v for k, v in c.streams.video[0].metadata.items()}
+            assert tags["timecode"] == "01:00:00:05", out.name
+            if out.suffix == ".mov":
+                assert [s.metadata["timecode"] for s in c.streams if s.type == "data"] == ["01:00:00:05"]
+                assert b"moof" not in out.read_bytes()  # rewritten as a plain MOV, not left in fragments
+    plain = tmp_path / "plain.mp4"
+    assert run(make_clip(tmp_path / "nt.mp4", frames=4), "-o", plain) == 0
+    with av.open(str(plain)) as c:
+        assert "timecode" not in c.streams.video[0].metadata and len(c.streams) == 2  # none made up
+
+
 def test_standard_output(talk, seed32_ckpt, tmp_path):
     """Real processes writing a real pipe: `p3m-live IN -o - | ...` gets the same frames and
     audio as a file output, as Matroska; a reader that quits early ends the run in one line;

@@ -149,6 +149,8 @@ def mov_options(path: Path, fragmented: bool) -> dict[str, str]:
 # Container metadata the muxer writes for itself; the rest (creation time, location,
 # title, camera make and model) is the recording's and is kept, as ffmpeg keeps it.
 MUXER_KEYS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
+# MXF's file-wide timecode goes on the video stream instead, moved by --start (see timecodes.py).
+NOT_COPIED = {*MUXER_KEYS, "timecode"}
 
 
 def recording_metadata(metadata: dict[str, str]) -> dict[str, str]:
@@ -159,7 +161,7 @@ def recording_metadata(metadata: dict[str, str]) -> dict[str, str]:
         base, _, language = key.rpartition("-")
         return base in metadata and len(language) == 3
 
-    return {k: v for k, v in metadata.items() if k.lower() not in MUXER_KEYS and not language_copy(k)}
+    return {k: v for k, v in metadata.items() if k.lower() not in NOT_COPIED and not language_copy(k)}
 
 
 CREATION_KEYS = ("creation_time", "com.apple.quicktime.creationdate")
@@ -186,12 +188,17 @@ def shifted_metadata(metadata: dict[str, str], seconds: float) -> dict[str, str]
 
 def remux(src: Path, dst: Path) -> None:
     """Copy every stream of ``src`` into ``dst`` packet for packet (timestamps and
-    metadata unchanged)."""
+    metadata unchanged). A timecode track is not copied but made again by the muxer, from
+    the video stream's timecode."""
     with av.open(str(src)) as inp, av.open(str(dst), "w", container_options=mov_options(dst, False)) as out:
         out.metadata.update(recording_metadata(inp.metadata))
-        streams = {st.index: copied_stream(out, st, keep_tag=True) for st in inp.streams}
+        streams = {st.index: copied_stream(out, st, keep_tag=True) for st in inp.streams if st.type != "data"}
+        for st in inp.streams.video:
+            if "timecode" in st.metadata:  # (the track counts frames at the video's rate: say which)
+                streams[st.index].metadata["timecode"] = st.metadata["timecode"]
+                streams[st.index].codec_context.framerate = st.average_rate or st.guessed_rate
         for packet in inp.demux():
-            if packet.dts is None:  # the demuxer's end-of-stream marker
+            if packet.dts is None or packet.stream.index not in streams:  # end-of-stream markers, timecodes
                 continue
             packet.stream = streams[packet.stream.index]
             out.mux(packet)
@@ -200,7 +207,8 @@ def remux(src: Path, dst: Path) -> None:
 class _Encoder:
     """One video stream in a container under a temporary name, with the source's timestamps.
     ``colour`` (matrix, full range) tags the stream with the matrix (bt601, bt709, or rgb for
-    RGB coding) and range it is in."""
+    RGB coding) and range it is in; ``timecode``, the first frame's SMPTE timecode, goes on the
+    stream, where MOV and MP4 make a timecode track of it and Matroska a tag."""
 
     def __init__(
         self,
@@ -214,6 +222,7 @@ class _Encoder:
         *,
         colour: tuple[str, bool] | None = None,
         metadata: dict[str, str] | None = None,
+        timecode: str | None = None,
     ) -> None:
         self.path = path
         self.to_stdout = path == STDOUT
@@ -240,6 +249,8 @@ class _Encoder:
             raise P3MError(f"{why}; {fix}") from e
         s = self.stream
         s.width, s.height, s.pix_fmt = layout.width, layout.height, pix_fmt
+        if timecode:
+            s.metadata["timecode"] = timecode
         self.time_base = time_base or (1 / (rate or Fraction(30)))
         s.time_base = self.time_base
         s.codec_context.time_base = self.time_base  # keeps every source timestamp exactly (VFR)
@@ -416,11 +427,14 @@ class FileSink(Sink):
         crf: int | None = None,
         preset: str | None = None,
         metadata: dict[str, str] | None = None,
+        timecode: str | None = None,
     ) -> None:
         codec = codec or VIDEO_CODECS.get(path.suffix.lower(), "libx264")
         options = encoder_options(codec, crf, preset)
         pix_fmt, colour, self._convert = composite_encoding(codec, layout)
-        self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, options, colour=colour, metadata=metadata)
+        self.enc = _Encoder(
+            path, codec, pix_fmt, layout, rate, time_base, options, colour=colour, metadata=metadata, timecode=timecode
+        )
         self.layout = layout
         self._tracks: dict[int, Track] = {}  # source stream index -> its track in the output
         label = "standard output (Matroska)" if path == STDOUT else path.suffix or path.name
@@ -472,6 +486,7 @@ class MatteSink(Sink):
         estimate: bool = True,
         metadata: dict[str, str] | None = None,
         single: bool = False,
+        timecode: str | None = None,
     ) -> None:
         """``single``: the source is one picture, so ``NAME.png`` is written as it is named."""
         self.kind, self.layout, self.path, self.estimate = kind, layout, path, estimate
@@ -490,7 +505,9 @@ class MatteSink(Sink):
             pix_fmt = "yuv420p"  # a grey luma matte in an ordinary video
         else:
             raise P3MError(f"{path.name} cannot carry an alpha channel; {WITH_ALPHA}")
-        self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, dict(options), metadata=metadata)
+        self.enc = _Encoder(
+            path, codec, pix_fmt, layout, rate, time_base, dict(options), metadata=metadata, timecode=timecode
+        )
 
     def png_path(self, index: int) -> Path:
         """Where frame ``index`` goes: ``FOLDER/000042.png``, ``NAME_000042.png``, a printf

@@ -37,6 +37,7 @@ from .frames import (
 from .hdr import REFERENCE_WHITE, tone_mapper_for
 from .sinks import recording_metadata, shifted_metadata
 from .splices import Splices, has_joins
+from .timecodes import shifted_timecode, source_timecode
 
 log = logging.getLogger("p3m_live")
 
@@ -69,6 +70,7 @@ class Source:
     audio_streams: Sequence = ()  # the source's audio streams to copy (AVSource fills them)
     subtitle_streams: Sequence = ()  # and its subtitle streams
     metadata: dict[str, str] = {}  # the recording's own metadata (creation time, location, ...), kept in outputs
+    timecode: str | None = None  # SMPTE timecode of the first frame (see p3m_live.video.timecodes)
     layout: Layout
 
     def items(self) -> Iterator[Item]:
@@ -142,8 +144,11 @@ class AVSource(Source):
         if not self.total_frames and length and self.rate:
             self.total_frames = int(length * self.rate)
         self._start, self._end = start, (start + duration if duration else None)
+        self.timecode = source_timecode(self.container, self.video)
         if start:
             self.metadata = shifted_metadata(self.metadata, start)  # the part was recorded S later
+            if self.timecode and self.rate:
+                self.timecode = shifted_timecode(self.timecode, start, self.rate)
         if start or duration:
             self._trim(length)
         self._pending: list[Item] = []
