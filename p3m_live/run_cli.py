@@ -238,18 +238,11 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
                     codec=args.codec,
                     crf=args.crf,
                     preset=args.preset,
-                    metadata=source.metadata,
-                    timecode=source.timecode,
+                    recording=source.recording,
                 )
             )
         single = isinstance(source, ImageSource) and source.total_frames == 1  # a photo: NAME.png as named
-        track = {
-            "rate": rate,
-            "time_base": tb,
-            "metadata": source.metadata,
-            "single": single,
-            "timecode": source.timecode,
-        }
+        track = {"rate": rate, "time_base": tb, "recording": source.recording, "single": single}
         if args.alpha_out:
             sinks.append(MatteSink(Path(args.alpha_out), "alpha", layout, **track))
         if args.fg_out:

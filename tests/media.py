@@ -253,3 +253,19 @@ def with_subtitles(video: Path, srt: str, path: Path) -> Path:
             out.mux(p)
     cues.unlink()
     return path
+
+
+def with_chapters(video: Path, titles: list[str], seconds: float, path: Path) -> Path:
+    """``video`` with chapters of ``seconds`` each, named ``titles``, copied into ``path``."""
+    with av.open(str(video)) as vin, av.open(str(path), "w") as out:
+        streams = {st.index: out.add_stream_from_template(st, opaque=True) for st in vin.streams}
+        ms = Fraction(1, 1000)
+        step = round(seconds * 1000)
+        chapters = [{"id": i + 1, "start": i * step, "end": (i + 1) * step, "time_base": ms, "metadata": {"title": t}}
+                    for i, t in enumerate(titles)]  # fmt: skip
+        out.set_chapters(chapters)
+        for p in vin.demux():
+            if p.dts is not None:
+                p.stream = streams[p.stream.index]
+                out.mux(p)
+    return path

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from p3m_live.cli import main
-from tests.media import encode_all, make_clip, probe, shapes_frame, with_subtitles, write_heic
+from tests.media import encode_all, make_clip, probe, shapes_frame, with_chapters, with_subtitles, write_heic
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +171,7 @@ def test_start_and_duration_cut_a_part_with_its_audio(run, tmp_path):
 def test_the_recordings_metadata_is_kept(run, tmp_path):
     """A phone clip's creation time, location, make and model, and its audio's language, go
     into every output (as ffmpeg keeps them); the muxer's own keys are the output's."""
-    from p3m_live.video.sinks import recording_metadata, shifted_metadata
+    from p3m_live.video.recording import recording_metadata, shifted_metadata
 
     clip = tmp_path / "phone.mp4"  # MP4 keeps the language tag "deu"; MOV knows it as "ger"
     tags = {
@@ -415,6 +415,26 @@ def test_timecode_goes_into_every_video_output(run, tmp_path):
     assert run(make_clip(tmp_path / "nt.mp4", frames=4), "-o", plain) == 0
     with av.open(str(plain)) as c:
         assert "timecode" not in c.streams.video[0].metadata and len(c.streams) == 2  # none made up
+
+
+def test_chapters_go_into_every_video_output_cut_to_the_part(run, tmp_path):
+    """Chapters of 0.2 s each: a plain run keeps them all in MP4 (through the fragment
+    rewrite) and in the matte's MOV; a part from 0.1 s to 0.5 s has the three it overlaps,
+    cut to it and on its clock."""
+    clip = with_chapters(make_clip(tmp_path / "c.mp4", frames=20), ["A", "B", "C", "D"], 0.2, tmp_path / "ch.mkv")
+
+    def chapters(path):
+        with av.open(str(path)) as c:
+            return [(round(float(ch["start"] * ch["time_base"]), 3), round(float(ch["end"] * ch["time_base"]), 3),
+                     ch["metadata"].get("title")) for ch in c.chapters()]  # fmt: skip
+
+    whole = [(0.0, 0.2, "A"), (0.2, 0.4, "B"), (0.4, 0.6, "C"), (0.6, 0.8, "D")]
+    assert chapters(clip) == whole
+    assert run(clip, "-o", tmp_path / "out.mp4", "--alpha-out", tmp_path / "matte.mov") == 0
+    assert chapters(tmp_path / "out.mp4") == chapters(tmp_path / "matte.mov") == whole
+    assert b"moof" not in (tmp_path / "out.mp4").read_bytes()
+    assert run(clip, "-o", tmp_path / "part.mkv", "--start", "0.1", "--duration", "0.4") == 0
+    assert chapters(tmp_path / "part.mkv") == [(0.0, 0.1, "A"), (0.1, 0.3, "B"), (0.3, 0.4, "C")]
 
 
 def test_standard_output(talk, seed32_ckpt, tmp_path):

@@ -15,7 +15,6 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import P3MError, reason
 from .frames import Frame, Layout, planes_to_rgb
+from .recording import Recording, recording_metadata
 from .tracks import Track, copied_stream, open_track
 
 log = logging.getLogger("p3m_live")
@@ -146,52 +146,13 @@ def mov_options(path: Path, fragmented: bool) -> dict[str, str]:
     return options
 
 
-# Container metadata the muxer writes for itself; the rest (creation time, location,
-# title, camera make and model) is the recording's and is kept, as ffmpeg keeps it.
-MUXER_KEYS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
-# MXF's file-wide timecode goes on the video stream instead, moved by --start (see timecodes.py).
-NOT_COPIED = {*MUXER_KEYS, "timecode"}
-
-
-def recording_metadata(metadata: dict[str, str]) -> dict[str, str]:
-    """The metadata of a recording worth carrying into its outputs (see ``MUXER_KEYS``);
-    MP4's per-language copies (``location-eng`` beside ``location``) are left to the muxer."""
-
-    def language_copy(key: str) -> bool:
-        base, _, language = key.rpartition("-")
-        return base in metadata and len(language) == 3
-
-    return {k: v for k, v in metadata.items() if k.lower() not in NOT_COPIED and not language_copy(k)}
-
-
-CREATION_KEYS = ("creation_time", "com.apple.quicktime.creationdate")
-
-
-def shifted_metadata(metadata: dict[str, str], seconds: float) -> dict[str, str]:
-    """``metadata`` for a part that starts ``seconds`` into the recording: its creation
-    times moved by as much, in their own ISO 8601 spelling (unparseable ones are left)."""
-    out = dict(metadata)
-    for key in CREATION_KEYS:
-        try:
-            when = datetime.fromisoformat(out[key])
-        except (KeyError, ValueError):
-            continue
-        moved = when + timedelta(seconds=seconds)
-        if out[key].endswith("Z"):
-            out[key] = moved.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        else:
-            text = moved.isoformat(timespec="seconds" if "." not in out[key] else "microseconds")
-            compact = out[key][-5] in "+-" and out[key][-4:].isdigit()  # Apple's +0200, not +02:00
-            out[key] = text[:-3] + text[-2:] if compact else text
-    return out
-
-
 def remux(src: Path, dst: Path) -> None:
-    """Copy every stream of ``src`` into ``dst`` packet for packet (timestamps and
-    metadata unchanged). A timecode track is not copied but made again by the muxer, from
-    the video stream's timecode."""
+    """Copy every stream of ``src`` into ``dst`` packet for packet (timestamps, metadata and
+    chapters unchanged). A timecode track and a chapter track are not copied but made again
+    by the muxer, from the video stream's timecode and the chapters."""
     with av.open(str(src)) as inp, av.open(str(dst), "w", container_options=mov_options(dst, False)) as out:
         out.metadata.update(recording_metadata(inp.metadata))
+        out.set_chapters(inp.chapters())
         streams = {st.index: copied_stream(out, st, keep_tag=True) for st in inp.streams if st.type != "data"}
         for st in inp.streams.video:
             if "timecode" in st.metadata:  # (the track counts frames at the video's rate: say which)
@@ -207,8 +168,9 @@ def remux(src: Path, dst: Path) -> None:
 class _Encoder:
     """One video stream in a container under a temporary name, with the source's timestamps.
     ``colour`` (matrix, full range) tags the stream with the matrix (bt601, bt709, or rgb for
-    RGB coding) and range it is in; ``timecode``, the first frame's SMPTE timecode, goes on the
-    stream, where MOV and MP4 make a timecode track of it and Matroska a tag."""
+    RGB coding) and range it is in. ``recording`` gives the file the source's metadata and
+    chapters, and the stream its timecode (MOV and MP4 make a timecode track of it, Matroska
+    a tag)."""
 
     def __init__(
         self,
@@ -221,9 +183,9 @@ class _Encoder:
         options: dict[str, str],
         *,
         colour: tuple[str, bool] | None = None,
-        metadata: dict[str, str] | None = None,
-        timecode: str | None = None,
+        recording: Recording | None = None,
     ) -> None:
+        recording = recording or Recording()
         self.path = path
         self.to_stdout = path == STDOUT
         self.tmp = None if self.to_stdout else partial_path(path)
@@ -236,7 +198,8 @@ class _Encoder:
                 self.container = av.open(str(self.tmp), "w", container_options=mov_options(path, self.fragmented))
         except (av.error.FFmpegError, ValueError) as e:
             raise P3MError(f"cannot write {path} ({e}); use a known suffix such as .mp4, .mov, .mkv or .webm") from e
-        self.container.metadata.update(metadata or {})
+        self.container.metadata.update(recording.metadata)
+        self.container.set_chapters(list(recording.chapters))
         try:
             self.stream = self.container.add_stream(codec, rate=rate or Fraction(30))
         except (av.error.FFmpegError, ValueError) as e:
@@ -249,8 +212,8 @@ class _Encoder:
             raise P3MError(f"{why}; {fix}") from e
         s = self.stream
         s.width, s.height, s.pix_fmt = layout.width, layout.height, pix_fmt
-        if timecode:
-            s.metadata["timecode"] = timecode
+        if recording.timecode:
+            s.metadata["timecode"] = recording.timecode
         self.time_base = time_base or (1 / (rate or Fraction(30)))
         s.time_base = self.time_base
         s.codec_context.time_base = self.time_base  # keeps every source timestamp exactly (VFR)
@@ -426,15 +389,12 @@ class FileSink(Sink):
         codec: str | None = None,
         crf: int | None = None,
         preset: str | None = None,
-        metadata: dict[str, str] | None = None,
-        timecode: str | None = None,
+        recording: Recording | None = None,
     ) -> None:
         codec = codec or VIDEO_CODECS.get(path.suffix.lower(), "libx264")
         options = encoder_options(codec, crf, preset)
         pix_fmt, colour, self._convert = composite_encoding(codec, layout)
-        self.enc = _Encoder(
-            path, codec, pix_fmt, layout, rate, time_base, options, colour=colour, metadata=metadata, timecode=timecode
-        )
+        self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, options, colour=colour, recording=recording)
         self.layout = layout
         self._tracks: dict[int, Track] = {}  # source stream index -> its track in the output
         label = "standard output (Matroska)" if path == STDOUT else path.suffix or path.name
@@ -484,9 +444,8 @@ class MatteSink(Sink):
         rate: Fraction | None,
         time_base: Fraction | None,
         estimate: bool = True,
-        metadata: dict[str, str] | None = None,
+        recording: Recording | None = None,
         single: bool = False,
-        timecode: str | None = None,
     ) -> None:
         """``single``: the source is one picture, so ``NAME.png`` is written as it is named."""
         self.kind, self.layout, self.path, self.estimate = kind, layout, path, estimate
@@ -505,9 +464,7 @@ class MatteSink(Sink):
             pix_fmt = "yuv420p"  # a grey luma matte in an ordinary video
         else:
             raise P3MError(f"{path.name} cannot carry an alpha channel; {WITH_ALPHA}")
-        self.enc = _Encoder(
-            path, codec, pix_fmt, layout, rate, time_base, dict(options), metadata=metadata, timecode=timecode
-        )
+        self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, dict(options), recording=recording)
 
     def png_path(self, index: int) -> Path:
         """Where frame ``index`` goes: ``FOLDER/000042.png``, ``NAME_000042.png``, a printf

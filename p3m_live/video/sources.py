@@ -35,9 +35,8 @@ from .frames import (
     scaled_size,
 )
 from .hdr import REFERENCE_WHITE, tone_mapper_for
-from .sinks import recording_metadata, shifted_metadata
+from .recording import Recording
 from .splices import Splices, has_joins
-from .timecodes import shifted_timecode, source_timecode
 
 log = logging.getLogger("p3m_live")
 
@@ -69,8 +68,7 @@ class Source:
     total_frames: int | None = None
     audio_streams: Sequence = ()  # the source's audio streams to copy (AVSource fills them)
     subtitle_streams: Sequence = ()  # and its subtitle streams
-    metadata: dict[str, str] = {}  # the recording's own metadata (creation time, location, ...), kept in outputs
-    timecode: str | None = None  # SMPTE timecode of the first frame (see p3m_live.video.timecodes)
+    recording: Recording = Recording()  # its metadata, timecode and chapters, kept in outputs
     layout: Layout
 
     def items(self) -> Iterator[Item]:
@@ -135,7 +133,6 @@ class AVSource(Source):
                 self.audio_streams.append(a)
         subtitles = [] if live or not audio else self.container.streams.subtitles
         self.subtitle_streams = [t for t in subtitles if t.codec_context is not None]
-        self.metadata = recording_metadata(self.container.metadata)
         self.time_base = self.video.time_base
         rate = self.video.average_rate or self.video.guessed_rate
         self.rate = Fraction(rate) if rate else None
@@ -144,11 +141,7 @@ class AVSource(Source):
         if not self.total_frames and length and self.rate:
             self.total_frames = int(length * self.rate)
         self._start, self._end = start, (start + duration if duration else None)
-        self.timecode = source_timecode(self.container, self.video)
-        if start:
-            self.metadata = shifted_metadata(self.metadata, start)  # the part was recorded S later
-            if self.timecode and self.rate:
-                self.timecode = shifted_timecode(self.timecode, start, self.rate)
+        self.recording = Recording.of(self.container, self.video).part(start, self._end, self.rate)
         if start or duration:
             self._trim(length)
         self._pending: list[Item] = []
