@@ -10,6 +10,7 @@ each minute but every tenth, so that it keeps to the clock.
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
@@ -65,6 +66,7 @@ def frames_timecode(frames: int, rate: Fraction, drop: bool) -> str:
 
 
 def shifted_timecode(tc: str, seconds: float, rate: Fraction) -> str:
-    """``tc`` of a part that starts ``seconds`` later (as many frames on, at ``rate``)."""
+    """``tc`` of a part that starts ``seconds`` later: that of its first frame, the first at or
+    after ``seconds`` at ``rate``."""
     drop = TIMECODE.match(tc).group(4) in ";,"  # type: ignore[union-attr]
-    return frames_timecode(timecode_frames(tc, rate) + round(seconds * rate), rate, drop)
+    return frames_timecode(timecode_frames(tc, rate) + math.ceil(seconds * rate - 1e-6), rate, drop)

@@ -45,6 +45,7 @@ def test_non_drop_timecode_moves_by_the_start():
     assert shifted_timecode("01:00:00:00", 2.0, Fraction(25)) == "01:00:02:00"
     assert shifted_timecode("23:59:59:24", 0.04, Fraction(25)) == "00:00:00:00"
     assert shifted_timecode("10:00:00:00", 10.0, NTSC) == "10:00:10:00"  # 29.97 counted as 30, no drops
+    assert shifted_timecode("01:00:00:00", 1.49, Fraction(25)) == "01:00:01:13"  # the first frame at or after it
     assert shifted_timecode("00:00:59;29", 1001 / 30000, NTSC) == "00:01:00;02"
 
 
@@ -66,3 +67,17 @@ def test_source_timecode_from_the_stream_the_track_or_the_file(tmp_path):
                 out.mux(p)
     with av.open(str(mkv)) as c:
         assert source_timecode(c, c.streams.video[0]) == "05:00:00:00"
+
+
+def test_recording_part_cuts_chapters_and_moves_timecode_and_creation():
+    from p3m_live.video.recording import Recording
+
+    ms = Fraction(1, 1000)
+    chapters = tuple({"id": i, "start": i * 1000, "end": (i + 1) * 1000, "time_base": ms, "metadata": {"title": str(i)}}
+                     for i in range(3))  # fmt: skip
+    rec = Recording({"creation_time": "2026-05-01T10:00:00.000000Z"}, "10:00:00:00", chapters)
+    part = rec.part(1.5, 2.5, Fraction(25))
+    assert [(c["start"], c["end"], c["metadata"]["title"]) for c in part.chapters] == [(0, 500, "1"), (500, 1000, "2")]
+    assert part.timecode == "10:00:01:13" and part.metadata["creation_time"] == "2026-05-01T10:00:01.500000Z"
+    assert rec.part(0.0, None, Fraction(25)) == rec  # the whole recording: as it is
+    assert rec.part(3.0, None, Fraction(25)).chapters == ()  # past every chapter
