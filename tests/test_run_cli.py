@@ -220,26 +220,43 @@ SRT = "1\n00:00:00,100 --> 00:00:00,900\nHello there\n\n2\n00:00:01,000 --> 00:0
 
 
 def _subtitles(path, durations: bool = False):
+    """The cues of the first subtitle stream, decoded (whatever the codec): time, text."""
     with av.open(str(path)) as c:
         if not c.streams.subtitles:
             return None
         st = c.streams.subtitles[0]
-        cues = [(float(p.pts * p.time_base), float(p.duration * p.time_base), bytes(p)) for p in c.demux(st) if p.size]
+        cues = []
+        for p in c.demux(st):
+            cue = st.codec_context.decode2(p) if p.size else None
+            text = b"".join(r.dialogue for r in cue.rects) if cue is not None else b""
+            if text:  # (mov_text fills the gaps between cues with empty ones)
+                cues.append((float(p.pts * p.time_base), float(p.duration * p.time_base), text))
     return [(round(t, 3), round(d, 3), text) if durations else (round(t, 3), text) for t, d, text in cues]
 
 
-def test_subtitles_are_copied_where_the_container_takes_them(run, tmp_path, capsys):
+def test_subtitles_are_copied_or_converted_where_the_container_takes_them(run, tmp_path, capsys):
     """A talk with SubRip subtitles: kept in .mkv with their times (moved by --start like the
-    rest; a cue still showing at either end of a part is cut to it); MP4 cannot hold SubRip,
-    so there they are left out with a warning, not an error."""
+    rest; a cue still showing at either end of a part is cut to it); MP4 and MOV cannot hold
+    SubRip, so there they become mov_text, and in WebM WebVTT, with the same cues; MPEG-TS
+    holds no text subtitles, so there they are left out with a warning, not an error."""
     clip = with_subtitles(make_clip(tmp_path / "talk.mkv", frames=50), SRT, tmp_path / "subbed.mkv")
     assert run(clip, "-o", tmp_path / "out.mkv") == 0
-    assert _subtitles(tmp_path / "out.mkv") == [(0.1, b"Hello there"), (1.0, b"Second line")]
+    cues = [(0.1, 0.8, b"Hello there"), (1.0, 0.8, b"Second line")]
+    assert _subtitles(tmp_path / "out.mkv", durations=True) == cues
+    part = [(0.0, 0.4, b"Hello there"), (0.5, 0.5, b"Second line")]
     assert run(clip, "-o", tmp_path / "part.mkv", "--start", "0.5", "--duration", "1.0") == 0
-    assert _subtitles(tmp_path / "part.mkv", durations=True) == [(0.0, 0.4, b"Hello there"), (0.5, 0.5, b"Second line")]
-    assert run(clip, "-o", tmp_path / "out.mp4") == 0
-    assert _subtitles(tmp_path / "out.mp4") is None and len(probe(tmp_path / "out.mp4")["times"]) == 50
-    assert "subtitles: srt cannot go into .mp4" in capsys.readouterr().err
+    assert _subtitles(tmp_path / "part.mkv", durations=True) == part
+    for name, codec in (("out.mp4", "mov_text"), ("out.mov", "mov_text"), ("out.webm", "webvtt")):
+        assert run(clip, "-o", tmp_path / name) == 0
+        with av.open(str(tmp_path / name)) as c:
+            assert c.streams.subtitles[0].codec_context.name == codec
+        assert _subtitles(tmp_path / name, durations=True) == cues, name
+    assert run(clip, "-o", tmp_path / "part.mp4", "--start", "0.5", "--duration", "1.0") == 0
+    assert _subtitles(tmp_path / "part.mp4", durations=True) == part
+    capsys.readouterr()
+    assert run(clip, "-o", tmp_path / "out.ts") == 0
+    assert _subtitles(tmp_path / "out.ts") is None and len(probe(tmp_path / "out.ts")["times"]) == 50
+    assert "subtitles: srt cannot go into .ts" in capsys.readouterr().err
 
 
 def test_audio_the_container_cannot_take_is_reencoded(run, talk, tmp_path):

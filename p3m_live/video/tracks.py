@@ -5,7 +5,8 @@ muxer itself is asked (:func:`muxer_takes`), because FFmpeg's codec lists are no
 the whole truth: MOV lists FLAC and Opus but its muxer takes them in MP4 only, and
 MPEG-TS lists nothing at all yet takes AAC. Audio a muxer refuses is re-encoded to
 the container's default codec, at a sample rate that encoder has (Opus has no
-44.1 kHz); subtitles it refuses are left out with a warning.
+44.1 kHz); text subtitles it refuses are converted to its text codec (mov_text,
+WebVTT), and other subtitles are left out with a warning.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ STREAM_KEYS = ("language", "title")  # per stream: which audio track is which
 # it. Every other muxer wants raw AAC with its config, and MP4 and MOV written in fragments
 # do not convert ADTS themselves, so it goes through FFmpeg's aac_adtstoasc.
 ADTS_FORMATS = {"mpegts", "adts"}
+# Text subtitles a muxer does not take as they are are converted to the text codec it has,
+# as HandBrake does (ffmpeg needs -c:s mov_text): SubRip and ASS into MP4 and MOV become
+# mov_text, into WebM WebVTT. Bitmap subtitles (DVD, Blu-ray) cannot become text.
+TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
+SUBTITLE_CODECS = {"mp4": "mov_text", "mov": "mov_text", "ipod": "mov_text", "webm": "webvtt"}
 
 
 # ISO 639-2's twenty languages with two codes, bibliographic and terminological (German:
@@ -113,11 +119,12 @@ def encoder_rate(codec: str, rate: int) -> int:
 
 class Track:
     """One of the source's audio or subtitle streams in the output: copied (ADTS AAC through
-    aac_adtstoasc where the muxer wants raw AAC), or re-encoded as ``codec`` (audio only)."""
+    aac_adtstoasc where the muxer wants raw AAC), or re-encoded as ``codec`` (audio, and text
+    subtitles converted, see ``SUBTITLE_CODECS``)."""
 
     def __init__(self, container: av.container.OutputContainer, src: av.stream.Stream, codec: str | None) -> None:
         self._filter: BitStreamFilterContext | None = None
-        self._encoder: av.audio.stream.AudioStream | None = None
+        self._encoder: av.stream.Stream | None = None
         self._next_sample: int | None = None
         if codec is None:
             self.stream = copied_stream(container, src)
@@ -125,9 +132,15 @@ class Track:
             if ctx.name == "aac" and not ctx.extradata and container.format.name not in ADTS_FORMATS:
                 self._filter = BitStreamFilterContext("aac_adtstoasc", src)
             return
-        rate = encoder_rate(codec, src.codec_context.sample_rate)
-        self.stream = self._encoder = container.add_stream(codec, rate=rate)
-        self.stream.layout = src.codec_context.layout
+        if src.type == "subtitle":
+            src.codec_context.open()  # the decoder makes the ASS header that text encoders start from
+            self.stream = self._encoder = container.add_stream(codec)
+            self.stream.codec_context.subtitle_header = src.codec_context.subtitle_header
+            self.stream.time_base = self.stream.codec_context.time_base = src.time_base
+        else:
+            rate = encoder_rate(codec, src.codec_context.sample_rate)
+            self.stream = self._encoder = container.add_stream(codec, rate=rate)
+            self.stream.layout = src.codec_context.layout
         self.stream.metadata.update(stream_metadata(src, container.format.name))
 
     def packets(self, packet: av.Packet) -> list[av.Packet]:
@@ -137,6 +150,8 @@ class Track:
             for p in out:
                 p.stream = self.stream
             return out
+        if packet.stream.type == "subtitle":
+            return self._subtitle(packet)
         try:
             frames = packet.decode()
         except av.error.InvalidDataError as e:  # like a damaged video packet: skipped, the run goes on
@@ -154,20 +169,44 @@ class Track:
             encoded += self._encoder.encode(frame)
         return encoded
 
+    def _subtitle(self, packet: av.Packet) -> list[av.Packet]:
+        """A text cue in the output's text codec, at the source packet's time and for its
+        duration (as cut to the part)."""
+        try:
+            cue = packet.stream.codec_context.decode2(packet)
+        except av.error.FFmpegError as e:
+            log.warning("subtitles: skipped a damaged cue (%s)", e)
+            return []
+        if cue is None:
+            return []
+        out = self._encoder.codec_context.encode_subtitle(cue)
+        out.stream, out.time_base = self.stream, packet.time_base
+        out.pts, out.dts, out.duration = packet.pts, packet.dts, packet.duration
+        return [out]
+
     def flush(self) -> list[av.Packet]:
-        """The encoder's last packets (nothing for a copy)."""
-        return self._encoder.encode(None) if self._encoder is not None else []
+        """The encoder's last packets (nothing for a copy or a subtitle)."""
+        if self._encoder is None or self._encoder.type == "subtitle":
+            return []
+        return self._encoder.encode(None)
 
 
 def open_track(container: av.container.OutputContainer, src: av.stream.Stream, label: str) -> Track | None:
     """``src`` in ``container`` (named ``label`` in warnings): a copy where its muxer takes
-    one, else re-encoded audio, or None for subtitles it cannot hold."""
+    one, else re-encoded audio or converted text subtitles, or None for subtitles it cannot
+    hold in any form."""
     name = src.codec_context.name
-    if muxer_takes(container.format.name, src):
+    # MPEG-TS "takes" text cues, but as a private data stream that no player reads back.
+    unreadable = container.format.name == "mpegts" and name in TEXT_SUBTITLES
+    if not unreadable and muxer_takes(container.format.name, src):
         return Track(container, src, None)
-    if src.type != "audio":  # text subtitles differ per container (srt, mov_text, webvtt)
-        log.warning("subtitles: %s cannot go into %s; left out (.mkv keeps them)", name, label)
-        return None
+    if src.type != "audio":
+        text = SUBTITLE_CODECS.get(container.format.name)
+        if text is None or name not in TEXT_SUBTITLES:
+            log.warning("subtitles: %s cannot go into %s; left out (.mkv keeps them)", name, label)
+            return None
+        log.info("subtitles: %s cannot go into %s as it is; converting it to %s", name, label, text)
+        return Track(container, src, text)
     codec = av.Codec(container.default_audio_codec, "w").name
     log.warning("audio: %s cannot go into %s as it is; re-encoding it as %s", name, label, codec)
     return Track(container, src, codec)
