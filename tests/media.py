@@ -37,6 +37,7 @@ def make_clip(
     audio_onset: float = 0.0,
     gop: int | None = None,
     timecode: str | None = None,
+    audio_layout: str = "mono",
 ) -> Path:
     """Encode a clip; ``pts`` (in ``time_base``) gives variable frame timing; the tone starts
     ``audio_onset`` seconds in (silence before), to measure audio against video; ``gop``: a
@@ -59,7 +60,7 @@ def make_clip(
         a = None
         if audio_rate:
             a = out.add_stream(audio_codec, rate=audio_rate)
-            a.layout = "mono"
+            a.layout = audio_layout  # (the mono tone is upmixed by the encoder's resampler)
         video = []
         for i in range(frames):
             f = av.VideoFrame.from_ndarray(shapes_frame(i, w, h), format="rgb24")

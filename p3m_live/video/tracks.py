@@ -20,6 +20,8 @@ import av
 import numpy as np
 from av.bitstream import BitStreamFilterContext
 
+from ..errors import P3MError, reason
+
 log = logging.getLogger("p3m_live")
 
 STREAM_KEYS = ("language", "title")  # per stream: which audio track is which
@@ -117,6 +119,30 @@ def encoder_rate(codec: str, rate: int) -> int:
     return min(higher) if higher else max(rates)
 
 
+# FFmpeg's default layout for each channel count (av_channel_layout_default).
+USUAL_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+@functools.cache
+def encoder_layout(codec: str, rate: int, layout: str) -> str:
+    """The channel layout to encode ``layout`` audio in with ``codec``: the same where the
+    encoder opens with it, else the usual layout of as many channels (Opus has 5.1 but not
+    the 5.1(side) of AC-3 and DTS), else stereo, as ffmpeg picks the nearest one; the
+    encoder's resampler moves the channels. Asked of the encoder itself."""
+    problem = None
+    usual = USUAL_LAYOUTS.get(len(av.AudioLayout(layout).channels), "stereo")
+    for candidate in dict.fromkeys([layout, usual, "stereo"]):
+        ctx = av.CodecContext.create(codec, "w")
+        ctx.sample_rate, ctx.layout, ctx.format = rate, candidate, av.Codec(codec, "w").audio_formats[0]
+        try:
+            ctx.open()
+        except av.error.FFmpegError as e:
+            problem = problem or e
+            continue
+        return candidate
+    raise P3MError(f"audio: the {codec} encoder cannot take {layout} audio ({reason(problem)}); try an .mkv output")
+
+
 class Track:
     """One of the source's audio or subtitle streams in the output: copied (ADTS AAC through
     aac_adtstoasc where the muxer wants raw AAC), or re-encoded as ``codec`` (audio, and text
@@ -140,7 +166,7 @@ class Track:
         else:
             rate = encoder_rate(codec, src.codec_context.sample_rate)
             self.stream = self._encoder = container.add_stream(codec, rate=rate)
-            self.stream.layout = src.codec_context.layout
+            self.stream.layout = encoder_layout(codec, rate, src.codec_context.layout.name)
         self.stream.metadata.update(stream_metadata(src, container.format.name))
 
     def packets(self, packet: av.Packet) -> list[av.Packet]:

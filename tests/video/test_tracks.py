@@ -12,7 +12,7 @@ import pytest
 
 from p3m_live.video.frames import Frame, Layout, planes_to_rgb
 from p3m_live.video.sinks import FileSink, partial_path
-from p3m_live.video.tracks import encoder_rate, muxer_takes
+from p3m_live.video.tracks import encoder_layout, encoder_rate, muxer_takes
 from tests.media import audio_onset, audio_samples, make_clip, probe, shapes_frame
 
 LAYOUT = Layout(96, 64, "rgb", True, "bt601")
@@ -29,6 +29,7 @@ def clips(tmp_path_factory):
         "aac44.mp4": {"audio_rate": 44100},
         "aac.mp4": {"audio_rate": 48000},
         "aac.ts": {"audio_rate": 48000},  # ADTS, as camcorders and broadcasts record it
+        "ac3.mkv": {"audio_codec": "ac3", "audio_rate": 48000, "audio_layout": "5.1(side)"},  # a DVD's, a TV's
     }
     return {name: make_clip(d / name, frames=15, audio_onset=ONSET, **kw) for name, kw in made.items()}
 
@@ -62,6 +63,15 @@ def test_an_encoder_gets_a_rate_it_has():
     assert encoder_rate("aac", 44100) == 44100
 
 
+def test_an_encoder_gets_a_layout_it_has():
+    """Asked of the real encoders: Opus has 5.1 and 7.1 but not AC-3's 5.1(side); MP2 has no
+    more than stereo; AAC takes 5.1(side) as it is."""
+    assert encoder_layout("libopus", 48000, "5.1(side)") == "5.1"
+    assert encoder_layout("libopus", 48000, "7.1") == "7.1"
+    assert encoder_layout("aac", 48000, "5.1(side)") == "5.1(side)"
+    assert encoder_layout("mp2", 48000, "5.1") == "stereo"
+
+
 def _convert(run, clip, out, *extra):
     assert run(clip, "-o", out, "--background", "#00ff00", *extra) == 0
     assert not list(out.parent.glob("*.partial*"))
@@ -74,6 +84,7 @@ def _convert(run, clip, out, *extra):
         ("flac.mkv", ".mov", "aac", 16000),
         ("opus.mkv", ".mov", "aac", 48000),
         ("aac44.mp4", ".webm", "opus", 48000),
+        ("ac3.mkv", ".webm", "opus", 48000),  # 5.1(side), which Opus does not take: as 5.1
     ],
 )
 def test_reencoded_audio_keeps_its_place_in_time(run, clips, tmp_path, clip, suffix, codec, rate):
@@ -85,6 +96,8 @@ def test_reencoded_audio_keeps_its_place_in_time(run, clips, tmp_path, clip, suf
     assert info["audio_codec"] == codec and len(info["times"]) == 15
     with av.open(str(out)) as c:
         assert c.streams.audio[0].codec_context.sample_rate == rate
+        channels = len(c.streams.audio[0].codec_context.layout.channels)
+    assert channels == (6 if clip == "ac3.mkv" else 1)
     assert audio_onset(out) == pytest.approx(ONSET, abs=0.003)
     assert audio_onset(clips[clip]) == pytest.approx(ONSET, abs=0.003)
 
