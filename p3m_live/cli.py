@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="p3m-live", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"p3m-live {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # -q as in a conversion run, for the commands that log as they go
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true", help="no progress bar or status lines")
 
     w = sub.add_parser("weights", help="show or fetch the P3M-Net weights")
     w.add_argument("action", choices=["path", "fetch"], help="path: where the cache expects them; fetch: get them")
@@ -115,19 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--wheel", help="fast: convert this mediapipe-0.10.14 wheel instead of downloading it")
     w.set_defaults(handler=_weights)
 
-    ev = sub.add_parser("eval", help="P3M-Net on a test set (P3M-500-P/NP) with the paper's protocol and metrics")
+    ev = sub.add_parser(
+        "eval", help="P3M-Net on a test set (P3M-500-P/NP) with the paper's protocol and metrics", parents=[quiet]
+    )
     from .eval_cli import add_eval_arguments
 
     add_eval_arguments(ev)
     ev.set_defaults(handler=_eval)
 
-    m = sub.add_parser("matte", help="alpha PNGs, RGBA cut-outs and composites for still images")
+    m = sub.add_parser("matte", help="alpha PNGs, RGBA cut-outs and composites for still images", parents=[quiet])
     from .matte_cli import add_matte_arguments
 
     add_matte_arguments(m)
     m.set_defaults(handler=_matte)
 
-    b = sub.add_parser("build-engine", help="build (or reuse) FP16 TensorRT engines for frame sizes")
+    b = sub.add_parser("build-engine", help="build (or reuse) FP16 TensorRT engines for frame sizes", parents=[quiet])
     from .export_cli import add_build_engine_arguments
 
     add_build_engine_arguments(b)
@@ -136,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("doctor", help="check Python packages, codecs, GPU, cameras, virtual camera, weights")
     d.set_defaults(handler=_doctor)
 
-    e = sub.add_parser("export", help="export the frame graph to ONNX (FP32 or FP16) and check it for TensorRT")
+    e = sub.add_parser(
+        "export", help="export the frame graph to ONNX (FP32 or FP16) and check it for TensorRT", parents=[quiet]
+    )
     from .export_cli import add_export_arguments
 
     add_export_arguments(e)

@@ -159,9 +159,10 @@ def run_eval(args: argparse.Namespace) -> int:
         raise P3MError(f"--out must end in .csv or .json, not {args.out.name}")
     weights = resolve_weights(args.weights, download=False)
     net = load_p3mnet(weights, unpool="native", device=args.device)
-    progress = Progress(len(samples))
+    progress = None if args.quiet else Progress(len(samples))
     rows = evaluate(samples, net, args.strategy, args.device, progress)
-    progress.finish(len(rows))
+    if progress is not None:
+        progress.finish(len(rows))
     title = f"# P3M-Net, {args.strategy.upper()}, {len(rows)} images of {args.data} ({layout})"
     print(table(rows, title))
     if args.out:

@@ -71,9 +71,9 @@ def clock_time(seconds: float) -> str:
 class Progress:
     """A one-line progress bar on stderr: frames, percent, fps and time left."""
 
-    def __init__(self, total: int | None, stream: TextIO = sys.stderr, interval: float | None = None) -> None:
+    def __init__(self, total: int | None, stream: TextIO | None = None, interval: float | None = None) -> None:
         self.total = total
-        self.stream = stream
+        self.stream = stream = stream or sys.stderr  # the one now, not the one at import (redirections)
         tty = stream.isatty()
         self.interval = interval if interval is not None else (0.25 if tty else 10.0)
         self.end = "\r" if tty else "\n"

@@ -189,6 +189,18 @@ def test_matte_still_images(tmp_path, small_portraits, seed32_ckpt):
     assert np.array_equal(cv2.imread(str(single), cv2.IMREAD_UNCHANGED), alpha)
 
 
+def test_commands_that_log_take_quiet(tmp_path, small_portraits, seed32_ckpt, capsys):
+    """-q works for matte as for a conversion run: the backend line goes, the result stays."""
+    image = tmp_path / "p.jpg"
+    cv2.imwrite(str(image), cv2.cvtColor(small_portraits[0][1], cv2.COLOR_RGB2BGR))
+    argv = ["matte", str(image), "-o", str(tmp_path / "a.png"), "--overwrite", "--weights", str(seed32_ckpt)]
+    argv += ["--model-size", "128"]  # --backend auto: one line saying which
+    assert main(argv) == 0
+    assert "backend:" in capsys.readouterr().err
+    assert main([*argv, "-q"]) == 0
+    assert capsys.readouterr().err == "" and (tmp_path / "a.png").is_file()
+
+
 def test_matte_folder_skips_what_it_cannot_read_and_says_so(tmp_path, small_portraits, seed32_ckpt, caplog, capsys):
     """A folder with a damaged file, a 1x1 image and two sizes: the good images are written,
     the bad ones are named, and the run ends with exit 2. ``auto`` runs PyTorch (no export per size)."""
