@@ -454,6 +454,32 @@ def test_chapters_go_into_every_video_output_cut_to_the_part(run, tmp_path):
     assert chapters(tmp_path / "part.mkv") == [(0.0, 0.1, "A"), (0.1, 0.3, "B"), (0.3, 0.4, "C")]
 
 
+def test_attachments_go_into_matroska_composites(run, tmp_path):
+    """The font an ASS track is drawn with (a Matroska attachment) goes into an .mkv composite,
+    byte for byte; not into the matte, nor into an .mp4, which has no attachments (and the run
+    does not fail for it)."""
+    subbed = with_subtitles(make_clip(tmp_path / "c.mp4", frames=6), SRT, tmp_path / "s.mkv")
+    font = b"\x00\x01\x00\x00" + bytes(range(256)) * 4
+    clip = tmp_path / "fonts.mkv"
+    with av.open(str(subbed)) as inp, av.open(str(clip), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s, opaque=True) for s in inp.streams}
+        out.add_attachment("Talk Sans.ttf", "font/ttf", font)
+        for p in inp.demux():
+            if p.dts is not None:
+                p.stream = streams[p.stream.index]
+                out.mux(p)
+
+    def attachments(path):
+        with av.open(str(path)) as c:
+            return [(s.name, s.mimetype, bytes(s.data)) for s in c.streams if s.type == "attachment"]
+
+    assert run(clip, "-o", tmp_path / "out.mkv", "--alpha-out", tmp_path / "matte.mkv") == 0
+    assert attachments(tmp_path / "out.mkv") == [("Talk Sans.ttf", "font/ttf", font)]
+    assert attachments(tmp_path / "matte.mkv") == []
+    assert run(clip, "-o", tmp_path / "out.mp4") == 0
+    assert attachments(tmp_path / "out.mp4") == []
+
+
 def test_standard_output(talk, seed32_ckpt, tmp_path):
     """Real processes writing a real pipe: `p3m-live IN -o - | ...` gets the same frames and
     audio as a file output, as Matroska; a reader that quits early ends the run in one line;

@@ -2,7 +2,8 @@
 
 The container's metadata (creation time, location, title, camera make and model;
 not what a muxer writes for itself), the first frame's SMPTE timecode (see
-:mod:`p3m_live.video.timecodes`) and the chapters. For a part of the recording
+:mod:`p3m_live.video.timecodes`), the chapters, and Matroska's attachments (the fonts
+that ASS subtitles are drawn with, cover art). For a part of the recording
 (``--start``, ``--duration``) each is moved as ffmpeg would: the creation time by
 the start, the timecode by as many frames, chapters cut to the part and moved to
 its clock.
@@ -24,11 +25,15 @@ class Recording:
     metadata: dict[str, str] = field(default_factory=dict)
     timecode: str | None = None
     chapters: tuple[dict, ...] = ()  # as PyAV's Container.chapters() gives them
+    attachments: tuple[tuple[str, str, bytes], ...] = ()  # (file name, MIME type, bytes)
 
     @classmethod
     def of(cls, container: av.container.InputContainer, video: av.stream.Stream) -> Recording:
         chapters = tuple(c for c in container.chapters() if c["end"] > c["start"])
-        return cls(recording_metadata(container.metadata), source_timecode(container, video), chapters)
+        attachments = tuple(
+            (s.name, s.mimetype, bytes(s.data)) for s in container.streams if s.type == "attachment" and s.name
+        )
+        return cls(recording_metadata(container.metadata), source_timecode(container, video), chapters, attachments)
 
     def part(self, start: float, end: float | None, rate: Fraction | None) -> Recording:
         """This recording's facts for the part from ``start`` to ``end`` seconds."""

@@ -9,6 +9,7 @@ sync.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -168,9 +169,9 @@ def remux(src: Path, dst: Path) -> None:
 class _Encoder:
     """One video stream in a container under a temporary name, with the source's timestamps.
     ``colour`` (matrix, full range) tags the stream with the matrix (bt601, bt709, or rgb for
-    RGB coding) and range it is in. ``recording`` gives the file the source's metadata and
-    chapters, and the stream its timecode (MOV and MP4 make a timecode track of it, Matroska
-    a tag)."""
+    RGB coding) and range it is in. ``recording`` gives the file the source's metadata,
+    chapters and attachments, and the stream its timecode (MOV and MP4 make a timecode track
+    of it, Matroska a tag)."""
 
     def __init__(
         self,
@@ -200,6 +201,12 @@ class _Encoder:
             raise P3MError(f"cannot write {path} ({e}); use a known suffix such as .mp4, .mov, .mkv or .webm") from e
         self.container.metadata.update(recording.metadata)
         self.container.set_chapters(list(recording.chapters))
+        if self.container.format.name == "matroska":  # the one muxer here with attachments (not WebM)
+            for name, mimetype, data in recording.attachments:
+                self.container.add_attachment(name, mimetype, data)
+        elif recording.attachments:
+            names = ", ".join(a[0] for a in recording.attachments)
+            log.info("%s: the source's attachments (%s) can go into .mkv only; left out", path.name, names)
         try:
             self.stream = self.container.add_stream(codec, rate=rate or Fraction(30))
         except (av.error.FFmpegError, ValueError) as e:
@@ -464,6 +471,8 @@ class MatteSink(Sink):
             pix_fmt = "yuv420p"  # a grey luma matte in an ordinary video
         else:
             raise P3MError(f"{path.name} cannot carry an alpha channel; {WITH_ALPHA}")
+        if recording is not None:  # (fonts and cover art belong with the composite and its subtitles)
+            recording = dataclasses.replace(recording, attachments=())
         self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, dict(options), recording=recording)
 
     def png_path(self, index: int) -> Path:
