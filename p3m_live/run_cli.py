@@ -21,6 +21,7 @@ from .graph import MODELS
 from .spec import FOREGROUNDS, TEMPORALS
 from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.backgrounds import BackgroundChoice, parse_background
+from .video.deinterlace import MODES
 from .video.frames import IMAGE_SUFFIXES, Layout
 from .video.preview import NO_DISPLAY_FIX, display_problem
 from .video.sinks import FileSink, MatteSink, Sink, VirtualCamSink, check_output, stdout_problem
@@ -46,6 +47,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="scale frames down to a short side of N pixels before matting (1080 or 720 for 4K video); "
         "smaller frames are kept",
+    )
+    src.add_argument(
+        "--deinterlace",
+        choices=MODES,
+        default="auto",
+        help="interlaced video: auto (a frame per frame, 25i -> 25p; default), field (a frame per field, "
+        "25i -> 50p) or off",
     )
     mode = src.add_mutually_exclusive_group()
     mode.add_argument("--live", dest="live", action="store_const", const=True, help="newest frame wins, drop late ones")
@@ -212,13 +220,14 @@ def _backgrounds(args: argparse.Namespace, live: bool) -> list[BackgroundChoice]
 
 
 def open_run_source(args: argparse.Namespace, live: bool) -> Source:
+    frames = {"short_side": args.downscale, "deinterlace": args.deinterlace}
     if args.webcam is not None:
         if args.format:
-            return open_source(args.webcam, format=args.format, live=True, short_side=args.downscale)
-        return open_webcam(args.webcam, args.camera_size, args.camera_fps, short_side=args.downscale)
+            return open_source(args.webcam, format=args.format, live=True, **frames)
+        return open_webcam(args.webcam, args.camera_size, args.camera_fps, **frames)
     rate = Fraction(args.fps).limit_denominator(1001)
     part = {"start": args.start, "duration": args.duration}
-    return open_source(args.input, format=args.format, live=live, rate=rate, short_side=args.downscale, **part)
+    return open_source(args.input, format=args.format, live=live, rate=rate, **frames, **part)
 
 
 def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool) -> list[Sink]:

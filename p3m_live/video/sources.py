@@ -9,6 +9,7 @@ runs the source in a thread of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import sys
@@ -37,6 +38,7 @@ from .frames import (
 from .hdr import REFERENCE_WHITE, tone_mapper_for
 from .recording import Recording
 from .splices import Splices, has_joins
+from .timecodes import doubled_timecode
 
 log = logging.getLogger("p3m_live")
 
@@ -99,12 +101,15 @@ class AVSource(Source):
         short_side: int | None = None,
         start: float = 0.0,
         duration: float | None = None,
+        deinterlace: str = "auto",
     ) -> None:
         """``short_side``: scale frames down to it (see :func:`scaled_size`) as they are
         decoded, before any conversion, so the rest of the run works on the smaller frame.
         ``start``, ``duration`` (seconds): only that part of a file, with its timestamps (video
-        and audio) moved to start at 0."""
+        and audio) moved to start at 0. ``deinterlace``: interlaced video becomes a frame per
+        frame ("auto"), a frame per field ("field", twice the rate), or is left ("off")."""
         self.name = name or url
+        self._deinterlace = deinterlace
         self.live = live
         # A file read as a live source (say, a clip played into the virtual camera) must
         # be paced to its timestamps; devices, streams and lavfi graphs pace themselves.
@@ -161,6 +166,8 @@ class AVSource(Source):
                 f"--start {start:g} --duration {duration:g} holds no frame of {self.name} (its first frame after "
                 f"{start:g} s is at {float(first.pts * first.time_base):.3f} s); make the part longer"
             )
+        if self._deinterlacer is not None and self._deinterlacer.fields:
+            self._at_field_rate()
         layout_of(first)  # a frame too small fails here, named by its own size
         self._size = scaled_size(first.width, first.height, short_side)
         if self._size != (first.width, first.height):
@@ -178,6 +185,17 @@ class AVSource(Source):
         first = self._prepare(first)
         self.layout = layout_of(first, rotation)
         self._first = first
+
+    def _at_field_rate(self) -> None:
+        """A frame per field: twice the frames and the rate, the deinterlacer's time base, and
+        the timecode counted at the new rate."""
+        tc, rate = self.recording.timecode, self.rate
+        if rate:
+            self.rate = rate * 2
+            if tc:
+                self.recording = dataclasses.replace(self.recording, timecode=doubled_timecode(tc, rate))
+        self.total_frames = self.total_frames * 2 if self.total_frames else None
+        self.time_base = self._deinterlacer.time_base
 
     def _trim(self, length: float | None) -> None:
         """Seek to the keyframe before ``start`` (the frames before it are decoded and
@@ -251,9 +269,12 @@ class AVSource(Source):
         except av.error.InvalidDataError as e:
             log.warning("%s: skipped a damaged packet (%s)", self.name, reason(e))
             return []
-        if frames and self._deinterlacer is None and self._index == 0 and is_interlaced(frames[0]):  # the first
-            log.info("%s is interlaced: deinterlacing it as it is decoded (bwdif, a frame per frame)", self.name)
-            self._deinterlacer = Deinterlacer(self.video)
+        first = frames and self._deinterlacer is None and self._index == 0
+        if first and self._deinterlace != "off" and is_interlaced(frames[0]):
+            fields = self._deinterlace == "field"
+            each = "a frame per field, at twice the rate" if fields else "a frame per frame"
+            log.info("%s is interlaced: deinterlacing it as it is decoded (bwdif, %s)", self.name, each)
+            self._deinterlacer = Deinterlacer(self.video, self.rate, fields)
         for f in frames:
             if f.pts is None and self.rate:  # a raw stream (.h264): no timestamps, so timed at its rate
                 f.pts, f.time_base = round(self._untimed / self.rate / self.time_base), self.time_base
@@ -515,11 +536,15 @@ def open_webcam(
     fps: float | None = None,
     system: str = sys.platform,
     short_side: int | None = None,
+    deinterlace: str = "auto",
 ) -> AVSource:
     url, fmt = webcam_url(device, system)
     options = webcam_options(size, fps, system)
     try:
-        return AVSource(url, format=fmt, options=options, live=True, name=f"camera {url}", short_side=short_side)
+        return AVSource(
+            url, format=fmt, options=options, live=True, name=f"camera {url}", short_side=short_side,
+            deinterlace=deinterlace,
+        )  # fmt: skip
     except P3MError as e:
         names = list_dshow_cameras() if fmt == "dshow" else []
         if names:
@@ -538,10 +563,12 @@ def open_source(
     short_side: int | None = None,
     start: float = 0.0,
     duration: float | None = None,
+    deinterlace: str = "auto",
 ) -> Source:
     """A file, a folder or image, a stream URL, or anything FFmpeg reads with ``format``;
     ``short_side`` scales larger frames down (see :func:`~p3m_live.video.frames.scaled_size`);
-    ``start`` and ``duration`` pick a part of a file or an image sequence."""
+    ``start`` and ``duration`` pick a part of a file or an image sequence; ``deinterlace``
+    as for :class:`AVSource`."""
     is_url = spec.startswith(NETWORK_SCHEMES)
     piped = spec in PIPES
     if format is None and not is_url and not piped:
@@ -558,6 +585,7 @@ def open_source(
     if live and is_url:
         opts.setdefault("fflags", "nobuffer")  # hand frames on as they arrive; the mailbox drops late ones
     trim = {} if live else {"start": start, "duration": duration}  # live: --duration is run time
+    common = {"format": format, "options": opts, "live": live, "short_side": short_side, "deinterlace": deinterlace}
     if piped:  # ... | p3m-live - -o out.mp4
-        return AVSource("pipe:0", format=format, options=opts, live=live, short_side=short_side, name=PIPE, **trim)
-    return AVSource(spec, format=format, options=opts, live=live, short_side=short_side, **trim)
+        return AVSource("pipe:0", name=PIPE, **common, **trim)
+    return AVSource(spec, **common, **trim)

@@ -70,3 +70,10 @@ def shifted_timecode(tc: str, seconds: float, rate: Fraction) -> str:
     after ``seconds`` at ``rate``."""
     drop = TIMECODE.match(tc).group(4) in ";,"  # type: ignore[union-attr]
     return frames_timecode(timecode_frames(tc, rate) + math.ceil(seconds * rate - 1e-6), rate, drop)
+
+
+def doubled_timecode(tc: str, rate: Fraction) -> str:
+    """``tc``, counted at ``rate``, as the same instant counted at twice the rate (25i
+    deinterlaced to 50p: frame 12 becomes frame 24)."""
+    drop = TIMECODE.match(tc).group(4) in ";,"  # type: ignore[union-attr]
+    return frames_timecode(timecode_frames(tc, rate) * 2, rate * 2, drop)

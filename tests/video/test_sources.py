@@ -302,6 +302,53 @@ def test_interlaced_video_is_deinterlaced_as_it_is_decoded(tmp_path):
     assert max(combing(_luma(f)) for f in part) < raw_combing / 3
 
 
+def test_interlaced_video_at_field_rate_or_left_alone(tmp_path):
+    """--deinterlace field: a frame per field, twice the frames at twice the rate, each half a
+    frame interval after the last, progressive, and the timecode counted at the new rate;
+    --deinterlace off: the frames as decoded, comb teeth and all."""
+    clip = make_interlaced_clip(tmp_path / "avchd.mp4", frames=8)
+    with av.open(str(clip)) as c:
+        raw = list(c.decode(video=0))
+    raw_combing = max(combing(f.to_ndarray()[:64]) for f in raw)
+    with open_source(str(clip), deinterlace="field") as src:
+        assert src.rate == 50 and src.total_frames == 16
+        frames = _frames(src)
+    assert len(frames) == 16
+    assert np.diff([f.time for f in frames]) == pytest.approx([0.02] * 15)
+    assert frames[0].time == pytest.approx(raw[0].time)
+    assert max(combing(_luma(f)) for f in frames) < raw_combing / 3
+    # The disc moves 4 pixels a field: the two frames of one interlaced frame differ.
+    assert np.abs(_luma(frames[2]).astype(int) - _luma(frames[3]).astype(int)).mean() > 0.5
+    with open_source(str(clip), deinterlace="off") as src:
+        assert src._deinterlacer is None and src.rate == 25
+        frames = _frames(src)
+    assert len(frames) == 8 and all(np.array_equal(f.data, r.to_ndarray()) for f, r in zip(frames, raw))
+
+
+def test_field_rate_through_the_command_line(run, tmp_path):
+    out = tmp_path / "50p.mp4"
+    assert run(make_interlaced_clip(tmp_path / "i.mp4", frames=6), "-o", out, "--deinterlace", "field") == 0
+    with av.open(str(out)) as c:
+        times = [f.time for f in c.decode(video=0)]
+        assert c.streams.video[0].average_rate == 50
+    assert len(times) == 12 and np.diff(times) == pytest.approx([0.02] * 11)
+
+
+def test_field_rate_keeps_a_fine_time_base_and_doubles_the_timecode(tmp_path):
+    from p3m_live.video.deinterlace import Deinterlacer
+
+    clip = make_interlaced_clip(tmp_path / "i.mp4", frames=2)
+    with av.open(str(clip)) as c:
+        v = c.streams.video[0]
+        assert Deinterlacer(v, Fraction(25), fields=True).time_base == v.time_base  # 1/12800 holds 1/50 s
+        v.time_base = Fraction(1, 25)
+        assert Deinterlacer(v, Fraction(25), fields=True).time_base == Fraction(1, 50)
+    from p3m_live.video.timecodes import doubled_timecode
+
+    assert doubled_timecode("10:00:00:12", Fraction(25)) == "10:00:00:24"
+    assert doubled_timecode("00:01:00;02", Fraction(30000, 1001)) == "00:01:00;04"  # 59.94 drops ;00 to ;03
+
+
 def test_progressive_video_is_left_as_it_is(tmp_path):
     clip = make_clip(tmp_path / "p.mp4", frames=4, audio_rate=None)
     with av.open(str(clip)) as c:
