@@ -70,7 +70,7 @@ class Source:
     total_frames: int | None = None
     audio_streams: Sequence = ()  # the source's audio streams to copy (AVSource fills them)
     subtitle_streams: Sequence = ()  # and its subtitle streams
-    recording: Recording = Recording()  # its metadata, timecode and chapters, kept in outputs
+    recording: Recording = Recording()  # its metadata, timecode, chapters, attachments: kept in outputs
     layout: Layout
 
     def items(self) -> Iterator[Item]:
@@ -269,15 +269,16 @@ class AVSource(Source):
         except av.error.InvalidDataError as e:
             log.warning("%s: skipped a damaged packet (%s)", self.name, reason(e))
             return []
+        rate = self.video.average_rate or self.video.guessed_rate  # the stream's (self.rate is the output's)
         first = frames and self._deinterlacer is None and self._index == 0
         if first and self._deinterlace != "off" and is_interlaced(frames[0]):
             fields = self._deinterlace == "field"
             each = "a frame per field, at twice the rate" if fields else "a frame per frame"
             log.info("%s is interlaced: deinterlacing it as it is decoded (bwdif, %s)", self.name, each)
-            self._deinterlacer = Deinterlacer(self.video, self.rate, fields)
+            self._deinterlacer = Deinterlacer(self.video, rate, fields)
         for f in frames:
-            if f.pts is None and self.rate:  # a raw stream (.h264): no timestamps, so timed at its rate
-                f.pts, f.time_base = round(self._untimed / self.rate / self.time_base), self.time_base
+            if f.pts is None and rate:  # a raw stream (.h264): no timestamps, so timed at its rate
+                f.pts, f.time_base = round(self._untimed / rate / self.video.time_base), self.video.time_base
                 self._untimed += 1
         if self._deinterlacer is not None:
             frames = [out for f in frames for out in self._deinterlacer.push(f)]

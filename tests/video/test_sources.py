@@ -319,6 +319,10 @@ def test_interlaced_video_at_field_rate_or_left_alone(tmp_path):
     assert max(combing(_luma(f)) for f in frames) < raw_combing / 3
     # The disc moves 4 pixels a field: the two frames of one interlaced frame differ.
     assert np.abs(_luma(frames[2]).astype(int) - _luma(frames[3]).astype(int)).mean() > 0.5
+    raw_stream = raw_h264(clip, tmp_path / "avchd.h264")  # no timestamps: timed at the stream's rate first
+    with open_source(str(raw_stream), deinterlace="field") as src:
+        times = [f.time for f in _frames(src)]
+    assert len(times) == 16 and np.diff(times) == pytest.approx([0.02] * 15)
     with open_source(str(clip), deinterlace="off") as src:
         assert src._deinterlacer is None and src.rate == 25
         frames = _frames(src)
