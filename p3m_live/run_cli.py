@@ -24,7 +24,16 @@ from .video.backgrounds import BackgroundChoice, parse_background
 from .video.deinterlace import MODES
 from .video.frames import IMAGE_SUFFIXES, Layout
 from .video.preview import NO_DISPLAY_FIX, display_problem
-from .video.sinks import FileSink, MatteSink, Sink, VirtualCamSink, check_output, stdout_problem
+from .video.sinks import (
+    CompositePngSink,
+    FileSink,
+    MatteSink,
+    Sink,
+    VirtualCamSink,
+    check_output,
+    is_image_sequence,
+    stdout_problem,
+)
 from .video.sources import LIVE_SCHEMES, PIPES, ImageSource, Source, open_source, open_webcam
 
 log = logging.getLogger("p3m_live")
@@ -60,7 +69,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--offline", dest="live", action="store_const", const=False, help="every frame, in order")
 
     out = p.add_argument_group("output")
-    out.add_argument("-o", "--output", help="composite video file (.mp4, .mov, .mkv, .webm), or - (Matroska to stdout)")
+    out.add_argument(
+        "-o",
+        "--output",
+        help="the composite: a video file (.mp4, .mov, .mkv, .webm), PNGs (NAME.png, NAME_%%05d.png, a folder), "
+        "or - (Matroska to stdout)",
+    )
     out.add_argument("--alpha-out", metavar="PATH", help="the matte: .mov, .webm, .mkv, .mp4, or a PNG folder")
     out.add_argument("--fg-out", metavar="PATH", help="foreground with alpha: .mov (ProRes 4444), .webm, .mkv, PNGs")
     out.add_argument("--virtual-cam", nargs="?", const="", metavar="DEVICE", help="feed a virtual camera")
@@ -162,10 +176,10 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
             f"-o - writes video to standard output, and {problem}; pipe it into a program "
             "(p3m-live IN -o - | ffplay -) or give -o a file name"
         )
-    if args.output and Path(args.output).suffix.lower() in IMAGE_SUFFIXES:
+    if args.output and Path(args.output).suffix.lower() in IMAGE_SUFFIXES - {".png"}:
         raise P3MError(
-            f"-o {args.output}: the composite is a video (.mp4, .mov, .mkv, .webm); for still images use "
-            "p3m-live matte IMAGE -o ALPHA.png --composite BACKGROUND"
+            f"-o {args.output}: the composite is a video (.mp4, .mov, .mkv, .webm) or PNGs (-o NAME.png, "
+            "-o NAME_%05d.png or a folder); pick one of those"
         )
     if live:
         if args.fg_out or args.alpha_out:
@@ -234,7 +248,12 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
     rate, tb = source.rate, source.time_base
     sinks: list[Sink] = []
     try:
-        if args.output:
+        single = isinstance(source, ImageSource) and source.total_frames == 1  # a photo: NAME.png as named
+        if args.output and is_image_sequence(Path(args.output)):
+            if source.audio_streams:
+                log.info("%s: PNG frames carry no sound; the audio is left out", args.output)
+            sinks.append(CompositePngSink(Path(args.output), layout, single))
+        elif args.output:
             audio = source.audio_streams
             sinks.append(
                 FileSink(
@@ -250,7 +269,6 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
                     recording=source.recording,
                 )
             )
-        single = isinstance(source, ImageSource) and source.total_frames == 1  # a photo: NAME.png as named
         track = {"rate": rate, "time_base": tb, "recording": source.recording, "single": single}
         if args.alpha_out:
             sinks.append(MatteSink(Path(args.alpha_out), "alpha", layout, **track))

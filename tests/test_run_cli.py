@@ -132,6 +132,38 @@ def test_a_photos_matte_and_cut_out_are_written_as_named(run, tmp_path):
     assert sorted(p.name for p in (tmp_path / "seq").iterdir()) == ["m_000000.png", "m_000001.png"]
 
 
+def test_the_composite_as_pngs(run, talk, tmp_path):
+    """-o NAME.png for a photo is its composite, over the new background where the matte is
+    clear; for a video, numbered PNGs (a folder or a printf pattern) that are the very frames
+    of a lossless video of the same run."""
+    photo = tmp_path / "photo.jpg"
+    picture = shapes_frame(3, 48, 32)
+    cv2.imwrite(str(photo), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    assert run(photo, "-o", tmp_path / "c.png", "--alpha-out", tmp_path / "a.png", "--background", "#00ff00") == 0
+    comp = cv2.cvtColor(cv2.imread(str(tmp_path / "c.png")), cv2.COLOR_BGR2RGB)
+    alpha = cv2.imread(str(tmp_path / "a.png"), cv2.IMREAD_UNCHANGED)
+    assert comp.shape == (32, 48, 3) and (alpha < 8).any() and (alpha > 247).any()
+    clear, solid = alpha < 8, alpha > 247
+
+    def luma(rgb):  # (compared in luma: 4:2:0 chroma blurs colours across the matte's edge)
+        return rgb.astype(float) @ (0.299, 0.587, 0.114)
+
+    assert np.abs(luma(comp[clear]) - luma(np.array([0, 255, 0]))).mean() < 6
+    assert np.abs(luma(comp[solid]) - luma(picture[solid])).mean() < 6
+    frames = tmp_path / "frames"
+    assert run(talk, "-o", frames) == 0
+    assert run(talk, "-o", tmp_path / "f_%03d.png") == 0
+    assert run(talk, "-o", tmp_path / "lossless.mkv", "--codec", "ffv1") == 0
+    names = sorted(p.name for p in frames.iterdir())
+    assert names == [f"{i:06d}.png" for i in range(12)]
+    with av.open(str(tmp_path / "lossless.mkv")) as c:
+        video = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    for i, want in enumerate(video):
+        png = cv2.cvtColor(cv2.imread(str(frames / names[i])), cv2.COLOR_BGR2RGB)
+        assert np.abs(png.astype(int) - want.astype(int)).max() <= 1, i
+        assert np.array_equal(png, cv2.cvtColor(cv2.imread(str(tmp_path / f"f_{i:03d}.png")), cv2.COLOR_BGR2RGB))
+
+
 def test_downscale_scales_the_picture_and_keeps_times_and_audio(run, tmp_path):
     """A big clip (192x128) run at a short side of 64: everything comes out at 96x64, the picture
     is the source scaled (not cropped), and the frame times and audio are the source's."""
@@ -297,7 +329,7 @@ def test_config_file_gives_defaults(run, talk, tmp_path, monkeypatch):
         (["{talk}", "-o", "{tmp}/o.mp4", "--codec", "nosuch264"], "nosuch264 encoder is not available"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--preset", "fastest"], "check --preset and --crf"),
         (["{talk}", "-o", "{tmp}/o.gif"], ".gif files cannot hold libx264 video"),
-        (["{talk}", "-o", "{tmp}/o.png"], "for still images use p3m-live matte"),
+        (["{talk}", "-o", "{tmp}/o.jpg"], "the composite is a video (.mp4, .mov, .mkv, .webm) or PNGs"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--device", "cuda"], "nothing here sees a CUDA GPU"),  # not the CPU quietly
         (["{talk}", "-o", "/proc/o.mp4"], "cannot write into /proc"),  # a folder nobody can create files in
         (["{talk}", "-o", "{tmp}/o.mp4", "--downscale", "8"], "--downscale is the short side"),

@@ -433,7 +433,46 @@ class FileSink(Sink):
 
 
 def is_image_sequence(path: Path) -> bool:
-    return path.suffix.lower() == ".png" or path.suffix == "" or path.is_dir()
+    return path != STDOUT and (path.suffix.lower() == ".png" or path.suffix == "" or path.is_dir())
+
+
+class PngSequence:
+    """Numbered PNG files: ``FOLDER/000042.png``, ``NAME_000042.png``, a printf pattern's
+    ``NAME%04d.png``, or ``NAME.png`` itself for a single picture (``single``)."""
+
+    def __init__(self, path: Path, single: bool = False) -> None:
+        self.path, self.single = path, single
+        (path.parent if path.suffix.lower() == ".png" else path).mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, index: int) -> Path:
+        path = self.path
+        if path.suffix.lower() != ".png":
+            return path / f"{index:06d}.png"
+        if "%" in path.name:
+            return path.with_name(path.name % index)
+        return path if self.single else path.with_name(f"{path.stem}_{index:06d}.png")
+
+    def write(self, index: int, pixels: np.ndarray) -> None:
+        """Grey (H, W), RGB (H, W, 3) or RGBA (H, W, 4) uint8 pixels as frame ``index``."""
+        import cv2
+
+        code = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}.get(pixels.shape[2] if pixels.ndim == 3 else 0)
+        name = str(self.path_for(index))
+        if not cv2.imwrite(name, pixels if code is None else cv2.cvtColor(pixels, code)):
+            raise P3MError(f"cannot write {name}; is the disk full or the folder read-only?")
+
+
+class CompositePngSink(Sink):
+    """The composite as PNGs (see :class:`PngSequence`): a photo's composite as NAME.png, a
+    video's as numbered frames for an editor or a compositing program. No audio."""
+
+    def __init__(self, path: Path, layout: Layout, single: bool = False) -> None:
+        self.layout = layout
+        self.pngs = PngSequence(path, single)
+
+    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
+        rgb = planes_to_rgb(composite, "i420", self.layout.matrix, self.layout.full_range)
+        self.pngs.write(frame.index, rgb)
 
 
 class MatteSink(Sink):
@@ -457,10 +496,8 @@ class MatteSink(Sink):
         """``single``: the source is one picture, so ``NAME.png`` is written as it is named."""
         self.kind, self.layout, self.path, self.estimate = kind, layout, path, estimate
         self.enc: _Encoder | None = None
-        self.pngs = is_image_sequence(path)
-        self.single = single
-        if self.pngs:
-            (path.parent if path.suffix.lower() == ".png" else path).mkdir(parents=True, exist_ok=True)
+        self.pngs = PngSequence(path, single) if is_image_sequence(path) else None
+        if self.pngs is not None:
             return
         suffix = path.suffix.lower()
         if suffix in ALPHA_CODECS:
@@ -475,16 +512,6 @@ class MatteSink(Sink):
             recording = dataclasses.replace(recording, attachments=())
         self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, dict(options), recording=recording)
 
-    def png_path(self, index: int) -> Path:
-        """Where frame ``index`` goes: ``FOLDER/000042.png``, ``NAME_000042.png``, a printf
-        pattern's ``NAME%04d.png``, or ``NAME.png`` itself for a single picture."""
-        path = self.path
-        if path.suffix.lower() != ".png":
-            return path / f"{index:06d}.png"
-        if "%" in path.name:
-            return path.with_name(path.name % index)
-        return path if self.single else path.with_name(f"{path.stem}_{index:06d}.png")
-
     def _pixels(self, frame: Frame, alpha: np.ndarray) -> np.ndarray:
         if self.kind == "alpha":
             return alpha
@@ -495,13 +522,8 @@ class MatteSink(Sink):
 
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
         px = self._pixels(frame, alpha)
-        if self.pngs:
-            import cv2
-
-            bgr = px if px.ndim == 2 else cv2.cvtColor(px, cv2.COLOR_RGBA2BGRA)
-            name = str(self.png_path(frame.index))
-            if not cv2.imwrite(name, bgr):
-                raise P3MError(f"cannot write {name}; is the disk full or the folder read-only?")
+        if self.pngs is not None:
+            self.pngs.write(frame.index, px)
             return
         assert self.enc is not None
         if px.ndim == 2:
