@@ -9,6 +9,7 @@ here, on the planes, so everything downstream sees the picture upright.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -199,12 +200,40 @@ def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
+def natural_key(path: Path) -> list:
+    """Name order with numbers as numbers: IMG_2.png before IMG_10.png, as file browsers sort."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def image_pattern(path: Path) -> re.Pattern | None:
+    """The files a printf pattern such as ``render_%04d.png`` names (as ffmpeg reads image
+    sequences), as a regular expression with the number as its group; None for a plain name."""
+    m = re.fullmatch(r"(.*?)%(0?\d*)d(.*)", path.name)
+    if m is None or "%" in m.group(1) + m.group(3):
+        return None
+    digits = int(m.group(2) or 0)
+    number = rf"\d{{{digits}}}" if m.group(2).startswith("0") else r"\d+"
+    return re.compile(re.escape(m.group(1)) + f"({number})" + re.escape(m.group(3)))
+
+
 def image_files(path: Path) -> list[Path]:
-    """An image, or a folder's images in name order; a one-line error if there are none."""
+    """An image, a folder's images, or a printf pattern's, in number order (see
+    :func:`natural_key`); a one-line error if there are none."""
     from ..errors import P3MError
 
+    pattern = image_pattern(path)
+    if pattern is not None:
+        folder = path.parent
+        found = [
+            (int(m.group(1)), p)
+            for p in (folder.iterdir() if folder.is_dir() else ())
+            if (m := pattern.fullmatch(p.name))
+        ]
+        if not found:
+            raise P3MError(f"no images match {path}; check the folder and the pattern (like frame_%04d.png)")
+        return [p for _, p in sorted(found)]
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
         if not files:
             raise P3MError(f"{path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return files

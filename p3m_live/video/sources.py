@@ -29,6 +29,7 @@ from .frames import (
     Layout,
     frame_from_av,
     image_files,
+    image_pattern,
     layout_of,
     letterbox,
     matrix_of,
@@ -574,9 +575,12 @@ def open_source(
     piped = spec in PIPES
     if format is None and not is_url and not piped:
         path = Path(spec)
+        images = path.suffix.lower() in IMAGE_SUFFIXES
+        if images and image_pattern(path) is not None:  # render_%04d.png: an image sequence
+            return ImageSource(path, rate or Fraction(25), short_side, start, duration)
         if not path.exists():
             raise P3MError(f"input not found: {spec}")
-        if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        if path.is_dir() or images:
             return ImageSource(path, rate or Fraction(25), short_side, start, duration)
     if live is None:
         live = spec.startswith(LIVE_SCHEMES)

@@ -152,6 +152,29 @@ def test_image_folder_is_a_frame_sequence(tmp_path):
     assert len(part) == 1 and part[0].time == 0 and np.array_equal(part[0].data, shapes_frame(1, 40, 30))
 
 
+def test_image_sequences_go_in_number_order_by_folder_or_pattern(tmp_path):
+    """IMG_2 comes before IMG_10 (numbers as numbers, as file browsers sort); a printf
+    pattern reads the files it names in number order, others beside them left out."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i in (1, 2, 10):
+        cv2.imwrite(str(folder / f"IMG_{i}.png"), np.full((16, 16, 3), i * 20, np.uint8))
+    cv2.imwrite(str(folder / "notes.png"), np.zeros((16, 16, 3), np.uint8))
+
+    def values(spec):
+        with open_source(str(spec)) as src:
+            return [int(f.data[0, 0, 0]) for f in _frames(src)]
+
+    assert values(folder) == [20, 40, 200, 0]  # (notes.png after the numbers)
+    assert values(folder / "IMG_%d.png") == [20, 40, 200]
+    for i in (7, 8, 9, 10):
+        cv2.imwrite(str(tmp_path / f"render_{i:04d}.png"), np.full((16, 16, 3), i, np.uint8))
+    cv2.imwrite(str(tmp_path / "render_12.png"), np.zeros((16, 16, 3), np.uint8))  # not 4 digits
+    assert values(tmp_path / "render_%04d.png") == [7, 8, 9, 10]
+    with pytest.raises(P3MError, match="no images match .*frame_%04d.png"):
+        open_source(str(tmp_path / "frame_%04d.png"))
+
+
 def test_photos_of_other_sizes_in_a_folder_are_shown_whole(tmp_path):
     """A folder's later photos of another size or orientation are fitted into the first one's
     frame, aspect kept, on black: not stretched, and not cropped to a corner."""
