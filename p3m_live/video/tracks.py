@@ -133,7 +133,10 @@ def encoder_layout(codec: str, rate: int, layout: str) -> str:
     usual = USUAL_LAYOUTS.get(len(av.AudioLayout(layout).channels), "stereo")
     for candidate in dict.fromkeys([layout, usual, "stereo"]):
         ctx = av.CodecContext.create(codec, "w")
-        ctx.sample_rate, ctx.layout, ctx.format = rate, candidate, av.Codec(codec, "w").audio_formats[0]
+        ctx.sample_rate, ctx.layout = rate, candidate
+        formats = av.Codec(codec, "w").audio_formats
+        if formats:
+            ctx.format = formats[0]
         try:
             ctx.open()
         except av.error.FFmpegError as e:
@@ -200,12 +203,12 @@ class Track:
         duration (as cut to the part)."""
         try:
             cue = packet.stream.codec_context.decode2(packet)
+            out = self._encoder.codec_context.encode_subtitle(cue) if cue is not None else None
         except av.error.FFmpegError as e:
-            log.warning("subtitles: skipped a damaged cue (%s)", e)
+            log.warning("subtitles: skipped a cue that could not be converted (%s)", e)
             return []
-        if cue is None:
+        if out is None:
             return []
-        out = self._encoder.codec_context.encode_subtitle(cue)
         out.stream, out.time_base = self.stream, packet.time_base
         out.pts, out.dts, out.duration = packet.pts, packet.dts, packet.duration
         return [out]
