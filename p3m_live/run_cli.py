@@ -250,8 +250,8 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
     try:
         single = isinstance(source, ImageSource) and source.total_frames == 1  # a photo: NAME.png as named
         if args.output and is_image_sequence(Path(args.output)):
-            if source.audio_streams:
-                log.info("%s: PNG frames carry no sound; the audio is left out", args.output)
+            sound = "; PNGs carry no sound, so the audio is left out" if source.audio_streams else ""
+            log.info("output: the composite as PNG files (%s)%s", args.output, sound)
             sinks.append(CompositePngSink(Path(args.output), layout, single))
         elif args.output:
             audio = source.audio_streams
