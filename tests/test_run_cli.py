@@ -278,7 +278,7 @@ def test_subtitles_are_copied_or_converted_where_the_container_takes_them(run, t
     part = [(0.0, 0.4, b"Hello there"), (0.5, 0.5, b"Second line")]
     assert run(clip, "-o", tmp_path / "part.mkv", "--start", "0.5", "--duration", "1.0") == 0
     assert _subtitles(tmp_path / "part.mkv", durations=True) == part
-    for name, codec in (("out.mp4", "mov_text"), ("out.mov", "mov_text"), ("out.webm", "webvtt")):
+    for name, codec in (("out.mp4", "mov_text"), ("out.webm", "webvtt")):  # (.mov: as .mp4, the same muxer)
         assert run(clip, "-o", tmp_path / name) == 0
         with av.open(str(tmp_path / name)) as c:
             assert c.streams.subtitles[0].codec_context.name == codec
