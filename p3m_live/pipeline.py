@@ -96,7 +96,7 @@ class Matting:
         self.backend = self._backend_for(choice)
         if i not in self._feeds:  # a planar graph gets its images as I420, made by the feed
             planes = (self.layout.matrix, self.layout.full_range) if self.backend.spec.planar else None
-            self._feeds[i] = BackgroundFeed(choice, self.layout.width, self.layout.height, planes)
+            self._feeds[i] = BackgroundFeed(choice, self.layout.width, self.layout.height, planes, self.layout.sar)
         if previous is not None and previous is not self.backend:
             self.backend.state = previous.state  # keep the temporal history across a switch
         self.current = i

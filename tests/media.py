@@ -38,6 +38,7 @@ def make_clip(
     gop: int | None = None,
     timecode: str | None = None,
     audio_layout: str = "mono",
+    sar: Fraction | None = None,
 ) -> Path:
     """Encode a clip; ``pts`` (in ``time_base``) gives variable frame timing; the tone starts
     ``audio_onset`` seconds in (silence before), to measure audio against video; ``gop``: a
@@ -52,6 +53,8 @@ def make_clip(
             v.codec_context.gop_size = gop  # a keyframe every ``gop`` frames
         if timecode:
             v.metadata["timecode"] = timecode  # MOV and MP4 make a timecode track of it
+        if sar:
+            v.codec_context.sample_aspect_ratio = sar  # anamorphic pixels (DV, DVD, HDV)
         tb = time_base or Fraction(1, rate)
         v.time_base = tb
         v.codec_context.time_base = tb

@@ -512,6 +512,23 @@ def test_attachments_go_into_matroska_composites(run, tmp_path):
     assert attachments(tmp_path / "out.mp4") == []
 
 
+def test_anamorphic_video_stays_anamorphic(run, tmp_path):
+    """DV and DVD at 16:9 store 4:3-ish frames with wide pixels: every output is tagged with
+    the same pixel shape (the ProRes mattes through the fragment rewrite too), so players
+    show them as wide as the source."""
+    clip = make_clip(tmp_path / "dv.mp4", frames=4, sar=Fraction(64, 45))
+    outs = [tmp_path / "out.mp4", tmp_path / "out.mkv", tmp_path / "matte.mov", tmp_path / "fg.mov"]
+    assert run(clip, "-o", outs[0], "--alpha-out", outs[2], "--fg-out", outs[3]) == 0
+    assert run(clip, "-o", outs[1]) == 0
+    for out in outs:
+        with av.open(str(out)) as c:
+            assert c.streams.video[0].sample_aspect_ratio == Fraction(64, 45), out.name
+    square = tmp_path / "square.mp4"
+    assert run(make_clip(tmp_path / "sq.mp4", frames=2), "-o", square) == 0
+    with av.open(str(square)) as c:
+        assert c.streams.video[0].sample_aspect_ratio in (None, 0, 1)
+
+
 def test_standard_output(talk, seed32_ckpt, tmp_path):
     """Real processes writing a real pipe: `p3m-live IN -o - | ...` gets the same frames and
     audio as a file output, as Matroska; a reader that quits early ends the run in one line;

@@ -11,6 +11,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -93,11 +94,17 @@ def parse_background(text: str) -> BackgroundChoice:
     raise P3MError(f"background {text!r} is not a file that exists; give {HELP}")
 
 
-def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Scale ``image`` (H, W, 3) to cover width x height and centre-crop it."""
+def cover(image: np.ndarray, width: int, height: int, sar: Fraction = Fraction(1)) -> np.ndarray:
+    """Scale ``image`` (H, W, 3) to cover width x height and centre-crop it. For anamorphic
+    frames (pixels ``sar`` times as wide as high) it is squeezed as their pixels are first,
+    so that it shows in its own shape where the frames do."""
     import cv2
 
     h, w = image.shape[:2]
+    if sar != 1:
+        squeezed = max(1, round(w / sar))
+        image = cv2.resize(image, (squeezed, h), interpolation=cv2.INTER_AREA if squeezed < w else cv2.INTER_LINEAR)
+        h, w = image.shape[:2]
     scale = max(width / w, height / h)
     nw, nh = max(width, round(w * scale)), max(height, round(h * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
@@ -147,14 +154,21 @@ class BackgroundFeed:
     ``peek`` always gives RGB (privacy frames use it); ``value`` gives what
     ``Backend.set_background`` takes."""
 
-    def __init__(self, choice: BackgroundChoice, width: int, height: int, planes: tuple[str, bool] | None = None):
+    def __init__(
+        self,
+        choice: BackgroundChoice,
+        width: int,
+        height: int,
+        planes: tuple[str, bool] | None = None,
+        sar: Fraction = Fraction(1),
+    ) -> None:
         self.choice = choice
-        self.width, self.height = width, height
+        self.width, self.height, self.sar = width, height, sar
         self.planes = planes
         self._still: Pair | None = None  # an image
         self._video: _Prefetch | None = None
         if choice.kind == "image":
-            self._still = self._pair(cover(read_image(choice.path), width, height))
+            self._still = self._pair(cover(read_image(choice.path), width, height, sar))
         elif choice.kind == "video":
             # The background's frames decoded, made ahead on its thread, and made late on the
             # matting thread (where the guess of the frames' clock missed).
@@ -282,7 +296,7 @@ class BackgroundFeed:
         def make() -> Pair:
             rgb = tone_mapper.rgb(f) if tone_mapper else f.to_ndarray(format="rgb24")
             upright = rotate_planes(rgb, "rgb", quarter_turns(f.rotation))  # phone clips, as inputs
-            return self._pair(cover(upright, self.width, self.height))
+            return self._pair(cover(upright, self.width, self.height, self.sar))
 
         return make
 

@@ -69,6 +69,9 @@ class Layout:
     full_range: bool
     matrix: str  # "bt601" | "bt709"
     rotation: int = 0  # degrees counter-clockwise applied to every frame (0, 90, 180, 270)
+    # The shape of a pixel, width over height, as displayed: 1 but for anamorphic video (DV,
+    # DVD and HDV at 16:9: 720x576 at 64:45, 1440x1080 at 4:3), which must be tagged so again.
+    sar: Fraction = Fraction(1)
 
 
 def matrix_of(colorspace: int, width: int, height: int) -> str:
@@ -96,10 +99,11 @@ def quarter_turns(rotation: float | None) -> int:
     return int(round((rotation or 0) / 90.0)) % 4
 
 
-def layout_of(frame: av.VideoFrame, rotation: float | None = None) -> Layout:
+def layout_of(frame: av.VideoFrame, rotation: float | None = None, sar: Fraction | None = None) -> Layout:
     """The layout a run uses for frames like ``frame``: its own format where the graph
     takes it, RGB otherwise; odd sizes cropped to even for 4:2:0 (one row or column).
-    ``rotation`` (degrees) replaces the frame's own, for frames made from another."""
+    ``rotation`` (degrees) replaces the frame's own, for frames made from another; ``sar``
+    is the stream's pixel shape (turned with the frame)."""
     rotation = quarter_turns(frame.rotation if rotation is None else rotation) * 90
     fmt, full = DIRECT_FORMATS.get(frame.format.name, ("rgb", True))
     w, h = frame.width, frame.height
@@ -115,7 +119,8 @@ def layout_of(frame: av.VideoFrame, rotation: float | None = None) -> Layout:
     matrix = matrix_of(int(frame.colorspace or 2), frame.width, frame.height)
     if full is False and int(frame.color_range or 0) == 2:  # AVCOL_RANGE_JPEG on a yuv420p frame
         full = True
-    return Layout(w, h, fmt, full, matrix, rotation)
+    sar = Fraction(sar) if sar else Fraction(1)
+    return Layout(w, h, fmt, full, matrix, rotation, 1 / sar if rotation in (90, 270) else sar)
 
 
 def rotate_planes(data: np.ndarray, fmt: PixelFormat, k: int) -> np.ndarray:

@@ -156,6 +156,8 @@ def remux(src: Path, dst: Path) -> None:
         out.set_chapters(inp.chapters())
         streams = {st.index: copied_stream(out, st, keep_tag=True) for st in inp.streams if st.type != "data"}
         for st in inp.streams.video:
+            if st.sample_aspect_ratio and st.sample_aspect_ratio != 1:  # (ProRes says it in the file only)
+                streams[st.index].codec_context.sample_aspect_ratio = st.sample_aspect_ratio
             if "timecode" in st.metadata:  # (the track counts frames at the video's rate: say which)
                 streams[st.index].metadata["timecode"] = st.metadata["timecode"]
                 streams[st.index].codec_context.framerate = st.average_rate or st.guessed_rate
@@ -221,6 +223,8 @@ class _Encoder:
         s.width, s.height, s.pix_fmt = layout.width, layout.height, pix_fmt
         if recording.timecode:
             s.metadata["timecode"] = recording.timecode
+        if layout.sar != 1:  # anamorphic: players stretch it back to its shape
+            s.codec_context.sample_aspect_ratio = layout.sar
         self.time_base = time_base or (1 / (rate or Fraction(30)))
         s.time_base = self.time_base
         s.codec_context.time_base = self.time_base  # keeps every source timestamp exactly (VFR)

@@ -184,7 +184,7 @@ class AVSource(Source):
             )
         rotation = first.rotation
         first = self._prepare(first)
-        self.layout = layout_of(first, rotation)
+        self.layout = layout_of(first, rotation, self.video.sample_aspect_ratio)
         self._first = first
 
     def _at_field_rate(self) -> None:

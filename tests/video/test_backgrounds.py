@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
+import av
 import cv2
 import numpy as np
 import pytest
@@ -191,3 +194,26 @@ def test_only_the_background_frames_shown_are_made(tmp_path, rate, made):
     assert shown == [int(t * rate + 1e-6) % n for t in times]
     assert feed.made_late <= 2  # before the first two times set the clock's step
     assert feed.made_ahead / feed.decoded == pytest.approx(made, abs=0.1)
+
+
+def test_a_background_is_squeezed_as_anamorphic_pixels_are():
+    """Behind frames whose pixels are 4/3 as wide as high, a round disc must be 3/4 as wide
+    as high in pixels, to show round."""
+    image = np.zeros((300, 400, 3), np.uint8)
+    cv2.circle(image, (200, 150), 60, (255, 255, 255), -1)
+
+    def disc(pixels):
+        ys, xs = np.nonzero(pixels[..., 0] > 127)
+        return (xs.max() - xs.min() + 1) / (ys.max() - ys.min() + 1)
+
+    assert disc(cover(image, 144, 108)) == pytest.approx(1.0, abs=0.05)
+    assert disc(cover(image, 144, 108, Fraction(4, 3))) == pytest.approx(0.75, abs=0.05)
+
+
+def test_a_turned_frame_turns_its_pixel_shape():
+    from p3m_live.video.frames import layout_of
+
+    frame = av.VideoFrame(96, 64, "yuv420p")
+    assert layout_of(frame, 0, Fraction(64, 45)).sar == Fraction(64, 45)
+    assert layout_of(frame, 90, Fraction(64, 45)).sar == Fraction(45, 64)  # a phone's portrait clip
+    assert layout_of(frame, 0, None).sar == 1
