@@ -96,6 +96,10 @@ def test_fuzz_inputs_and_options(tmp_path, fast_models):
         "0x0",
         "--temporal",
         "doctor",
+        "--deinterlace",
+        "field",
+        "x.png",
+        str(tmp_path / "interlaced.mp4"),
     ]
     for _ in range(30):
         argv = [rng.choice(vocab) for _ in range(rng.randint(1, 6))]
