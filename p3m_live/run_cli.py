@@ -32,9 +32,9 @@ from .video.sinks import (
     VirtualCamSink,
     check_output,
     is_image_sequence,
-    stdout_problem,
 )
 from .video.sources import LIVE_SCHEMES, PIPES, ImageSource, Source, open_source, open_webcam
+from .video.targets import stdout_problem, stream_target
 
 log = logging.getLogger("p3m_live")
 
@@ -151,7 +151,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 def _is_live(args: argparse.Namespace) -> bool:
     if args.live is not None:
         return args.live
-    return args.webcam is not None or (args.input or "").startswith(LIVE_SCHEMES)
+    streaming = bool(args.output) and (target := stream_target(args.output)) is not None and target.network
+    return args.webcam is not None or (args.input or "").startswith(LIVE_SCHEMES) or streaming
 
 
 def _check_args(args: argparse.Namespace, live: bool) -> None:
@@ -171,12 +172,15 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
         raise P3MError(f"--crf must be from 0 to 63, not {args.crf}")
     if "-" in (args.alpha_out, args.fg_out):
         raise P3MError("only the composite can go to standard output (-o -); give --alpha-out and --fg-out file names")
+    target = stream_target(args.output) if args.output else None
+    if target is not None and target.network and not live:
+        raise P3MError(f"-o {target.name} is a live stream, sent at the source's own pace; drop --offline")
     if args.output == "-" and (problem := stdout_problem()):
         raise P3MError(
             f"-o - writes video to standard output, and {problem}; pipe it into a program "
             "(p3m-live IN -o - | ffplay -) or give -o a file name"
         )
-    if args.output and Path(args.output).suffix.lower() in IMAGE_SUFFIXES - {".png"}:
+    if args.output and target is None and Path(args.output).suffix.lower() in IMAGE_SUFFIXES - {".png"}:
         raise P3MError(
             f"-o {args.output}: the composite is a video (.mp4, .mov, .mkv, .webm) or PNGs (-o NAME.png, "
             "-o NAME_%05d.png or a folder); pick one of those"
@@ -249,7 +253,8 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
     sinks: list[Sink] = []
     try:
         single = isinstance(source, ImageSource) and source.total_frames == 1  # a photo: NAME.png as named
-        if args.output and is_image_sequence(Path(args.output)):
+        target = stream_target(args.output) if args.output else None
+        if args.output and target is None and is_image_sequence(Path(args.output)):
             sound = "; PNGs carry no sound, so the audio is left out" if source.audio_streams else ""
             log.info("output: the composite as PNG files (%s)%s", args.output, sound)
             sinks.append(CompositePngSink(Path(args.output), layout, single))
@@ -257,7 +262,7 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
             audio = source.audio_streams
             sinks.append(
                 FileSink(
-                    Path(args.output),
+                    target or Path(args.output),
                     layout,
                     rate=rate,
                     time_base=tb,
@@ -294,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
     backgrounds = _backgrounds(args, live)
     inputs = [Path(args.input)] if args.input else []
     for out in (args.output, args.alpha_out, args.fg_out):
-        if out and Path(out).suffix:
+        if out and stream_target(out) is None and Path(out).suffix:
             check_output(Path(out), inputs, args.overwrite)
     backend, device = args.backend, args.device
     if backend == "auto":

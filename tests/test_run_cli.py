@@ -565,6 +565,51 @@ def test_standard_output(talk, seed32_ckpt, tmp_path):
     assert not any(tmp_path.glob("-*"))
 
 
+def test_a_live_stream_over_udp(run, talk, tmp_path, capsys):
+    """-o udp://... sends the composite as MPEG-TS, at the source's pace (a network output is
+    live), with no frame held back for reordering (x264's zero latency); a receiver that is
+    not there, or --offline, is one line, and an RTMP stream key is never printed."""
+    import socket
+    import threading
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    received = bytearray()
+
+    def receive():
+        rx.settimeout(60)  # (the run starts slowly: the model loads first)
+        try:
+            while True:
+                received.extend(rx.recv(65536))
+                rx.settimeout(2)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=receive)
+    thread.start()
+    port = rx.getsockname()[1]
+    assert run(talk, "-o", f"udp://127.0.0.1:{port}?pkt_size=1316", "--model", "p3m") == 0
+    thread.join()
+    rx.close()
+    stream = tmp_path / "received.ts"
+    stream.write_bytes(bytes(received))
+    with av.open(str(stream)) as c:
+        assert c.format.name == "mpegts" and c.streams.video[0].codec_context.name == "h264"
+        packets = [p for p in c.demux(video=0) if p.size]
+    assert 4 <= len(packets) <= 12 and all(p.pts == p.dts for p in packets)  # (live: late frames are dropped)
+    capsys.readouterr()
+    listener = socket.socket()  # a port nothing listens on: bound, never listening
+    listener.bind(("127.0.0.1", 0))
+    assert run(talk, "-o", f"tcp://127.0.0.1:{listener.getsockname()[1]}", "--model", "p3m") == 2
+    listener.close()
+    assert "failed after 0 frames (Connection refused)" in capsys.readouterr().err
+    assert run(talk, "-o", "udp://127.0.0.1:9", "--offline") == 2
+    assert "is a live stream" in capsys.readouterr().err
+    assert run(talk, "-o", f"rtmp://127.0.0.1:{port}/live/SECRET-KEY", "--model", "p3m") == 2
+    err = capsys.readouterr().err
+    assert "rtmp://127.0.0.1" in err and "SECRET" not in err
+
+
 def test_mattes_cannot_go_to_standard_output(run, talk, tmp_path, capsys):
     assert run(talk, "--alpha-out", "-") == 2
     assert "only the composite can go to standard output" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from av.video.reformatter import ColorRange, Colorspace
 from ..errors import P3MError, reason
 from .frames import Frame, Layout, planes_to_rgb
 from .recording import Recording, recording_metadata
+from .targets import KEYFRAME_SECONDS, Target
 from .tracks import Track, copied_stream, open_track
 
 log = logging.getLogger("p3m_live")
@@ -89,23 +90,6 @@ def partial_path(path: Path) -> Path:
     """The temporary name a file is written under: same folder and suffix, so the
     container format is still known from it."""
     return path.with_name(f"{path.stem}.partial{path.suffix}")
-
-
-# ``-o -``: the composite goes to standard output as Matroska, for a program reading it
-# (ffplay -, ffmpeg -i - ...). Matroska holds almost any stream and needs no seeking;
-# for another container, pipe it into ffmpeg -i - -c copy.
-STDOUT = Path("-")
-STDOUT_FORMAT = "matroska"
-
-
-def stdout_problem() -> str | None:
-    """Why ``-o -`` cannot write here, or None: video on a terminal would only garble it."""
-    try:
-        if os.isatty(sys.stdout.fileno()):
-            return "standard output is a terminal"
-    except (AttributeError, OSError, ValueError):
-        return "there is no standard output"
-    return None
 
 
 def check_output(path: Path, inputs: Sequence[Path], overwrite: bool) -> None:
@@ -177,7 +161,7 @@ class _Encoder:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | Target,
         codec: str,
         pix_fmt: str,
         layout: Layout,
@@ -189,17 +173,20 @@ class _Encoder:
         recording: Recording | None = None,
     ) -> None:
         recording = recording or Recording()
-        self.path = path
-        self.to_stdout = path == STDOUT
-        self.tmp = None if self.to_stdout else partial_path(path)
-        self.fragmented = path.suffix.lower() in FRAGMENTED
+        self.target = path if isinstance(path, Target) else None
+        self.path = Path(path.name) if isinstance(path, Target) else path
+        self.name = self.path.name if self.target is None else self.target.name
+        self.tmp = None if self.target is not None else partial_path(self.path)
+        self.fragmented = self.target is None and self.path.suffix.lower() in FRAGMENTED
         self.video_packets = 0
         try:
-            if self.to_stdout:  # FFmpeg's pipe protocol writes fd 1 itself, with no Python in between
-                self.container = av.open("pipe:1", "w", format=STDOUT_FORMAT)
+            if self.target is not None:  # FFmpeg's own protocols write the pipe or the socket
+                self.container = av.open(self.target.url, "w", format=self.target.format)
             else:
                 self.container = av.open(str(self.tmp), "w", container_options=mov_options(path, self.fragmented))
         except (av.error.FFmpegError, ValueError) as e:
+            if self.target is not None:
+                raise P3MError(f"cannot send to {self.name} ({reason(e)}); check the address") from e
             raise P3MError(f"cannot write {path} ({e}); use a known suffix such as .mp4, .mov, .mkv or .webm") from e
         self.container.metadata.update(recording.metadata)
         self.container.set_chapters(list(recording.chapters))
@@ -259,11 +246,25 @@ class _Encoder:
         if self.tmp is not None:
             self.tmp.unlink(missing_ok=True)
 
-    def _reader_gone(self, e: BaseException) -> P3MError | None:
-        """The one-line error for standard output closed by its reader (ffplay quit), or None."""
-        if not (self.to_stdout and getattr(e, "errno", None) == errno.EPIPE):
+    def _stream_failed(self, e: BaseException) -> P3MError | None:
+        """The one-line error where a stream output failed (standard output closed by its
+        reader, the network or the receiver gone), or None for a file."""
+        if self.target is None:
             return None
-        return P3MError(f"the program reading standard output closed it after {self.video_packets} frames")
+        if not self.target.network and getattr(e, "errno", None) == errno.EPIPE:
+            return P3MError(f"the program reading standard output closed it after {self.video_packets} frames")
+        if not self.target.network:
+            return None
+        if "Protocol not found" in reason(e):
+            scheme = self.target.url.partition("://")[0]
+            return P3MError(
+                f"this FFmpeg (PyAV's) cannot send {scheme}:// streams; use udp:// or rtmp://, or pipe -o - "
+                f"into an ffmpeg that can (p3m-live IN -o - | ffmpeg -i - -c copy -f mpegts {scheme}://...)"
+            )
+        return P3MError(
+            f"sending to {self.name} failed after {self.video_packets} frames ({reason(e)}); "
+            "check the address, and that the receiver or server is up"
+        )
 
     def mux(self, packets: Sequence[av.Packet]) -> None:
         """Every packet of this file goes through here (video and the copied streams); a packet
@@ -274,12 +275,12 @@ class _Encoder:
             try:
                 self.container.mux(packet)
             except av.error.FFmpegError as e:
-                if gone := self._reader_gone(e):
-                    raise gone from e
+                if failed := self._stream_failed(e):
+                    raise failed from e
                 # FFmpeg's generic -1 comes back as EPERM, "Operation not permitted": no reason at all.
                 why = "it gives no reason" if e.errno == errno.EPERM else reason(e)
                 raise P3MError(
-                    f"{self.path.name}: the {self.container.format.name} muxer refused the source's streams "
+                    f"{self.name}: the {self.container.format.name} muxer refused the source's streams "
                     f"({why}); try an .mkv output, which takes almost any stream"
                 ) from e
             self.video_packets += packet.stream is self.stream
@@ -313,15 +314,15 @@ class _Encoder:
                 self.container.close()
             except BaseException as e:
                 complete = False
-                if gone := self._reader_gone(e):
-                    raise gone from e
+                if failed := self._stream_failed(e):
+                    raise failed from e
                 raise
             finally:
                 self.container = None
                 self._settle(complete)
 
     def _settle(self, complete: bool) -> None:
-        if self.tmp is None:  # standard output: nothing to name
+        if self.tmp is None:  # standard output or a stream: nothing to name
             return
         if self.video_packets == 0:  # the run failed or stopped before its first frame
             self.tmp.unlink(missing_ok=True)
@@ -390,7 +391,7 @@ class FileSink(Sink):
 
     def __init__(
         self,
-        path: Path,
+        path: Path | Target,
         layout: Layout,
         *,
         rate: Fraction | None,
@@ -402,13 +403,18 @@ class FileSink(Sink):
         preset: str | None = None,
         recording: Recording | None = None,
     ) -> None:
-        codec = codec or VIDEO_CODECS.get(path.suffix.lower(), "libx264")
+        target = path if isinstance(path, Target) else None
+        codec = codec or ("libx264" if target is not None else VIDEO_CODECS.get(path.suffix.lower(), "libx264"))
         options = encoder_options(codec, crf, preset)
+        if target is not None and target.network:  # live viewers: keyframes often, no frames held back
+            options.setdefault("g", str(max(1, round(KEYFRAME_SECONDS * (rate or 30)))))
+            if codec == "libx264":
+                options.setdefault("tune", "zerolatency")
         pix_fmt, colour, self._convert = composite_encoding(codec, layout)
         self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, options, colour=colour, recording=recording)
         self.layout = layout
         self._tracks: dict[int, Track] = {}  # source stream index -> its track in the output
-        label = "standard output (Matroska)" if path == STDOUT else path.suffix or path.name
+        label = f"{target.name} ({target.format})" if target is not None else path.suffix or path.name
         for src in [*audio_streams, *subtitle_streams]:
             track = open_track(self.enc.container, src, label)
             if track is not None:
@@ -437,7 +443,7 @@ class FileSink(Sink):
 
 
 def is_image_sequence(path: Path) -> bool:
-    return path != STDOUT and (path.suffix.lower() == ".png" or path.suffix == "" or path.is_dir())
+    return path.suffix.lower() == ".png" or path.suffix == "" or path.is_dir()
 
 
 class PngSequence:
