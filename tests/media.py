@@ -39,12 +39,14 @@ def make_clip(
     timecode: str | None = None,
     audio_layout: str = "mono",
     sar: Fraction | None = None,
+    clock: float = 0.0,
 ) -> Path:
     """Encode a clip; ``pts`` (in ``time_base``) gives variable frame timing; the tone starts
     ``audio_onset`` seconds in (silence before), to measure audio against video; ``gop``: a
-    keyframe every so many frames (default: the encoder's); ``timecode``: the first frame's."""
+    keyframe every so many frames (default: the encoder's); ``timecode``: the first frame's;
+    ``clock``: seconds the file's clock starts at (a broadcast's or another camera's)."""
     w, h = size
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", options={"output_ts_offset": str(clock)} if clock else {}) as out:
         v = out.add_stream(codec, rate=rate)
         v.width, v.height, v.pix_fmt = w, h, pix_fmt
         if codec == "libx264":

@@ -1,13 +1,18 @@
 """Recordings joined end to end (camcorder clips joined with ``cat``, DVD cells), on one clock.
 
 In MPEG-TS and MPEG-PS each part keeps its own clock, so at a join every stream's
-time goes back (to the second part's start), and encoders and muxers refuse
-time that goes back. FFmpeg flags such formats (``AVFMT_TS_DISCONT``); for them,
-the first stream whose time goes back by more than ``JOIN`` marks a join. Every
-stream of the later part then moves on by one shift, to where the earlier part
-ended (the end of its longest stream), so audio stays with video. A packet that
-would still land before its stream's last one (the tail of a stream that the
-demuxer hands out late) is dropped, so time only goes forward.
+time jumps: back (the second part's clock starts again) or forward (it starts
+anywhere, as broadcasts' and other devices' do), and encoders and muxers refuse
+time that goes back, while a jump forward would freeze the picture for as long. FFmpeg
+flags such formats (``AVFMT_TS_DISCONT``); for them, the first stream whose time goes
+back by more than ``JOIN``, or a video or audio stream whose time jumps forward by
+more than ``JUMP`` (ffmpeg's own threshold for these formats), marks a join. Every
+stream of the later part then moves on by one shift, to where the earlier part ended
+(the end of its longest stream), so audio stays with video; a sparse stream
+(subtitles) has no steady clock to jump, so its packets join a forward-jumped part once
+their time reaches where that part began. A packet that would still land before its
+stream's last one (the tail of a stream that the demuxer hands out late) is dropped,
+so time only goes forward.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ log = logging.getLogger("p3m_live")
 
 AVFMT_TS_DISCONT = 0x200  # FFmpeg: "format allows timestamp discontinuities"
 JOIN = 0.1  # seconds a stream's time must go back to count as a join
+JUMP = 10.0  # seconds a video or audio stream's time must jump forward (ffmpeg's dts_delta_threshold)
 
 
 def has_joins(container: av.container.InputContainer) -> bool:
@@ -34,6 +40,8 @@ class Splices:
     def __init__(self, streams: Sequence[av.stream.Stream], name: str) -> None:
         self.name = name
         self.shifts = [0.0]  # seconds added to each part, in order
+        self._begins: list[float | None] = [None]  # raw time a forward-jumped part begins at
+        self._steady = {s.index for s in streams if s.type in ("video", "audio")}
         self._part = {s.index: 0 for s in streams}  # the part each stream is in
         self._last = {s.index: float("-inf") for s in streams}  # each stream's last time, moved
         self._end = float("-inf")  # where the latest part ends so far, moved
@@ -44,13 +52,20 @@ class Splices:
         raw = packet.dts if packet.dts is not None else packet.pts
         if raw is None or index not in self._part:
             return True
-        t = float(raw * packet.time_base) + self.shifts[self._part[index]]
-        if t < self._last[index] - JOIN:  # this stream went back: into the next part
+        own = float(raw * packet.time_base)
+        t = own + self.shifts[self._part[index]]
+        last = self._last[index]
+        back = t < last - JOIN
+        forward = index in self._steady and last > float("-inf") and t > last + JUMP
+        begins = self._begins[-1]
+        caught_up = begins is not None and self._part[index] < len(self.shifts) - 1 and own >= begins - JOIN
+        if back or forward or caught_up:  # into the next part
             if self._part[index] == len(self.shifts) - 1:  # the first stream there: a new join
                 self.shifts.append(self.shifts[-1] + self._end - t)
+                self._begins.append(own if forward else None)
                 log.info("%s: parts joined at %.2f s: continuing them on one clock", self.name, self._end)
             self._part[index] = len(self.shifts) - 1
-            t = float(raw * packet.time_base) + self.shifts[-1]
+            t = own + self.shifts[-1]
         if t < self._last[index]:
             return False
         shift = self.shifts[self._part[index]]

@@ -454,6 +454,54 @@ def test_start_in_mpeg_ts_decodes_from_the_keyframe_before_it(tmp_path, monkeypa
     assert every >= 85 and few <= 50  # from the last keyframe before 2.0 s (at 1.6 s), not from 0
 
 
+def test_a_join_whose_clock_jumps_forward_goes_on_one_clock_too(tmp_path):
+    """The later part's clock starts an hour on (another device's, a broadcast's): without
+    mending, the picture would freeze for an hour. Its frames follow the earlier part's, its
+    sound still 0.2 s after its first frame, and its subtitle cue with its pictures."""
+    early = make_clip(tmp_path / "a.ts", frames=15, audio_rate=48000, audio_onset=10.0)
+    late = make_clip(tmp_path / "b.ts", frames=15, audio_rate=48000, audio_onset=0.2, clock=3600.0)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(early.read_bytes() + late.read_bytes())
+    out = tmp_path / "out.mkv"
+    with open_source(str(joined)) as src:
+        sink = FileSink(out, src.layout, rate=src.rate, time_base=src.time_base, audio_streams=src.audio_streams)
+        for item in src.items():
+            if isinstance(item, Frame):
+                sink.write(item, item.data, np.zeros((64, 96), np.uint8))
+            else:
+                sink.write_packet(item)
+        sink.close()
+    times = probe(out)["times"]
+    assert len(times) == 30 and all(b > a for a, b in zip(times, times[1:]))
+    assert max(np.diff(times)) < 0.04 + 0.05 and times[-1] < 2.0  # not an hour
+    assert audio_onset(out) - (times[15] - times[0]) == pytest.approx(0.2, abs=0.025)
+
+
+def test_a_sparse_stream_follows_a_forward_join():
+    """A subtitle cue has no steady clock to jump: it joins the later part once its time
+    reaches where that part began (and a late cue of the earlier part stays there)."""
+    from types import SimpleNamespace
+
+    from p3m_live.video.splices import Splices
+
+    tb = Fraction(1, 1000)
+    video, subs = SimpleNamespace(index=0, type="video"), SimpleNamespace(index=1, type="subtitle")
+    splices = Splices([video, subs], "joined.ts")
+
+    def packet(stream, ms):
+        return SimpleNamespace(stream=stream, dts=ms, pts=ms, duration=40, time_base=tb)
+
+    for ms in range(0, 1000, 40):
+        assert splices.mend(packet(video, ms))
+    early_cue = packet(subs, 500)
+    assert splices.mend(early_cue) and early_cue.pts == 500  # the earlier part's own
+    for ms in range(3_600_000, 3_601_000, 40):  # the clock jumps on by an hour
+        assert splices.mend(packet(video, ms))
+    late_cue = packet(subs, 3_600_200)
+    assert splices.mend(late_cue)
+    assert late_cue.pts == pytest.approx(1000 + 200, abs=1)  # 0.2 s into the later part, on the one clock
+
+
 def test_a_late_tail_at_a_join_is_dropped_not_moved_back(tmp_path):
     """The demuxer hands packets out a little out of time order, so a stream of the earlier
     part can still be sending after the later part's first packet. Here the later part's
