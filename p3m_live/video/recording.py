@@ -31,7 +31,9 @@ class Recording:
     def of(cls, container: av.container.InputContainer, video: av.stream.Stream) -> Recording:
         chapters = tuple(c for c in container.chapters() if c["end"] > c["start"])
         attachments = tuple(
-            (s.name, s.mimetype, bytes(s.data)) for s in container.streams if s.type == "attachment" and s.name
+            (s.name, s.mimetype or "application/octet-stream", bytes(s.data))
+            for s in container.streams
+            if s.type == "attachment" and s.name and s.data
         )
         return cls(recording_metadata(container.metadata), source_timecode(container, video), chapters, attachments)
 
