@@ -41,6 +41,7 @@ log = logging.getLogger("p3m_live")
 
 RECONNECT_EVERY = 2.0  # seconds between attempts to reopen a lost camera or stream
 SILENCE = 1.0  # seconds without a frame from a live source (at least 10 frame intervals) before privacy frames
+SOUND_QUEUE = 2048  # audio packets waiting for the output thread (about 40 s of AAC)
 
 
 class Mailbox:
@@ -243,22 +244,30 @@ def run_live(
     lost = threading.Event()  # the source is gone and being reopened
     last_input = [time.monotonic()]  # when the source last gave a frame
     silence = max(SILENCE, 10 * interval)
+    # The source's audio packets (a file or a stream; cameras have none), for the file and
+    # stream outputs, on the source's clock like the frames. A reopened source's clock starts
+    # again, so its audio is not carried on (the frames' times are mended, the sound's not).
+    sound: queue.Queue = queue.Queue(maxsize=SOUND_QUEUE)
 
     def read(src: Source) -> None:
         start: tuple[float, float] | None = None  # (wall clock, media time) of the first frame
         for item in src.items():
             if stop.is_set():
                 return
-            if isinstance(item, Frame):
-                if not src.paced and item.time is not None:
-                    start = start or (time.monotonic(), item.time)
-                    wait = start[0] + (item.time - start[1]) - time.monotonic()
-                    if wait > 0:
-                        time.sleep(wait)  # play at the file's own speed, like ffmpeg -re
-                    item.captured = time.monotonic()
-                box.put(item)
-                last_input[0] = time.monotonic()
-                rate_in.tick()
+            if not isinstance(item, Frame):
+                if src is source:
+                    with contextlib.suppress(queue.Full):  # (an output that stalls drops sound, not frames)
+                        sound.put_nowait(item)
+                continue
+            if not src.paced and item.time is not None:
+                start = start or (time.monotonic(), item.time)
+                wait = start[0] + (item.time - start[1]) - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)  # play at the file's own speed, like ffmpeg -re
+                item.captured = time.monotonic()
+            box.put(item)
+            last_input[0] = time.monotonic()
+            rate_in.tick()
 
     def reconnect(why: str) -> Source | None:
         """A new source like the lost one, once one opens; None if the run stops first."""
@@ -318,6 +327,7 @@ def run_live(
             now = time.monotonic()
             if duration is not None and now - t0 >= duration:
                 break
+            _pass_sound(sound, sinks)
             if now >= next_status:
                 next_status = now + status_interval
                 log.info(
@@ -391,6 +401,17 @@ def run_live(
     return LiveSummary(
         box.received, shown, box.dropped, time.monotonic() - t0, latency, guard.privacy_frames, guard.failures
     )
+
+
+def _pass_sound(sound: queue.Queue, sinks: Sequence[Sink]) -> None:
+    """Hand the audio packets read so far to the outputs (files and streams copy them)."""
+    while True:
+        try:
+            packet = sound.get_nowait()
+        except queue.Empty:
+            return
+        for sink in sinks:
+            sink.write_packet(packet)
 
 
 def _placeholder(last: Frame | None, data: np.ndarray) -> Frame:

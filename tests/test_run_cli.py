@@ -597,6 +597,7 @@ def test_a_live_stream_over_udp(run, talk, tmp_path, capsys):
         assert c.format.name == "mpegts" and c.streams.video[0].codec_context.name == "h264"
         packets = [p for p in c.demux(video=0) if p.size]
     assert 4 <= len(packets) <= 12 and all(p.pts == p.dts for p in packets)  # (live: late frames are dropped)
+    assert probe(stream)["audio_codec"] == "aac"  # and the talk's sound with it
     capsys.readouterr()
     listener = socket.socket()  # a port nothing listens on: bound, never listening
     listener.bind(("127.0.0.1", 0))
@@ -613,6 +614,18 @@ def test_a_live_stream_over_udp(run, talk, tmp_path, capsys):
 def test_mattes_cannot_go_to_standard_output(run, talk, tmp_path, capsys):
     assert run(talk, "--alpha-out", "-") == 2
     assert "only the composite can go to standard output" in capsys.readouterr().err
+
+
+def test_a_live_run_of_a_file_keeps_its_sound(run, talk, tmp_path):
+    """A file played live (into the virtual camera, a stream, a recording) keeps its audio:
+    every packet copied as it is, on the frames' clock, though late frames are dropped."""
+    out = tmp_path / "live.mkv"
+    assert run(talk, "--live", "-o", out, "--model", "p3m") == 0
+    got, want = probe(out), probe(talk)
+    assert [a[2] for a in got["audio"]] == [a[2] for a in want["audio"]]
+    assert 0 < len(got["times"]) <= 12
+    steps = np.diff(got["times"]) / 0.04  # each frame at its own time (the sound's clock), gaps where dropped
+    assert np.allclose(steps, np.round(steps), atol=0.05) and (steps >= 1 - 1e-6).all()
 
 
 def test_live_run_to_a_file(run, tmp_path, monkeypatch):

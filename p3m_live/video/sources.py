@@ -132,7 +132,7 @@ class AVSource(Source):
             raise P3MError(f"{self.name}: the video cannot be read as it arrives; {PIPE_HINT}")
         self.video.thread_type = "AUTO"
         self.audio_streams = []
-        for a in self.container.streams.audio if audio and not live else []:
+        for a in self.container.streams.audio if audio else []:  # (cameras have none; files and streams do)
             if a.codec_context is None:  # an audio codec FFmpeg does not know: it cannot be copied either
                 log.warning("%s: audio stream %d has an unknown codec; it is left out", self.name, a.index)
             else:
