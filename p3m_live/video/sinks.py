@@ -174,10 +174,10 @@ class _Encoder:
     ) -> None:
         recording = recording or Recording()
         self.target = path if isinstance(path, Target) else None
-        self.path = Path(path.name) if isinstance(path, Target) else path
-        self.name = self.path.name if self.target is None else self.target.name
-        self.tmp = None if self.target is not None else partial_path(self.path)
-        self.fragmented = self.target is None and self.path.suffix.lower() in FRAGMENTED
+        self.path: Path | None = None if isinstance(path, Target) else path  # (a file's: renamed into place)
+        self.name = path.name
+        self.tmp = None if self.path is None else partial_path(self.path)
+        self.fragmented = self.path is not None and self.path.suffix.lower() in FRAGMENTED
         self.video_packets = 0
         try:
             if self.target is not None:  # FFmpeg's own protocols write the pipe or the socket
