@@ -73,7 +73,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         help="the composite: a video file (.mp4, .mov, .mkv, .webm), PNGs (NAME.png, NAME_%%05d.png, a folder), "
-        "or - (Matroska to stdout)",
+        "- (Matroska to stdout), or a live stream (rtmp://, udp://, tcp://, rtp://, rtsp://)",
     )
     out.add_argument("--alpha-out", metavar="PATH", help="the matte: .mov, .webm, .mkv, .mp4, or a PNG folder")
     out.add_argument("--fg-out", metavar="PATH", help="foreground with alpha: .mov (ProRes 4444), .webm, .mkv, PNGs")
