@@ -396,12 +396,12 @@ def test_a_raw_h264_stream_is_timed_at_its_rate(tmp_path):
         assert [f.time for f in _frames(src)] == pytest.approx([0.0, 0.04, 0.08])
 
 
-def test_joined_mpeg_ts_recordings_go_on_one_clock(tmp_path):
-    """Two camcorder clips joined with cat: the second one's clock starts again, so its times
-    go back. Both parts come out on one clock, every frame and all the audio, with the second
-    part's sound still with its pictures: its tone starts 0.2 s after its first frame."""
+def _joined_and_converted(tmp_path, later_clock: float):
+    """Two camcorder clips joined with cat, the first silent, the second with a tone 0.2 s
+    after its first frame and its clock starting at ``later_clock``; converted to out.mkv.
+    (joined file, output, the silent part)."""
     silent = make_clip(tmp_path / "a.ts", frames=15, audio_rate=48000, audio_onset=10.0)
-    toned = make_clip(tmp_path / "b.ts", frames=15, audio_rate=48000, audio_onset=0.2)
+    toned = make_clip(tmp_path / "b.ts", frames=15, audio_rate=48000, audio_onset=0.2, clock=later_clock)
     joined = tmp_path / "joined.ts"
     joined.write_bytes(silent.read_bytes() + toned.read_bytes())
     out = tmp_path / "out.mkv"
@@ -413,6 +413,14 @@ def test_joined_mpeg_ts_recordings_go_on_one_clock(tmp_path):
             else:
                 sink.write_packet(item)
         sink.close()
+    return joined, out, silent
+
+
+def test_joined_mpeg_ts_recordings_go_on_one_clock(tmp_path):
+    """Two camcorder clips joined with cat: the second one's clock starts again, so its times
+    go back. Both parts come out on one clock, every frame and all the audio, with the second
+    part's sound still with its pictures: its tone starts 0.2 s after its first frame."""
+    joined, out, silent = _joined_and_converted(tmp_path, later_clock=0.0)
     times = probe(out)["times"]
     assert len(times) == 30 and all(b > a for a, b in zip(times, times[1:]))
     assert max(np.diff(times)) < 0.04 + 0.05  # at the join: at most the audio's overhang more
@@ -458,19 +466,7 @@ def test_a_join_whose_clock_jumps_forward_goes_on_one_clock_too(tmp_path):
     """The later part's clock starts an hour on (another device's, a broadcast's): without
     mending, the picture would freeze for an hour. Its frames follow the earlier part's, its
     sound still 0.2 s after its first frame, and its subtitle cue with its pictures."""
-    early = make_clip(tmp_path / "a.ts", frames=15, audio_rate=48000, audio_onset=10.0)
-    late = make_clip(tmp_path / "b.ts", frames=15, audio_rate=48000, audio_onset=0.2, clock=3600.0)
-    joined = tmp_path / "joined.ts"
-    joined.write_bytes(early.read_bytes() + late.read_bytes())
-    out = tmp_path / "out.mkv"
-    with open_source(str(joined)) as src:
-        sink = FileSink(out, src.layout, rate=src.rate, time_base=src.time_base, audio_streams=src.audio_streams)
-        for item in src.items():
-            if isinstance(item, Frame):
-                sink.write(item, item.data, np.zeros((64, 96), np.uint8))
-            else:
-                sink.write_packet(item)
-        sink.close()
+    _, out, _ = _joined_and_converted(tmp_path, later_clock=3600.0)
     times = probe(out)["times"]
     assert len(times) == 30 and all(b > a for a, b in zip(times, times[1:]))
     assert max(np.diff(times)) < 0.04 + 0.05 and times[-1] < 2.0  # not an hour
