@@ -257,6 +257,8 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
         if args.output and target is None and is_image_sequence(Path(args.output)):
             sound = "; PNGs carry no sound, so the audio is left out" if source.audio_streams else ""
             log.info("output: the composite as PNG files (%s)%s", args.output, sound)
+            if args.codec or args.crf is not None or args.preset:
+                log.warning("--codec, --crf and --preset are for video outputs; PNG files are lossless")
             sinks.append(CompositePngSink(Path(args.output), layout, single))
         elif args.output:
             audio = source.audio_streams

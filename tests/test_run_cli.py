@@ -132,7 +132,7 @@ def test_a_photos_matte_and_cut_out_are_written_as_named(run, tmp_path):
     assert sorted(p.name for p in (tmp_path / "seq").iterdir()) == ["m_000000.png", "m_000001.png"]
 
 
-def test_the_composite_as_pngs(run, talk, tmp_path):
+def test_the_composite_as_pngs(run, talk, tmp_path, capsys):
     """-o NAME.png for a photo is its composite, over the new background where the matte is
     clear; for a video, numbered PNGs (a folder or a printf pattern) that are the very frames
     of a lossless video of the same run."""
@@ -152,7 +152,9 @@ def test_the_composite_as_pngs(run, talk, tmp_path):
     assert np.abs(luma(comp[solid]) - luma(picture[solid])).mean() < 6
     frames = tmp_path / "frames"
     assert run(talk, "-o", frames) == 0
-    assert run(talk, "-o", tmp_path / "f_%03d.png") == 0
+    capsys.readouterr()
+    assert run(talk, "-o", tmp_path / "f_%03d.png", "--crf", "30") == 0
+    assert "--crf and --preset are for video outputs" in capsys.readouterr().err
     assert run(talk, "-o", tmp_path / "lossless.mkv", "--codec", "ffv1") == 0
     names = sorted(p.name for p in frames.iterdir())
     assert names == [f"{i:06d}.png" for i in range(12)]
