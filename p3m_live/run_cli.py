@@ -151,7 +151,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 def _is_live(args: argparse.Namespace) -> bool:
     if args.live is not None:
         return args.live
-    streaming = bool(args.output) and (target := stream_target(args.output)) is not None and target.network
+    target = stream_target(args.output)
+    streaming = target is not None and target.network
     return args.webcam is not None or (args.input or "").startswith(LIVE_SCHEMES) or streaming
 
 
@@ -172,7 +173,7 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
         raise P3MError(f"--crf must be from 0 to 63, not {args.crf}")
     if "-" in (args.alpha_out, args.fg_out):
         raise P3MError("only the composite can go to standard output (-o -); give --alpha-out and --fg-out file names")
-    target = stream_target(args.output) if args.output else None
+    target = stream_target(args.output)
     if target is not None and target.network and not live:
         raise P3MError(f"-o {target.name} is a live stream, sent at the source's own pace; drop --offline")
     if args.output == "-" and (problem := stdout_problem()):
@@ -253,7 +254,7 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
     sinks: list[Sink] = []
     try:
         single = isinstance(source, ImageSource) and source.total_frames == 1  # a photo: NAME.png as named
-        target = stream_target(args.output) if args.output else None
+        target = stream_target(args.output)
         if args.output and target is None and is_image_sequence(Path(args.output)):
             sound = "; PNGs carry no sound, so the audio is left out" if source.audio_streams else ""
             log.info("output: the composite as PNG files (%s)%s", args.output, sound)

@@ -251,10 +251,10 @@ class _Encoder:
         reader, the network or the receiver gone), or None for a file."""
         if self.target is None:
             return None
-        if not self.target.network and getattr(e, "errno", None) == errno.EPIPE:
-            return P3MError(f"the program reading standard output closed it after {self.video_packets} frames")
         if not self.target.network:
-            return None
+            if getattr(e, "errno", None) != errno.EPIPE:
+                return None
+            return P3MError(f"the program reading standard output closed it after {self.video_packets} frames")
         if "Protocol not found" in reason(e):
             scheme = self.target.url.partition("://")[0]
             return P3MError(

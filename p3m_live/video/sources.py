@@ -141,7 +141,8 @@ class AVSource(Source):
         self.subtitle_streams = [t for t in subtitles if t.codec_context is not None]
         self.time_base = self.video.time_base
         rate = self.video.average_rate or self.video.guessed_rate
-        self.rate = Fraction(rate) if rate else None
+        self._stream_rate = Fraction(rate) if rate else None  # (self.rate is the output's: twice it at field rate)
+        self.rate = self._stream_rate
         self.total_frames = self.video.frames or None
         length = self.container.duration / av.time_base if self.container.duration else None
         if not self.total_frames and length and self.rate:
@@ -270,7 +271,7 @@ class AVSource(Source):
         except av.error.InvalidDataError as e:
             log.warning("%s: skipped a damaged packet (%s)", self.name, reason(e))
             return []
-        rate = self.video.average_rate or self.video.guessed_rate  # the stream's (self.rate is the output's)
+        rate = self._stream_rate
         first = frames and self._deinterlacer is None and self._index == 0
         if first and self._deinterlace != "off" and is_interlaced(frames[0]):
             fields = self._deinterlace == "field"
@@ -576,9 +577,8 @@ def open_source(
     if format is None and not is_url and not piped:
         path = Path(spec)
         images = path.suffix.lower() in IMAGE_SUFFIXES
-        if images and image_pattern(path) is not None:  # render_%04d.png: an image sequence
-            return ImageSource(path, rate or Fraction(25), short_side, start, duration)
-        if not path.exists():
+        pattern = images and image_pattern(path) is not None  # render_%04d.png names files, not itself
+        if not pattern and not path.exists():
             raise P3MError(f"input not found: {spec}")
         if path.is_dir() or images:
             return ImageSource(path, rate or Fraction(25), short_side, start, duration)

@@ -42,8 +42,11 @@ class Target:
         return self.url != "pipe:1"
 
 
-def stream_target(output: str) -> Target | None:
-    """Where ``-o OUTPUT`` sends a stream instead of writing a file, or None for a file name."""
+def stream_target(output: str | None) -> Target | None:
+    """Where ``-o OUTPUT`` sends a stream instead of writing a file, or None for a file name
+    (or no ``-o``)."""
+    if not output:
+        return None
     if output == STDOUT:
         return Target("pipe:1", STDOUT_FORMAT, "standard output")
     scheme, sep, _ = output.partition("://")
