@@ -231,7 +231,8 @@ def run_live(
     With ``reopen`` (cameras and live streams), a source that fails or ends is not the
     end: privacy frames go out at the source's rate while ``reopen`` is tried every
     ``reconnect_every`` seconds; one that only goes quiet (a stalled camera) gets
-    privacy frames after ``SILENCE`` seconds too, until it sends again. Closes the
+    privacy frames after ``SILENCE`` seconds too, until it sends again (or, a camera, gives
+    up after ``sources.STALL`` seconds and is reopened). Closes the
     source once its reader thread has stopped (a reader stuck in a dead network read
     is left to die with the process rather than closed under it)."""
     box = Mailbox()

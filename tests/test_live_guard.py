@@ -181,17 +181,20 @@ def test_a_source_that_comes_back_different_stops_the_run():
 class StallingCamera(Source):
     """A test double for a camera that stalls without an error (a USB hiccup; no real
     device here): a real lavfi source whose frames stop for ``pause`` seconds after
-    ``before`` frames, then go on."""
+    ``before`` frames, then go on; or, with ``gives_up``, end in the error a camera read
+    without blocking gives after its stall time (see ``AVSource(stall=...)``)."""
 
-    def __init__(self, before: int, pause: float) -> None:
+    def __init__(self, before: int, pause: float, gives_up: bool = False) -> None:
         self.real = AVSource("testsrc2=size=96x64:rate=30,realtime", format="lavfi", live=True)
         self.layout, self.rate, self.time_base = self.real.layout, self.real.rate, self.real.time_base
-        self.live, self.before, self.pause = True, before, pause
+        self.live, self.before, self.pause, self.gives_up = True, before, pause, gives_up
 
     def items(self):
         for i, item in enumerate(self.real.items()):
             if i == self.before:
                 time.sleep(self.pause)
+                if self.gives_up:
+                    raise P3MError(f"camera /dev/video0 sent no frame for {self.pause:.1f} s (stalled)")
             yield item
 
     def close(self) -> None:
@@ -239,3 +242,28 @@ def test_privacy_frames_convert_a_held_video_background_once(tmp_path, monkeypat
     moved = frames.frame()
     assert len(calls) == 2 and not np.array_equal(moved, first[0])
     matting.close()
+
+
+def test_a_camera_stalled_for_good_is_reopened(caplog):
+    """Privacy frames after a second of silence, then, when the camera's read gives up on
+    the stall, a reopen, and composites again from the new one."""
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    src = StallingCamera(before=15, pause=1.5, gives_up=True)
+    matting = Matting(
+        src.layout, [parse_background("#0000ff")], lambda c, b: FlakyBackend(graph_spec(src.layout, c, b), "", range(0))
+    )
+    rec = Recorder()
+    reopened = []
+
+    def reopen():
+        reopened.append(StallingCamera(before=10_000, pause=0))
+        return reopened[-1]
+
+    run_live(src, matting, [rec], duration=3.5, status_interval=1e9, reopen=reopen, reconnect_every=0.2)
+    kinds = _kinds(rec.composites)
+    gap = kinds[kinds.index("blue") :]
+    assert "other" not in kinds and len(reopened) == 1 and gap[-1] == "green"
+    assert 8 <= gap.count("blue") <= 60  # from 1 s of silence to the reopen (at 1.5 s, and 0.2 s more)
+    assert "no frame from the source for 1.0 s" in caplog.text
+    assert "the source failed (camera /dev/video0 sent no frame for 1.5 s (stalled))" in caplog.text
+    assert "the source is back" in caplog.text

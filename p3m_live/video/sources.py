@@ -13,7 +13,8 @@ import dataclasses
 import logging
 import math
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -52,6 +53,13 @@ AVFMT_NOTIMESTAMPS = 0x80  # FFmpeg's flag for formats without timestamps (raw .
 # before the start (packets before it are only demuxed), enough for any frame reordering.
 LEAD = 1.0
 SKIP_UNFLAGGED = 2000  # packets with no keyframe flag seen: the demuxer sets none, so decode them all
+# Cameras are read without blocking (FFmpeg's AVFMT_FLAG_NONBLOCK, added to its defaults):
+# a camera with no frame ready says "try again" (EAGAIN), where a blocking read of one that
+# stalls (a USB hiccup, a driver that stops) would hang for good, out of reach of any timeout.
+NONBLOCK = "+4"
+POLL = 0.002  # seconds between tries while a camera has no frame ready
+STALL = 4.0  # seconds without a frame before a camera is given up and reopened
+FIRST_FRAME = 10.0  # ... and for its first frame (auto exposure can take seconds)
 PIPES = ("-", "pipe:", "pipe:0")  # standard input
 PIPE = "standard input"  # its name in messages
 PIPE_HINT = (
@@ -103,20 +111,26 @@ class AVSource(Source):
         start: float = 0.0,
         duration: float | None = None,
         deinterlace: str = "auto",
+        stall: float | None = None,
     ) -> None:
         """``short_side``: scale frames down to it (see :func:`scaled_size`) as they are
         decoded, before any conversion, so the rest of the run works on the smaller frame.
         ``start``, ``duration`` (seconds): only that part of a file, with its timestamps (video
         and audio) moved to start at 0. ``deinterlace``: interlaced video becomes a frame per
-        frame ("auto"), a frame per field ("field", twice the rate), or is left ("off")."""
+        frame ("auto"), a frame per field ("field", twice the rate), or is left ("off").
+        ``stall`` (a capture device): read it without blocking, and fail (P3MError) after that
+        many seconds without a frame, so that live mode reopens it."""
         self.name = name or url
         self._deinterlace = deinterlace
         self.live = live
         # A file read as a live source (say, a clip played into the virtual camera) must
         # be paced to its timestamps; devices, streams and lavfi graphs pace themselves.
         self.paced = format is not None or url.startswith(NETWORK_SCHEMES)
+        options = dict(options or {})
+        if stall is not None:
+            options["fflags"] = NONBLOCK
         try:
-            self.container = av.open(url, format=format, options=options or {}, timeout=(10.0, 10.0))
+            self.container = av.open(url, format=format, options=options, timeout=(10.0, 10.0))
         except FileNotFoundError as e:
             raise P3MError(f"{self.name}: no such file or device; check the path") from e
         except (av.error.FFmpegError, OSError) as e:
@@ -156,7 +170,11 @@ class AVSource(Source):
         self._untimed = 0  # frames decoded without a timestamp
         self._index = 0
         streams = [self.video, *self.audio_streams, *self.subtitle_streams]
-        self._demux = self.container.demux(*streams)
+        container = self.container
+        if stall is None:
+            self._demux = container.demux(*streams)
+        else:  # (a camera read without blocking)
+            self._demux = _waiting(lambda: container.demux(*streams), stall, self.name)
         if has_joins(self.container):  # MPEG-TS/PS: parts joined end to end go on one clock
             self._demux = _mended(self._demux, Splices(streams, self.name))
         if start and not self._searchable() and not self.container.format.flags & AVFMT_NOTIMESTAMPS:
@@ -310,6 +328,9 @@ class AVSource(Source):
         except av.error.FFmpegError as e:
             self.close()
             raise P3MError(f"{self.name}: cannot decode video ({reason(e)}); the file may be damaged") from e
+        except P3MError:  # a camera that gives no frame
+            self.close()
+            raise
         self.close()
         if self._start:  # a file that does not say how long it is
             raise P3MError(f"--start {self._start:g} is past the end of {self.name}; start earlier")
@@ -375,6 +396,28 @@ class AVSource(Source):
         if container is not None:
             container.close()
             self.container = None
+
+
+def _waiting(demux: Callable[[], Iterator[av.Packet]], stall: float, name: str) -> Iterator[av.Packet]:
+    """The packets of a device read without blocking (see ``NONBLOCK``), waited for: each
+    "try again" is a short sleep and a new ``demux()`` (PyAV's generator ends at an error;
+    the device and decoder go on). ``stall`` seconds without a packet (``FIRST_FRAME`` before
+    the first) is a P3MError naming the stall."""
+    packets, limit, last = demux(), FIRST_FRAME, time.monotonic()
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.error.BlockingIOError:
+            waited = time.monotonic() - last
+            if waited > limit:
+                raise P3MError(f"{name} sent no frame for {waited:.1f} s (stalled)") from None
+            time.sleep(POLL)
+            packets = demux()
+            continue
+        limit, last = stall, time.monotonic()
+        yield packet
 
 
 def _from_keyframe_before(packets: Iterator[av.Packet], video: av.stream.Stream, until: float) -> Iterator[av.Packet]:
@@ -546,7 +589,7 @@ def open_webcam(
     try:
         return AVSource(
             url, format=fmt, options=options, live=True, name=f"camera {url}", short_side=short_side,
-            deinterlace=deinterlace,
+            deinterlace=deinterlace, stall=STALL,
         )  # fmt: skip
     except P3MError as e:
         names = list_dshow_cameras() if fmt == "dshow" else []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import time
 from fractions import Fraction
 
 import av
@@ -14,6 +16,7 @@ from p3m_live.errors import P3MError
 from p3m_live.video.frames import Frame, matrix_of, planes_to_rgb, rotate_planes
 from p3m_live.video.sinks import FileSink
 from p3m_live.video.sources import (
+    NONBLOCK,
     AVSource,
     ImageSource,
     list_dshow_cameras,
@@ -210,6 +213,67 @@ def test_lavfi_graph_is_a_live_source():
     finally:
         src.close()
     assert src.live and all(isinstance(f, Frame) and f.size == (64, 48) for f in frames)
+
+
+class NonBlockingCameraDouble:
+    """A test double for a camera read without blocking (there is no camera here): its
+    ``demux`` gives the packets of a real lavfi graph, but raises PyAV's BlockingIOError
+    (FFmpeg's EAGAIN, "no frame ready") for ``gaps[i]`` seconds before packet ``i``, as
+    v4l2 and DirectShow do when opened with AVFMT_FLAG_NONBLOCK."""
+
+    def __init__(self, gaps: dict[int, float]) -> None:
+        self.real = av.open("testsrc2=size=64x48:rate=30", format="lavfi")
+        self.gaps, self.given, self.demuxes, self.until = gaps, 0, 0, None
+
+    def demux(self):
+        self.demuxes += 1
+        for packet in self.real.demux(video=0):
+            if self.given in self.gaps:
+                self.until = self.until or time.monotonic() + self.gaps[self.given]
+                if time.monotonic() < self.until:
+                    raise av.error.BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+                self.until = None
+            self.given += 1
+            yield packet
+
+
+def test_a_camera_with_no_frame_ready_is_waited_for():
+    """Short gaps (a camera at a low rate in the dark) are waited out: every packet comes,
+    in order, the read going on where it stopped."""
+    from p3m_live.video.sources import _waiting
+
+    cam = NonBlockingCameraDouble({3: 0.3, 5: 0.2})
+    packets = _waiting(cam.demux, stall=1.0, name="camera /dev/video0")
+    got = [next(packets).pts for _ in range(8)]
+    assert got == sorted(got) and len(set(got)) == 8 and cam.demuxes > 10
+    cam.real.close()
+
+
+def test_a_camera_that_stalls_is_a_one_line_error_after_the_stall_time():
+    from p3m_live.video.sources import _waiting
+
+    cam = NonBlockingCameraDouble({4: 60.0})
+    packets = _waiting(cam.demux, stall=0.5, name="camera /dev/video0")
+    assert len([next(packets) for _ in range(4)]) == 4
+    t0 = time.monotonic()
+    with pytest.raises(P3MError, match=r"camera /dev/video0 sent no frame for 0\.5 s \(stalled\)"):
+        next(packets)
+    assert 0.5 <= time.monotonic() - t0 < 1.0
+    cam.real.close()
+
+
+def test_a_device_read_without_blocking_is_opened_so():
+    """``stall`` opens the device with FFmpeg's non-blocking flag on top of its defaults (a
+    real lavfi graph here, which never has to wait, so its frames simply come)."""
+    plain = AVSource("testsrc2=size=64x48:rate=30", format="lavfi", live=True)
+    src = AVSource("testsrc2=size=64x48:rate=30", format="lavfi", live=True, stall=1.0)
+    try:
+        nonblock = int(NONBLOCK.lstrip("+"))
+        assert src.container.flags == plain.container.flags | nonblock and not plain.container.flags & nonblock
+        items = src.items()
+        assert all(isinstance(next(items), Frame) for _ in range(5))
+    finally:
+        src.close(), plain.close()
 
 
 def test_matrix_follows_the_tag_then_the_size():
