@@ -24,6 +24,7 @@ from .video.backgrounds import BackgroundChoice, parse_background
 from .video.deinterlace import MODES
 from .video.frames import IMAGE_SUFFIXES, Layout
 from .video.preview import NO_DISPLAY_FIX, display_problem
+from .video.relay import Relay
 from .video.sinks import (
     CompositePngSink,
     FileSink,
@@ -260,28 +261,31 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
             log.info("output: the composite as PNG files (%s)%s", args.output, sound)
             if args.codec or args.crf is not None or args.preset:
                 log.warning("--codec, --crf and --preset are for video outputs; PNG files are lossless")
-            sinks.append(CompositePngSink(Path(args.output), layout, single))
+            pngs = CompositePngSink(Path(args.output), layout, single)
+            sinks.append(Relay(pngs, args.output) if live else pngs)
         elif args.output:
-            audio = source.audio_streams
-            sinks.append(
-                FileSink(
+
+            def composite() -> FileSink:
+                return FileSink(
                     target or Path(args.output),
                     layout,
                     rate=rate,
                     time_base=tb,
-                    audio_streams=audio,
+                    audio_streams=source.audio_streams,
                     subtitle_streams=source.subtitle_streams,
                     codec=args.codec,
                     crf=args.crf,
                     preset=args.preset,
                     recording=source.recording,
                 )
-            )
+
+            reopen = composite if target is not None and target.network else None  # a stream that drops
+            sinks.append(Relay(composite(), target.name if target else args.output, reopen) if live else composite())
         track = {"rate": rate, "time_base": tb, "recording": source.recording, "single": single}
-        if args.alpha_out:
-            sinks.append(MatteSink(Path(args.alpha_out), "alpha", layout, **track))
-        if args.fg_out:
-            sinks.append(MatteSink(Path(args.fg_out), "fg", layout, **track))
+        for path, kind in ((args.alpha_out, "alpha"), (args.fg_out, "fg")):
+            if path:
+                matte = MatteSink(Path(path), kind, layout, **track)
+                sinks.append(Relay(matte, path) if live else matte)
         if live and args.virtual_cam is not None:
             fps = float(rate) if rate else 30.0
             sinks.append(VirtualCamSink(layout, fps, device=args.virtual_cam or None))

@@ -58,6 +58,11 @@ ALPHA_CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
 }
 
 
+class StreamLost(P3MError):
+    """A network output that stopped taking data (the receiver or server gone): a live run
+    reopens it (see :mod:`~p3m_live.video.relay`) where other errors end the run."""
+
+
 def encoder_options(codec: str, crf: int | None, preset: str | None) -> dict[str, str]:
     """The encoder's defaults with --crf and --preset applied, each under the encoder's own name."""
     options = dict(ENCODER_OPTIONS.get(codec, {}))
@@ -246,6 +251,15 @@ class _Encoder:
         if self.tmp is not None:
             self.tmp.unlink(missing_ok=True)
 
+    def connect(self) -> None:
+        """Open the connection and send the header now, not with the first packet: a receiver
+        that is not there fails before the run starts (or a reconnect attempt, quietly)."""
+        try:
+            self.container.start_encoding()
+        except (av.error.FFmpegError, OSError) as e:
+            self._abandon()
+            raise (self._stream_failed(e) or P3MError(f"cannot send to {self.name} ({reason(e)})")) from e
+
     def _stream_failed(self, e: BaseException) -> P3MError | None:
         """The one-line error where a stream output failed (standard output closed by its
         reader, the network or the receiver gone), or None for a file."""
@@ -261,7 +275,7 @@ class _Encoder:
                 f"this FFmpeg (PyAV's) cannot send {scheme}:// streams; use udp:// or rtmp://, or pipe -o - "
                 f"into an ffmpeg that can (p3m-live IN -o - | ffmpeg -i - -c copy -f mpegts {scheme}://...)"
             )
-        return P3MError(
+        return StreamLost(
             f"sending to {self.name} failed after {self.video_packets} frames ({reason(e)}); "
             "check the address, and that the receiver or server is up"
         )
@@ -419,6 +433,8 @@ class FileSink(Sink):
             track = open_track(self.enc.container, src, label)
             if track is not None:
                 self._tracks[src.index] = track
+        if target is not None and target.network:
+            self.enc.connect()
 
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
         vf = av.VideoFrame.from_ndarray(composite, format="yuv420p")

@@ -1,0 +1,153 @@
+"""Live file and stream outputs on threads of their own: no encoder or network holds the call.
+
+In a live run the output thread gives each composite to the virtual camera and the
+preview at once, and to every file and stream output through a short queue. Each of
+those encodes and writes on a thread of its own. One that falls behind (a slow
+encoder, a network that stalls) loses its oldest frames, counted, and the call is
+not delayed: frames dropped, not delayed, as for the camera. A network stream
+that drops (a server restart, the Wi-Fi gone) is reopened every few seconds while
+the call goes on, as OBS does. Meanwhile its frames are dropped and counted. A
+file that fails (a full disk) ends the run with its error, as an offline run does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import av
+import numpy as np
+
+from ..errors import P3MError
+from .frames import Frame
+from .sinks import Sink, StreamLost
+
+log = logging.getLogger("p3m_live")
+
+QUEUE = 8  # frames waiting for an output (about 0.3 s at 30 fps) before its oldest is dropped
+RECONNECT_EVERY = 2.0  # seconds between attempts to reopen a network output that dropped
+CLOSE_WAIT = 20.0  # seconds for an output to write what is queued and finish, at the end
+
+
+class Relay(Sink):
+    """``sink`` written on its own thread. ``reopen`` (network outputs) opens a new one
+    after a :class:`~p3m_live.video.sinks.StreamLost`; without it, any error ends the run,
+    raised from the next ``write`` or from ``close``. Frames are copied on the way in: the
+    caller's arrays may be reused (a GPU backend's page-locked buffers)."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        name: str,
+        reopen: Callable[[], Sink] | None = None,
+        reconnect_every: float = RECONNECT_EVERY,
+        queue: int = QUEUE,
+    ) -> None:
+        self.sink: Sink | None = sink
+        self.name, self.reopen, self.reconnect_every, self.queue = name, reopen, reconnect_every, queue
+        self.dropped = 0  # frames that were not written: behind, or while reconnecting
+        self.reconnects = 0
+        self.error: BaseException | None = None
+        self._reported = False
+        self._items: deque[tuple[Frame, np.ndarray, np.ndarray] | av.Packet] = deque()
+        self._frames = 0  # frames in _items
+        self._cond = threading.Condition()
+        self._closing = False
+        self._next_try = 0.0
+        self._thread = threading.Thread(target=self._run, name=f"p3m-output {name}", daemon=True)
+        self._thread.start()
+
+    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
+        self._raise()
+        with self._cond:
+            self._items.append((frame, composite.copy(), alpha.copy()))
+            self._frames += 1
+            if self._frames > self.queue:  # behind: the oldest frame goes (sound stays in order)
+                oldest = next(i for i, item in enumerate(self._items) if isinstance(item, tuple))
+                del self._items[oldest]
+                self._frames -= 1
+                self.dropped += 1
+            self._cond.notify()
+
+    def write_packet(self, packet: av.Packet) -> None:
+        self._raise()
+        with self._cond:
+            self._items.append(packet)
+            self._cond.notify()
+
+    def _raise(self) -> None:
+        if self.error is not None and not self._reported:
+            self._reported = True
+            raise self.error
+
+    def _next(self) -> tuple[Frame, np.ndarray, np.ndarray] | av.Packet | None:
+        """The next item to write, waiting for one; None once closing and all are written."""
+        with self._cond:
+            while not self._items and not self._closing:
+                self._cond.wait()
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            self._frames -= isinstance(item, tuple)
+            return item
+
+    def _run(self) -> None:
+        while (item := self._next()) is not None:
+            if self.sink is None and not self._reconnect():
+                self.dropped += isinstance(item, tuple)
+                continue
+            try:
+                if isinstance(item, tuple):
+                    self.sink.write(*item)
+                else:
+                    self.sink.write_packet(item)
+            except StreamLost as e:
+                if self.reopen is None:
+                    self.error = e
+                    return
+                self._lost(e)
+            except BaseException as e:  # noqa: BLE001 (the output thread raises it)
+                self.error = e
+                return
+
+    def _lost(self, e: StreamLost) -> None:
+        log.warning("%s; the run goes on, and it is reopened every %g s", e, self.reconnect_every)
+        with contextlib.suppress(Exception):  # (what was sent is sent; its end cannot be written)
+            self.sink.close(failed=True)
+        self.sink = None
+        self._next_try = time.monotonic() + self.reconnect_every
+
+    def _reconnect(self) -> bool:
+        """Whether a new sink is open: tried once every ``reconnect_every`` seconds."""
+        if self.reopen is None or time.monotonic() < self._next_try:
+            return False
+        self._next_try = time.monotonic() + self.reconnect_every
+        try:
+            self.sink = self.reopen()
+        except P3MError:
+            return False
+        self.reconnects += 1
+        log.warning("%s: sending again (%d frames were not sent)", self.name, self.dropped)
+        return True
+
+    def close(self, failed: bool = False) -> None:
+        """Write what is queued, then close the sink; raises an error it met that was not
+        raised yet. An output still stuck after ``CLOSE_WAIT`` s (a network write that never
+        returns) is left as it is, not closed under its thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(CLOSE_WAIT)
+        if self._thread.is_alive():
+            log.warning("%s: still writing after %g s; left unfinished", self.name, CLOSE_WAIT)
+            return
+        if self.dropped:
+            log.info("%s: %d frames dropped (it fell behind, or was reconnecting)", self.name, self.dropped)
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            sink.close(failed=failed or self.error is not None)
+        self._raise()

@@ -1,0 +1,200 @@
+"""Live outputs on their own threads: a network stream that drops is reopened, and an
+output that falls behind loses its oldest frames instead of holding the call."""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+import struct
+import threading
+import time
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from p3m_live.errors import P3MError
+from p3m_live.video.frames import Frame, Layout
+from p3m_live.video.relay import Relay
+from p3m_live.video.sinks import FileSink, Sink
+from p3m_live.video.targets import stream_target
+from tests.media import shapes_frame
+
+LAYOUT = Layout(64, 48, "rgb", True, "bt601")
+TB = Fraction(1, 50)
+
+
+def _frame(i: int) -> tuple[Frame, np.ndarray, np.ndarray]:
+    rgb = shapes_frame(i, 64, 48)
+    return Frame(rgb, "rgb", i, TB, i), cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), np.zeros((48, 64), np.uint8)
+
+
+class Receiver:
+    """A real TCP server on loopback taking ``-o tcp://...`` (MPEG-TS): it keeps what each
+    connection sent. ``drop()`` resets the open connection and stops listening (a server
+    restart); ``listen()`` takes connections again on the same port."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.connections: list[bytearray] = []
+        self._conn: socket.socket | None = None
+        self.listen()
+
+    def listen(self) -> None:
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", self.port))
+        self.port = self._server.getsockname()[1]
+        self._server.listen(1)
+        self._thread = threading.Thread(target=self._serve, args=(self._server,), daemon=True)
+        self._thread.start()
+
+    def _serve(self, server: socket.socket) -> None:
+        try:
+            conn, _ = server.accept()
+        except OSError:  # closed by drop() before a connection came
+            return
+        self._conn, data = conn, bytearray()
+        self.connections.append(data)
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            data.extend(chunk)
+
+    def drop(self) -> None:
+        self._server.close()
+        if self._conn is not None:  # a reset (linger 0): the sender's next write fails
+            self._conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self._conn.shutdown(socket.SHUT_RD)  # (wakes the reading thread; sends nothing)
+            self._conn.close()
+        self._thread.join(5)
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> None:
+        end = time.monotonic() + timeout
+        while (len(self.connections) < n or len(self.connections[n - 1]) < 2000) and time.monotonic() < end:
+            time.sleep(0.01)
+
+
+def _video_pts(data: bytes) -> list[tuple[int, bool]]:
+    """(pts, keyframe) of each video packet of an MPEG-TS byte string."""
+    with av.open(io.BytesIO(data), format="mpegts") as c:
+        return [(p.pts, p.is_keyframe) for p in c.demux(video=0) if p.size]
+
+
+def test_a_stream_that_drops_is_reopened_and_the_writes_never_wait(caplog):
+    """A real MPEG-TS stream over TCP: the server resets the connection and is gone for
+    0.6 s. Frames keep coming; the relay tries again every 0.2 s (refused while the server
+    is down), then sends a new stream that starts on a keyframe and goes on from where the
+    source's clock is. No write waits on any of it."""
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    rx = Receiver()
+    target = stream_target(f"tcp://127.0.0.1:{rx.port}")
+
+    def sink() -> FileSink:
+        return FileSink(target, LAYOUT, rate=Fraction(50), time_base=TB, preset="ultrafast")
+
+    relay = Relay(sink(), target.name, reopen=sink, reconnect_every=0.2)
+    waits, i = [], 0
+
+    def send(seconds: float) -> None:
+        nonlocal i
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            t = time.monotonic()
+            relay.write(*_frame(i))
+            waits.append(time.monotonic() - t)
+            i += 1
+            time.sleep(0.02)
+
+    send(1.0)
+    rx.wait_for(1)
+    rx.drop()
+    dropped_at = i
+    send(0.6)
+    rx.listen()
+    send(1.5)
+    rx.wait_for(2)
+    relay.close()
+    assert len(rx.connections) == 2 and relay.reconnects == 1
+    first, second = _video_pts(bytes(rx.connections[0])), _video_pts(bytes(rx.connections[1]))
+    assert second[0][1] and second[0][0] > dropped_at  # a fresh stream: a keyframe first, later frames
+    assert [p for p, _ in second] == sorted(p for p, _ in second) and len(second) >= 40
+    assert first[-1][0] < second[0][0]
+    assert 0 < relay.dropped < 60 and max(waits) < 0.05
+    assert "failed after" in caplog.text and "the run goes on, and it is reopened every 0.2 s" in caplog.text
+    assert f"{target.name}: sending again" in caplog.text
+
+
+class SlowSink(Sink):
+    """A test double for an output slower than the camera (a real recorder plus a delay per
+    frame, as an encoder at its limit): it keeps what it is given."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay, self.frames, self.packets, self.closed = delay, [], [], None
+
+    def write(self, frame, composite, alpha):
+        time.sleep(self.delay)
+        self.frames.append((frame.index, composite))
+
+    def write_packet(self, packet):
+        self.packets.append(packet)
+
+    def close(self, failed=False):
+        self.closed = failed
+
+
+def test_an_output_that_falls_behind_loses_its_oldest_frames_not_the_callers_time():
+    slow = SlowSink(0.05)
+    relay = Relay(slow, "out.mp4", queue=4)
+    sound = [av.Packet(bytes([k])) for k in range(10)]
+    t0 = time.monotonic()
+    for i in range(30):
+        frame, composite, alpha = _frame(i)
+        relay.write(frame, composite, alpha)
+        composite[:] = 0  # the caller reuses its buffer (a GPU backend's page-locked one)
+        if i % 3 == 0:
+            relay.write_packet(sound[i // 3])
+    written = time.monotonic() - t0
+    relay.close()
+    indices = [k for k, _ in slow.frames]
+    assert written < 0.3 and slow.closed is False  # 30 writes at once: none waited for the 50 ms sink
+    assert indices == sorted(indices) and indices[-4:] == [26, 27, 28, 29]  # the newest frames are kept
+    assert relay.dropped == 30 - len(indices) > 15
+    assert all(c.any() for _, c in slow.frames)  # copies: the reused buffer did not reach the output
+    assert [bytes(p) for p in slow.packets] == [bytes(p) for p in sound]  # the sound is all there, in order
+
+
+class FailingSink(SlowSink):
+    """A test double for a file output that fails on its third frame (a full disk)."""
+
+    def write(self, frame, composite, alpha):
+        if len(self.frames) == 2:
+            raise P3MError("out.mp4: No space left on device")
+        super().write(frame, composite, alpha)
+
+
+def test_a_file_output_that_fails_ends_the_run_with_its_error():
+    failing = FailingSink(0)
+    relay = Relay(failing, "out.mp4")
+    with pytest.raises(P3MError, match="No space left"):
+        for i in range(100):
+            relay.write(*_frame(i))
+            time.sleep(0.01)
+    relay.close(failed=True)  # (raised once: the run reports it, the close does not again)
+    assert failing.closed is True and len(failing.frames) == 2
+
+
+def test_an_error_left_at_the_end_is_raised_by_close():
+    failing = FailingSink(0)
+    relay = Relay(failing, "out.mp4")
+    for i in range(3):
+        relay.write(*_frame(i))
+    with pytest.raises(P3MError, match="No space left"):
+        relay.close()
