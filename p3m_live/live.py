@@ -24,11 +24,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
 from .errors import P3MError
 from .graph import frame_shape
+from .live_clock import LiveClock
 from .pipeline import Matting
 from .privacy import PrivacyFrames
 from .stats import Latencies, RateMeter
@@ -246,19 +248,24 @@ def run_live(
     last_input = [time.monotonic()]  # when the source last gave a frame
     silence = max(SILENCE, 10 * interval)
     # The source's audio packets (a file or a stream; cameras have none), for the file and
-    # stream outputs, on the source's clock like the frames. A reopened source's clock starts
-    # again, so its audio is not carried on (the frames' times are mended, the sound's not).
+    # stream outputs, on the run's clock like the frames (see live_clock).
     sound: queue.Queue = queue.Queue(maxsize=SOUND_QUEUE)
+    clock = LiveClock(source.time_base or Fraction(1, 90000))
+    sound_of_first = _sound_of(source)  # (the outputs' tracks were made for these streams)
 
     def read(src: Source) -> None:
         start: tuple[float, float] | None = None  # (wall clock, media time) of the first frame
+        clock.connected()
+        with_sound = src is source or _sound_of(src) == sound_of_first
+        if not with_sound and sound_of_first:
+            log.warning("the source came back with other sound; the outputs go on without it")
         for item in src.items():
             if stop.is_set():
                 return
             if not isinstance(item, Frame):
-                if src is source:
+                if with_sound:
                     with contextlib.suppress(queue.Full):  # (an output that stalls drops sound, not frames)
-                        sound.put_nowait(item)
+                        sound.put_nowait(clock.packet(item))
                 continue
             if not src.paced and item.time is not None:
                 start = start or (time.monotonic(), item.time)
@@ -266,6 +273,7 @@ def run_live(
                 if wait > 0:
                     time.sleep(wait)  # play at the file's own speed, like ffmpeg -re
                 item.captured = time.monotonic()
+            clock.frame(item)
             box.put(item)
             last_input[0] = time.monotonic()
             rate_in.tick()
@@ -373,7 +381,11 @@ def run_live(
                     composite, alpha = guard.fail(guard.failing or f"no result for {now - busy:.1f} s"), None
             if alpha is None:
                 alpha = np.zeros((matting.layout.height, matting.layout.width), np.uint8)
-            frame = result.frame if result is not None else _placeholder(last_frame, composite)
+            if result is not None:
+                frame = result.frame
+            else:  # timed as a real frame shown now would be: captured one latency ago
+                index = last_frame.index if last_frame is not None else -1
+                frame = clock.shown(composite, index, latency.percentile(50, last=60) if shown else 0.0)
             for sink in sinks:
                 sink.write(frame, composite, alpha)
             last_out = time.monotonic()
@@ -415,7 +427,8 @@ def _pass_sound(sound: queue.Queue, sinks: Sequence[Sink]) -> None:
             sink.write_packet(packet)
 
 
-def _placeholder(last: Frame | None, data: np.ndarray) -> Frame:
-    """Timing for an output with no frame of its own (a privacy frame during a stall)."""
-    index = last.index if last is not None else -1
-    return Frame(data, "i420", None, None, index)
+def _sound_of(src: Source) -> list[tuple]:
+    """What a source's audio streams are, to tell whether a reopened one's sound can go on
+    in the outputs' tracks."""
+    return [(a.index, a.codec_context.name, a.codec_context.sample_rate, a.codec_context.channels)
+            for a in getattr(src, "audio_streams", [])]  # fmt: skip

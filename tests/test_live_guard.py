@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+import av
 import numpy as np
 import pytest
 
@@ -267,3 +268,46 @@ def test_a_camera_stalled_for_good_is_reopened(caplog):
     assert "no frame from the source for 1.0 s" in caplog.text
     assert "the source failed (camera /dev/video0 sent no frame for 1.5 s (stalled))" in caplog.text
     assert "the source is back" in caplog.text
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])  # the sound copied, and re-encoded (Opus)
+def test_outputs_stay_on_one_clock_across_a_reconnect_with_their_sound(tmp_path, suffix):
+    """A real recording of a live source (lavfi video and sound, 0.5 s a connection) that
+    ends and is reopened, its clock starting at zero again each time: in the file, the
+    video runs forwards over the whole run, the gaps held by privacy frames on the run's
+    clock, and the sound of every connection is there, in step with the picture."""
+
+    from p3m_live.video.sinks import FileSink
+
+    graph = (
+        "testsrc2=size=96x64:rate=30:duration=0.5,settb=1/90000,realtime[out0];"  # (an MPEG-TS stream's clock)
+        "sine=frequency=440:sample_rate=16000:duration=0.5,arealtime[out1]"
+    )
+
+    opened = []
+
+    def camera() -> AVSource:
+        opened.append(AVSource(graph, format="lavfi", live=True))
+        return opened[-1]
+
+    src = camera()
+    matting = Matting(
+        src.layout, [parse_background("#0000ff")], lambda c, b: FlakyBackend(graph_spec(src.layout, c, b), "", range(0))
+    )
+    out = tmp_path / f"call{suffix}"
+    sink = FileSink(out, src.layout, rate=src.rate, time_base=src.time_base, audio_streams=src.audio_streams)
+    t0 = time.monotonic()
+    run_live(src, matting, [sink], duration=2.5, status_interval=1e9, reopen=camera, reconnect_every=0.3)
+    wall = time.monotonic() - t0
+    sink.close()
+    with av.open(str(out)) as c:
+        video = [f.time for f in c.decode(video=0)]
+    with av.open(str(out)) as c:
+        sound = [(float(p.pts * p.time_base), float(p.duration * p.time_base)) for p in c.demux(audio=0) if p.size]
+    assert all(b > a for a, b in zip(video, video[1:]))
+    assert video[-1] - video[0] > wall - 0.6  # the whole run, not the gap squeezed into ticks
+    gaps = [b[0] - (a[0] + a[1]) for a, b in zip(sound, sound[1:])]
+    assert max(gaps) > 0.15  # the second connection's sound after the gap (0.3 s and more), not closed up
+    n = len(opened)  # (the last one may be cut short by the end of the run)
+    assert n >= 2 and 0.5 * (n - 1) < sum(d for _, d in sound) <= 0.5 * n + 0.05  # every connection's sound
+    assert abs((sound[-1][0] + sound[-1][1]) - video[-1]) < 0.3  # still in step at the end

@@ -24,6 +24,7 @@ from ..errors import P3MError, reason
 
 log = logging.getLogger("p3m_live")
 
+GAP = 0.25  # seconds: sound this far after the samples so far starts later, not at once
 STREAM_KEYS = ("language", "title")  # per stream: which audio track is which
 # Muxers that carry AAC in ADTS frames, as MPEG-TS recordings (camcorders, broadcasts) hold
 # it. Every other muxer wants raw AAC with its config, and MP4 and MOV written in fragments
@@ -191,7 +192,8 @@ class Track:
             # The encoder gets times counted in samples from the first frame's time, so its
             # priming (1024 samples for AAC) is marked as before the start and players skip it.
             rate = frame.sample_rate
-            if self._next_sample is None:
+            ahead = frame.time is not None and frame.time * rate - (self._next_sample or 0) > GAP * rate
+            if self._next_sample is None or ahead:  # (ahead: a gap, as a live source reopened, is kept)
                 self._next_sample = round(frame.time * rate) if frame.time is not None else 0
             frame.pts, frame.time_base = self._next_sample, Fraction(1, rate)
             self._next_sample += frame.samples
