@@ -45,8 +45,14 @@ def add_graph_arguments(p: argparse.ArgumentParser) -> None:
         help="YUV matrix of the frames (default: by size, as players guess: BT.709 from 720p up)",
     )
     p.add_argument("--full-range", action="store_true", help="YUV frames use the full 0-255 range (JPEG)")
-    p.add_argument("--background", choices=["image", "color", "blur"], default="image")
-    p.add_argument("--blur-strength", type=int, default=16, metavar="N", help="for --background blur (1-128)")
+    p.add_argument(
+        "--background",
+        choices=["image", "color", "blur", "mix"],
+        default="image",
+        help="the background input (mix: every kind in one graph, an image weighted over the blur, "
+        "as live runs on GPUs use)",
+    )
+    p.add_argument("--blur-strength", type=int, default=16, metavar="N", help="for --background blur or mix (1-128)")
     p.add_argument("--temporal", choices=TEMPORALS, default="adaptive")
     p.add_argument("--upsampler", choices=["guided", "bilinear"], default="guided")
     p.add_argument(

@@ -294,6 +294,12 @@ def blur_background(rgb: Tensor, strength: int) -> Tensor:
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
 
 
+def mix_over_blur(image: Tensor, weight: Tensor, blurred: Tensor) -> Tensor:
+    """The "mix" background: ``image`` where ``weight`` is 1, the blur of the frame where it
+    is 0 (one graph for every kind a live run switches between)."""
+    return blurred + weight * (image - blurred)
+
+
 def composite_planes(
     alpha: Tensor, luma: Tensor, chroma: Tensor, bg_luma: Tensor, bg_chroma: Tensor
 ) -> tuple[Tensor, Tensor]:
@@ -320,7 +326,8 @@ class FrameGraph(nn.Module):
 
     Inputs, by name: ``frame`` (uint8, see :func:`frame_shape`), ``background``
     (uint8 ``spec.background_shape``: the image as RGB (B, H, W, 3), or as I420 for a planar
-    graph, for "image"; (1, 3) RGB for "color"; absent for "blur"),
+    graph, for "image"; (1, 3) RGB for "color"; absent for "blur"; for "mix", the image with
+    its weight over the blur, RGBA or I420 and a weight plane),
     ``state_alpha`` (float32 ``spec.state_shape`` at the model size; negative = no history).
     Outputs: ``composite`` (uint8 in the output format), ``alpha`` (uint8 (B, H, W)),
     ``state_alpha`` (the next state).
@@ -408,6 +415,8 @@ class FrameGraph(nn.Module):
         else:
             assert background is not None
             bg = background.float().permute(0, 3, 1, 2) / 255.0
+            if s.background == "mix":  # RGBA: the image, weighted over a blur of the frame
+                bg = mix_over_blur(bg[:, :3], bg[:, 3:], blur_background(rgb, s.blur_strength))
         if s.foreground == "estimate":
             fg = estimate_foreground(rgb, alpha, *foreground_params(s.height, s.width))
         else:
@@ -433,16 +442,22 @@ class FrameGraph(nn.Module):
             alpha = guided_upsample_planes(alpha_lo, rgb_lo, luma, chroma, s.matrix)
         else:
             alpha = F.interpolate(alpha_lo, size=luma.shape[-2:], mode="bilinear", align_corners=False)
-        if s.background == "blur":
+        if s.background in ("blur", "mix"):
             bg_luma = blur_background(luma, s.blur_strength)
             bg_chroma = blur_background(chroma, max(1, s.blur_strength // 2))  # half the pixels, same reach
-        else:
+        if s.background != "blur":
             assert background is not None
             if s.background == "color":
                 bg = (background.float() / 255.0).view(-1, 3, 1, 1)
                 bg_luma, bg_chroma = rgb_to_yuv(bg, s.matrix)
-            else:  # I420 in the stream's matrix and range (see GraphSpec.background_shape)
+            elif s.background == "image":  # I420 in the stream's matrix and range (see GraphSpec.background_shape)
                 bg_luma, bg_chroma = yuv_planes(background, "i420", s.matrix, s.full_range)
+            else:  # mix: the I420 planes, then the weight plane (split as float: TensorRT has no uint8 slices)
+                rows, bgf = s.height * 3 // 2, background.float()
+                image_luma, image_chroma = yuv_planes(bgf[:, :rows], "i420", s.matrix, s.full_range)
+                weight = bgf[:, None, rows:] / 255.0
+                bg_luma = mix_over_blur(image_luma, weight, bg_luma)
+                bg_chroma = mix_over_blur(image_chroma, F.avg_pool2d(weight, 2), bg_chroma)
         out_luma, out_chroma = composite_planes(alpha, luma, chroma, bg_luma, bg_chroma)
         composite = encode_planes(out_luma, out_chroma, s.out_format, s.matrix, s.full_range)
         return composite, _to_u8(alpha[:, 0] * 255.0), state_out

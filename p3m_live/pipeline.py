@@ -57,15 +57,25 @@ def graph_spec(layout: Layout, choice: BackgroundChoice, batch: int = 1, **optio
 
 class Matting:
     """The frame graph for a run: one backend per background kind, the background feed,
-    and batching (a short last batch is padded, its extra outputs dropped)."""
+    and batching (a short last batch is padded, its extra outputs dropped). With ``mix``,
+    one "mix" graph takes every background (one per blur strength), where a graph per kind
+    would be an engine each to build and hold (live runs on GPUs)."""
 
-    def __init__(self, layout: Layout, backgrounds: Sequence[BackgroundChoice], opener: BackendOpener, batch: int = 1):
+    def __init__(
+        self,
+        layout: Layout,
+        backgrounds: Sequence[BackgroundChoice],
+        opener: BackendOpener,
+        batch: int = 1,
+        mix: bool = False,
+    ) -> None:
         if not backgrounds:
             raise ValueError("at least one background")
         self.layout = layout
         self.backgrounds = list(backgrounds)
         self.opener = opener
         self.batch = batch
+        self.mix = mix
         self._backends: dict[tuple[str, int], Backend] = {}
         self._feeds: dict[int, BackgroundFeed] = {}
         self._pending: list[Sequence[Frame]] = []  # batches submitted, results not yet returned
@@ -76,10 +86,19 @@ class Matting:
     def background(self) -> BackgroundChoice:
         return self.backgrounds[self.current]
 
+    def _graph_for(self, choice: BackgroundChoice) -> BackgroundChoice:
+        """What ``choice`` runs on: its own kind of graph, or with ``mix`` the mix graph with
+        its blur strength (or the first blur's asked for)."""
+        if not self.mix:
+            return choice
+        blurs = [c.strength for c in (choice, *self.backgrounds) if c.kind == "blur"]
+        return BackgroundChoice("mix", strength=blurs[0]) if blurs else BackgroundChoice("mix")
+
     def _backend_for(self, choice: BackgroundChoice) -> Backend:
-        key = (choice.graph_kind, choice.strength if choice.kind == "blur" else 0)
+        graph = self._graph_for(choice)
+        key = (graph.graph_kind, graph.strength if graph.kind in ("blur", "mix") else 0)
         if key not in self._backends:
-            self._backends[key] = self.opener(choice, self.batch)
+            self._backends[key] = self.opener(graph, self.batch)
         return self._backends[key]
 
     def open_all(self) -> int:
@@ -119,7 +138,7 @@ class Matting:
             data = np.concatenate([data, np.repeat(data[-1:], pad, axis=0)])
         times = [f.time for f in frames] + [frames[-1].time] * pad
         value = self._feeds[self.current].value(times)
-        if value is not None:
+        if value is not None or self.backend.spec.background == "mix":  # (None: a blur, set as one)
             self.backend.set_background(value)
         return data
 

@@ -354,7 +354,9 @@ def run(args: argparse.Namespace) -> int:
     matting = sinks = None
     live_started = False
     try:
-        matting = Matting(layout, backgrounds, opener, batch)
+        # Live on a GPU: one graph for every background (see Matting), not an engine for each.
+        mix = live and on_gpu and len({c.graph_kind for c in backgrounds}) > 1
+        matting = Matting(layout, backgrounds, opener, batch, mix=mix)
         if live or args.prepare:
             graphs = matting.open_all()  # before any output starts: switching backgrounds must not stall
             if args.prepare:

@@ -14,7 +14,10 @@ import numpy as np
 GRAPH_VERSION = 6  # bump when the exported function changes; engine and ONNX caches key on it
 
 PixelFormat = Literal["rgb", "bgr", "rgba", "i420", "nv12"]
-Background = Literal["image", "color", "blur"]
+# "mix" takes every kind in one graph: an image with a weight per pixel over a blur of the
+# frame (255: the image, 0: the blur; a colour is a flat image). Live runs on GPUs use it,
+# where the blur costs nothing and each graph is an engine to build and hold.
+Background = Literal["image", "color", "blur", "mix"]
 Temporal = Literal["off", "ema", "adaptive"]
 TEMPORALS = ("off", "ema", "adaptive")
 Foreground = Literal["frame", "estimate"]
@@ -103,11 +106,14 @@ class GraphSpec:
         """The background input: one image per frame of the batch (a video background moves
         within a batch), as RGB or, for a planar graph, as I420 in the stream's matrix and
         range (converted once per image instead of every frame); one colour; or none for a
-        blur of the frame."""
-        if self.background == "image":
+        blur of the frame. "mix" adds its weight: RGBA, or the I420 planes then a full-size
+        weight plane."""
+        if self.background in ("image", "mix"):
+            weight = self.background == "mix"
             if self.planar:
-                return frame_shape("i420", self.batch, self.height, self.width)
-            return (self.batch, self.height, self.width, 3)
+                b, rows, w = frame_shape("i420", self.batch, self.height, self.width)
+                return (b, rows + self.height * weight, w)
+            return (self.batch, self.height, self.width, 3 + weight)
         return (1, 3) if self.background == "color" else None
 
     @property

@@ -86,13 +86,15 @@ def test_inner_uint8_is_refused(tmp_path):
     assert check_tensorrt_ops(path).problems == ["UINT8 intermediate tensor mid"]
 
 
-@pytest.mark.parametrize("background", ["blur", "image"])
-def test_plane_graph_passes_the_tensorrt_op_check(seed32_ckpt, tmp_path, background):
-    """The frame graph that composites on the YUV planes is what CPUs run and what a GPU runs
-    with --foreground frame: it must parse in TensorRT too."""
+@pytest.mark.parametrize("background", ["blur", "image", "mix"])
+@pytest.mark.parametrize("foreground", ["frame", "estimate"])
+def test_frame_graphs_pass_the_tensorrt_op_check(seed32_ckpt, tmp_path, background, foreground):
+    """The frame graph that composites on the YUV planes (what CPUs run, and a GPU with
+    --foreground frame), and the one in RGB that estimates the foreground (a GPU's default),
+    with each background input, the mix of them all included: all must parse in TensorRT."""
     from p3m_live.backends.onnxruntime_backend import export_frame_graph
     from p3m_live.graph import GraphSpec
 
-    spec = GraphSpec(64, 96, "i420", "nv12", model_short_side=32, background=background, foreground="frame")
+    spec = GraphSpec(64, 96, "i420", "nv12", model_short_side=32, background=background, foreground=foreground)
     report = require_tensorrt_ops(export_frame_graph(spec, seed32_ckpt, tmp_path / "planes.onnx"))
     assert report.ok and "AveragePool" in report.ops and "Resize" in report.ops

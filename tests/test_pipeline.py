@@ -237,3 +237,35 @@ def test_matting_moves_a_video_background_by_the_frames_times(clip, seed32_ckpt,
         run_offline(src, m, [Recorder()])
         assert m._feeds[0]._current[0] == pytest.approx(0.2)
         m.close()
+
+
+def test_a_mix_matting_runs_every_background_on_one_graph(clip, seed32_ckpt, tmp_path):
+    """Live on a GPU: blur, a colour and an image on one "mix" graph (two blur strengths need
+    two), switched with the temporal state kept in the one backend, each composite what
+    the background's own graph gives."""
+    import cv2
+
+    image = tmp_path / "bg.png"
+    cv2.imwrite(str(image), np.random.default_rng(2).integers(0, 256, (32, 48, 3), dtype=np.uint8))
+    choices = [parse_background(b) for b in ("blur:8", "green", str(image))]
+    with open_source(str(clip)) as src:
+        frames = [f for f in src.items() if isinstance(f, Frame)][:3]
+        opener = _opener(seed32_ckpt, src.layout, 32)
+        opened = []
+        mix = Matting(src.layout, choices, lambda c, b: opened.append(c) or opener(c, b), mix=True)
+        assert mix.open_all() == 1 and [c.kind for c in opened] == ["mix"] and opened[0].strength == 8
+        for i, choice in enumerate(choices):
+            own = Matting(src.layout, [choice], opener)
+            own.backend.reset(), mix.backend.reset()
+            for frame in frames:
+                (want, _), (got, _) = own.process([frame]), mix.process([frame])
+                assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, choice
+            own.close()
+            if i < len(choices) - 1:
+                backend = mix.backend
+                mix.next_background()
+                assert mix.backend is backend  # one graph: nothing to switch but its background
+        mix.close()
+        two = Matting(src.layout, [parse_background("blur:8"), parse_background("blur:24")], opener, mix=True)
+        assert two.open_all() == 2
+        two.close()

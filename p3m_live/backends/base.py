@@ -19,6 +19,8 @@ import numpy as np
 from ..errors import P3MError
 from ..spec import GraphSpec, frame_shape, rgb_to_planes
 
+_NOTHING = object()  # no background set yet (None is one: a mix graph's blur)
+
 
 class Backend(ABC):
     name: str = "backend"
@@ -26,7 +28,7 @@ class Backend(ABC):
     def __init__(self, spec: GraphSpec) -> None:
         self.spec = spec
         self._background: np.ndarray | None = None
-        self._background_given: object = None  # what set_background() got last, to skip repeats
+        self._background_given: object = _NOTHING  # what set_background() got last, to skip repeats
         self.reset()
 
     # -- state and inputs, shared by every backend
@@ -46,36 +48,51 @@ class Backend(ABC):
         self._state = value
         self._fresh_state = True
 
-    def set_background(self, background: np.ndarray | tuple[int, int, int]) -> None:
+    def set_background(self, background: np.ndarray | tuple[int, int, int] | None) -> None:
         """RGB uint8 image (H, W, 3) or (1|B, H, W, 3) for "image" (one image serves the whole
         batch), or for a planar graph also I420 planes (H*3/2, W) or (1|B, H*3/2, W) in the
-        stream's matrix and range; an (r, g, b) colour for "color"."""
+        stream's matrix and range; an (r, g, b) colour for "color". A "mix" graph takes any
+        of these, or None for the blur of the frame."""
         if background is self._background_given:
             return  # the same still image again: nothing to copy
         s = self.spec
-        bg = np.asarray(background, dtype=np.uint8)
+        if s.background == "blur":
+            raise P3MError("a blur background is computed from the frame; there is nothing to set")
         if s.background == "color":
+            bg = np.asarray(background, dtype=np.uint8)
             if bg.size != 3:
                 raise P3MError(f"a colour background needs 3 values (r, g, b), got shape {bg.shape}")
             bg = bg.reshape(1, 3)
-        elif s.background == "image":
-            planes = frame_shape("i420", 1, s.height, s.width)[1:]
-            if s.planar and bg.shape[-2:] == planes:  # already I420 (a feed made it ahead of time)
-                bg = bg.reshape(-1, *planes)
-            else:
-                if bg.ndim == 3:
-                    bg = bg[None]
-                if bg.shape[1:] != (s.height, s.width, 3):
-                    raise P3MError(f"background must be {s.width}x{s.height} RGB, got shape {bg.shape}")
-                if s.planar:  # the graph takes it as I420 (GraphSpec.background_shape)
-                    bg = rgb_to_planes(bg, s.matrix, s.full_range)
-            if bg.shape[0] not in (1, s.batch):
-                raise P3MError(f"background must be one image or {s.batch}, got {bg.shape[0]}")
-            bg = np.broadcast_to(bg, (s.batch, *bg.shape[1:]))
         else:
-            raise P3MError("a blur background is computed from the frame; there is nothing to set")
+            bg = self._image(background)
         self._background = np.array(bg, dtype=np.uint8, order="C")  # a writable copy (broadcasts are views)
         self._background_given = background
+
+    def _image(self, background: np.ndarray | tuple[int, int, int] | None) -> np.ndarray:
+        """The "image" or "mix" input for ``background``, one per frame of the batch; for
+        "mix" with its weight: 255 for an image or a colour (a flat image), 0 for None (blur)."""
+        s = self.spec
+        blur = background is None
+        if s.background == "mix" and (blur or np.size(background) == 3):
+            colour = np.asarray((0, 0, 0) if blur else background, np.uint8)
+            background = np.broadcast_to(colour, (s.height, s.width, 3))
+        bg = np.asarray(background, dtype=np.uint8)
+        planes = frame_shape("i420", 1, s.height, s.width)[1:]
+        if s.planar and bg.shape[-2:] == planes:  # already I420 (a feed made it ahead of time)
+            bg = bg.reshape(-1, *planes)
+        else:
+            if bg.ndim == 3:
+                bg = bg[None]
+            if bg.shape[1:] != (s.height, s.width, 3):
+                raise P3MError(f"background must be {s.width}x{s.height} RGB, got shape {bg.shape}")
+            if s.planar:  # the graph takes it as I420 (GraphSpec.background_shape)
+                bg = rgb_to_planes(bg, s.matrix, s.full_range)
+        if bg.shape[0] not in (1, s.batch):
+            raise P3MError(f"background must be one image or {s.batch}, got {bg.shape[0]}")
+        if s.background == "mix":  # the weight: a plane after the I420 planes, or RGBA's A
+            shape = (bg.shape[0], s.height, s.width) if s.planar else (*bg.shape[:3], 1)
+            bg = np.concatenate([bg, np.full(shape, 0 if blur else 255, np.uint8)], axis=1 if s.planar else 3)
+        return np.broadcast_to(bg, (s.batch, *bg.shape[1:]))
 
     def _check_frame(self, frame: np.ndarray) -> np.ndarray:
         s = self.spec

@@ -43,7 +43,7 @@ HELP = "an image, a video, a colour (#RRGGBB or a name), blur[:strength] or none
 class BackgroundChoice:
     """What ``--background`` asked for."""
 
-    kind: str  # "image" | "video" | "color" | "blur" | "none"
+    kind: str  # "image" | "video" | "color" | "blur" | "none"; or "mix", the graph of them all
     path: Path | None = None
     color: tuple[int, int, int] = (0, 0, 0)
     strength: int = 16
@@ -51,7 +51,8 @@ class BackgroundChoice:
     @property
     def graph_kind(self) -> Background:
         """The frame graph's background input for this choice (none composites over black)."""
-        return {"image": "image", "video": "image", "color": "color", "none": "color", "blur": "blur"}[self.kind]
+        kinds = {"image": "image", "video": "image", "color": "color", "none": "color", "blur": "blur", "mix": "mix"}
+        return kinds[self.kind]  # type: ignore[return-value]
 
     def __str__(self) -> str:
         if self.path is not None:

@@ -237,3 +237,44 @@ def test_light_wrap_exports(seed32_ckpt):
             be.set_background((250, 240, 10))
             outs.append(be.process(frame)[0])
     assert np.abs(outs[0].astype(int) - outs[1]).mean() < 1.0
+
+
+@pytest.mark.parametrize("planar", [True, False])  # composited on the YUV planes, or in RGB
+def test_one_mix_graph_gives_what_each_kind_of_graph_gives(seed32_ckpt, clip, planar):
+    """The mix graph a live run on a GPU uses for every background: with an image, a colour
+    or no background (the blur), its composite is the image, colour or blur graph's."""
+    frames, image = clip
+    spec = SPEC.with_(temporal="off", foreground="frame" if planar else "estimate")
+    with open_backend("torch", spec.with_(background="mix"), seed32_ckpt) as mix:
+        assert mix.graph.planar == planar
+        for kind, value in (("image", image), ("color", (0, 177, 64)), ("blur", None)):
+            with open_backend("torch", spec.with_(background=kind), seed32_ckpt) as own:
+                if value is not None:
+                    own.set_background(value)
+                mix.set_background(value)
+                want, got = own.process(frames[0]), mix.process(frames[0])
+            for theirs, ours in zip(want, got):
+                assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1, kind
+
+
+def test_a_mix_graph_takes_its_background_in_every_form(seed32_ckpt):
+    """I420 planes made ahead of time (a feed for a planar graph), RGB, a colour, or None; the
+    same object again is not copied again, and None after an image is a change."""
+    spec = GraphSpec(64, 96, "i420", "i420", model_short_side=32, background="mix", foreground="frame", batch=2)
+    with open_backend("torch", spec, seed32_ckpt) as be:
+        rgb = np.random.default_rng(4).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+        be.set_background(rgb)
+        assert be._background.shape == spec.background_shape == (2, 96 + 64, 96)
+        assert (be._background[:, 96:] == 255).all() and np.array_equal(
+            be._background[0, :96], rgb_to_planes(rgb[None])[0]
+        )
+        kept = be._background
+        be.set_background(rgb)
+        assert be._background is kept  # the same picture: not copied again
+        be.set_background(rgb_to_planes(rgb[None])[0])
+        assert np.array_equal(be._background, kept)
+        be.set_background(None)
+        assert (be._background[:, 96:] == 0).all()  # the blur
+        be.set_background((255, 0, 0))
+        red = rgb_to_planes(np.full((1, 64, 96, 3), (255, 0, 0), np.uint8))[0]
+        assert np.array_equal(be._background[1, :96], red) and (be._background[:, 96:] == 255).all()
