@@ -2,11 +2,13 @@
 """Time the whole frame graph per backend, side by side in one run, and print a table.
 
     python tools/bench_graph.py --weights W.pth --size 640x360 --size 1280x720
+    python tools/bench_graph.py --backend torch --foreground frame --model-size 128 \
+        --background color --background blur --background mix     # what each background costs
 
 Without --weights a random checkpoint in the official format is made with
 ../shared/p3m_reference/make_checkpoint.py (speed does not depend on the values).
-The ratio column compares each backend with the first one in the same run, since
-shared machines are noisy.
+The ratio column compares each row with the first one of its frame size, in the same
+run, since shared machines are noisy.
 """
 
 from __future__ import annotations
@@ -39,32 +41,43 @@ def main() -> int:
     ap.add_argument("--backend", action="append", help="torch, onnxruntime (default: both)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--background", action="append", choices=["image", "color", "blur", "mix"],
+                    help="background input (repeat to compare; default image)")  # fmt: skip
+    ap.add_argument("--foreground", choices=["estimate", "frame"], default="estimate",
+                    help="frame: the CPU default, which composites on the YUV planes")  # fmt: skip
     args = ap.parse_args()
     sizes = args.size or [(640, 360)]
     names = args.backend or ["torch", "onnxruntime"]
+    kinds = args.background or ["image"]
+    values = {"image": np.zeros((1, 1, 3), np.uint8), "color": (0, 177, 64), "blur": None, "mix": (0, 177, 64)}
     with tempfile.TemporaryDirectory() as tmp:
         weights = args.weights or (None if args.model == "fast" else random_weights(Path(tmp), seed=1))
         print(
             f"# frame graph, {platform.processor() or platform.machine()}, device {args.device}, "
             f"{'fast model' if args.model == 'fast' else f'model short side {args.model_size}'}, "
-            "I420 in/out, guided upsampling, EMA, image background"
+            f"I420 in/out, guided upsampling, adaptive filter, foreground {args.foreground}"
         )
-        print(f"| frame | model | backend | p50 ms | p95 ms | fps | vs {names[0]} |")
-        print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+        print("| frame | model | backend | background | p50 ms | p95 ms | fps | vs first |")
+        print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: |")
         for w, h in sizes:
-            spec = GraphSpec(h, w, "i420", "i420", model_short_side=args.model_size, model=args.model)
             path = resolve_model_weights(args.model, weights, h, w) if args.model == "fast" else weights
             frame = np.random.default_rng(0).integers(0, 256, frame_shape("i420", 1, h, w), dtype=np.uint8)
             base = None
             for name in names:
-                with open_backend(name, spec, path, device=args.device) as be:
-                    be.set_background(np.zeros((h, w, 3), np.uint8))
-                    t = time_calls(lambda be=be, frame=frame: be.process(frame), args.iters)
-                base = base or t.p50
-                mh, mw = spec.model_hw
-                print(
-                    f"| {w}x{h} | {mw}x{mh} | {name} | {t.p50:.1f} | {t.p95:.1f} | {t.fps:.2f} | {t.p50 / base:.2f} |"
-                )
+                for kind in kinds:
+                    spec = GraphSpec(h, w, "i420", "i420", model_short_side=args.model_size, model=args.model,
+                                     background=kind, foreground=args.foreground)  # fmt: skip
+                    with open_backend(name, spec, path, device=args.device) as be:
+                        value = values[kind]
+                        if value is not None:
+                            be.set_background(np.broadcast_to(value, (h, w, 3)) if kind == "image" else value)
+                        t = time_calls(lambda be=be, frame=frame: be.process(frame), args.iters)
+                    base = base or t.p50
+                    mh, mw = spec.model_hw
+                    print(
+                        f"| {w}x{h} | {mw}x{mh} | {name} | {kind} | {t.p50:.1f} | {t.p95:.1f} | {t.fps:.2f} "
+                        f"| {t.p50 / base:.2f} |"
+                    )
     return 0
 
 
