@@ -177,15 +177,20 @@ def test_prepare_then_run_offline_on_the_tensorrt_backend(trt_double, seed32_ckp
     assert probe(out)["audio"] == probe(clip)["audio"]
 
 
-def test_live_run_builds_every_background_engine_before_output(trt_double, seed32_ckpt, tmp_path, capsys):
-    """Live on the TensorRT backend: the blur and colour engines are built before the output
-    starts, and matting runs on the live worker thread (the context pushed there)."""
+def test_live_run_builds_its_one_engine_before_output(trt_double, seed32_ckpt, tmp_path, capsys):
+    """Live on the TensorRT backend: one engine, the mix graph, serves the blur and the green
+    that b switches between; it is built before the output starts, and matting runs on the
+    live worker thread (the context pushed there)."""
+    import json
+
     engines, out = tmp_path / "engines", tmp_path / "live.mp4"
     argv = ["testsrc2=size=64x48:rate=30", "--format", "lavfi", "--live", "-o", str(out), "--duration", "1.5"]
     argv += ["--weights", str(seed32_ckpt), "--model-size", "32", "--backend", "tensorrt", "--device", "cuda"]
     assert main([*argv, "--engine-dir", str(engines)]) == 0
     err = capsys.readouterr().err
-    assert err.count("building the TensorRT engine") == 2 and len(list(engines.glob("*.plan"))) == 2
+    assert err.count("building the TensorRT engine") == 1 and len(list(engines.glob("*.plan"))) == 1
+    (sidecar,) = engines.glob("*.json")
+    assert json.loads(sidecar.read_text())["background"] == "mix"
     assert "matting failed" not in err  # a failing backend would still give frames: privacy frames
     assert len(probe(out)["times"]) >= 3
 
