@@ -244,6 +244,7 @@ def run_live(
     interval = 1.0 / float(source.rate) if source.rate else 1 / 30
     deadline = deadline if deadline is not None else max(0.25, 4 * interval)
     current = [source]  # the source being read (a reconnect replaces it)
+    retired: list[Source] = []  # sources replaced, with sound: closed at the end
     lost = threading.Event()  # the source is gone and being reopened
     last_input = [time.monotonic()]  # when the source last gave a frame
     silence = max(SILENCE, 10 * interval)
@@ -282,16 +283,25 @@ def run_live(
         """A new source like the lost one, once one opens; None if the run stops first."""
         log.warning("%s: privacy frames until it is back; reopening every %g s", why, reconnect_every)
         lost.set()
-        current[0].close()
+        if current[0].audio_streams:  # its packets may still be on their way (see the end)
+            retired.append(current[0])
+        else:
+            current[0].close()  # (a camera: closed, so that it can be opened again)
         while not stop.wait(reconnect_every):
             try:
                 src = reopen()
             except (P3MError, OSError):
                 continue
-            if src.layout != matting.layout:
-                src.close()
-                raise P3MError(f"the source came back as {src.layout.width}x{src.layout.height} {src.layout.fmt}, "
-                               f"not as before; restart p3m-live")  # fmt: skip
+            came = src.layout
+            if came != matting.layout:
+                why = src.adopt(matting.layout)
+                if why is not None:
+                    src.close()
+                    raise P3MError(f"the source came back as {came.width}x{came.height} {came.fmt}, not as before, "
+                                   f"and {why}; restart p3m-live")  # fmt: skip
+                run = matting.layout
+                log.warning("the source came back as %dx%d %s: scaled to %dx%d %s, as before",
+                            came.width, came.height, came.fmt, run.width, run.height, run.fmt)  # fmt: skip
             log.warning("the source is back")
             worker.reset.set()
             last_input[0] = time.monotonic()  # (not "quiet" while its first frame is on the way)
@@ -407,6 +417,12 @@ def run_live(
         worker.stop.set()
         reader.join(timeout=2.0)
         worker.join(timeout=2.0)
+        # Sources are closed only once the outputs have written their sound: an audio packet
+        # reads its stream, which closing the source frees.
+        for sink in sinks:
+            sink.drain()
+        for src in retired:
+            src.close()
         if not reader.is_alive() and not worker.is_alive():
             current[0].close()
     if errors:
@@ -431,4 +447,4 @@ def _sound_of(src: Source) -> list[tuple]:
     """What a source's audio streams are, to tell whether a reopened one's sound can go on
     in the outputs' tracks."""
     return [(a.index, a.codec_context.name, a.codec_context.sample_rate, a.codec_context.channels)
-            for a in getattr(src, "audio_streams", [])]  # fmt: skip
+            for a in src.audio_streams]  # fmt: skip

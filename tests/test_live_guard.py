@@ -175,8 +175,35 @@ def test_a_source_that_comes_back_different_stops_the_run():
     def reopen() -> AVSource:
         return AVSource("testsrc2=size=128x64:rate=30,realtime", format="lavfi", live=True)
 
-    with pytest.raises(P3MError, match="came back as 128x64"):
+    with pytest.raises(P3MError, match="came back as 128x64 i420, not as before, and its frames have another shape"):
         run_live(src, matting, [Recorder()], duration=3.0, status_interval=1e9, reopen=reopen, reconnect_every=0.2)
+
+
+def test_a_stream_that_comes_back_at_another_size_of_its_shape_is_scaled(caplog):
+    """A stream reopened at twice the size (a sender that changed its output size): its
+    frames are scaled to the run's, and the composites come back."""
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    src = AVSource("testsrc2=size=96x64:rate=30:duration=0.4,realtime", format="lavfi", live=True)
+    matting = Matting(
+        src.layout, [parse_background("#0000ff")], lambda c, b: FlakyBackend(graph_spec(src.layout, c, b), "", range(0))
+    )
+    sizes = []
+
+    class Sizes(Recorder):
+        def write(self, frame, composite, alpha):
+            super().write(frame, composite, alpha)
+            if frame.data is not None:
+                sizes.append(frame.data.shape)
+
+    def reopen() -> AVSource:
+        return AVSource("testsrc2=size=192x128:rate=30,realtime", format="lavfi", live=True)
+
+    rec = Sizes()
+    run_live(src, matting, [rec], duration=2.0, status_interval=1e9, reopen=reopen, reconnect_every=0.2)
+    kinds = _kinds(rec.composites)
+    assert "other" not in kinds and kinds[-1] == "green" and kinds.count("green") > 20  # (15 before the loss)
+    assert set(sizes) == {(96, 96)}  # every frame as the run's 96x64 I420
+    assert "came back as 192x128 i420: scaled to 96x64 i420, as before" in caplog.text
 
 
 class StallingCamera(Source):

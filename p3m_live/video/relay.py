@@ -57,6 +57,7 @@ class Relay(Sink):
         self._frames = 0  # frames in _items
         self._cond = threading.Condition()
         self._closing = False
+        self._busy = False  # writing an item taken from _items
         self._next_try = 0.0
         self._thread = threading.Thread(target=self._run, name=f"p3m-output {name}", daemon=True)
         self._thread.start()
@@ -87,13 +88,25 @@ class Relay(Sink):
     def _next(self) -> tuple[Frame, np.ndarray, np.ndarray] | av.Packet | None:
         """The next item to write, waiting for one; None once closing and all are written."""
         with self._cond:
+            self._busy = False
+            self._cond.notify_all()  # (drain waits for this)
             while not self._items and not self._closing:
                 self._cond.wait()
             if not self._items:
                 return None
             item = self._items.popleft()
             self._frames -= isinstance(item, tuple)
+            self._busy = True
             return item
+
+    def drain(self) -> None:
+        """Wait until everything given is written (or the thread has stopped), at most
+        ``CLOSE_WAIT`` s: the run closes its source after this, and a queued audio packet
+        still reads the source's stream."""
+        end = time.monotonic() + CLOSE_WAIT
+        with self._cond:
+            while (self._items or self._busy) and self._thread.is_alive() and time.monotonic() < end:
+                self._cond.wait(0.1)
 
     def _run(self) -> None:
         while (item := self._next()) is not None:

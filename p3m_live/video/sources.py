@@ -85,6 +85,11 @@ class Source:
     def items(self) -> Iterator[Item]:
         raise NotImplementedError
 
+    def adopt(self, layout: Layout) -> str | None:
+        """Give frames in ``layout`` from now on (a stream reopened at another size: the run's
+        graph and outputs are fixed), or say why that cannot be done."""
+        return "its frames cannot be converted"
+
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release the file, device or connection."""
 
@@ -390,6 +395,20 @@ class AVSource(Source):
         for f in [] if video_done else self._flushed():
             if self._when(f.pts, f.time_base) == 0:
                 yield self._frame(f)
+
+    def adopt(self, layout: Layout) -> str | None:
+        """Frames are converted to ``layout`` as they are decoded (scaled, and to its pixel
+        format), where only the size or format differs: not another shape or turn, which
+        scaling would distort, nor another YUV matrix or range."""
+        own = self.layout
+        if own.rotation != layout.rotation:
+            return f"it is turned {own.rotation} degrees, not {layout.rotation}"
+        if abs(own.width * layout.height - layout.width * own.height) > 0.01 * own.height * layout.width:
+            return "its frames have another shape"
+        if (own.matrix, own.full_range) != (layout.matrix, layout.full_range):
+            return "its colours are in another YUV matrix or range"
+        self.layout = layout
+        return None
 
     def close(self) -> None:
         container = getattr(self, "container", None)

@@ -162,6 +162,8 @@ def test_an_output_that_falls_behind_loses_its_oldest_frames_not_the_callers_tim
         if i % 3 == 0:
             relay.write_packet(sound[i // 3])
     written = time.monotonic() - t0
+    relay.drain()  # (the run closes its source after this: every packet must be written by then)
+    assert len(slow.packets) == len(sound) and slow.closed is None
     relay.close()
     indices = [k for k, _ in slow.frames]
     assert written < 0.3 and slow.closed is False  # 30 writes at once: none waited for the 50 ms sink
