@@ -1,7 +1,12 @@
-"""Real media for the tests, made with PyAV: moving shapes, a tone, variable frame rates, rotation."""
+"""Real media for the tests, made with PyAV: moving shapes, a tone, variable frame rates, rotation;
+and a real TCP server that takes a stream."""
 
 from __future__ import annotations
 
+import socket
+import struct
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -275,3 +280,53 @@ def with_chapters(video: Path, titles: list[str], seconds: float, path: Path) ->
                 p.stream = streams[p.stream.index]
                 out.mux(p)
     return path
+
+
+class Receiver:
+    """A real TCP server on loopback taking ``-o tcp://...`` (MPEG-TS): it keeps what each
+    connection sent. ``drop()`` resets the open connection and stops listening (a server
+    restart); ``listen()`` takes connections again on the same port."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.connections: list[bytearray] = []
+        self._conn: socket.socket | None = None
+        self.listen()
+
+    def listen(self) -> None:
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", self.port))
+        self.port = self._server.getsockname()[1]
+        self._server.listen(1)
+        self._thread = threading.Thread(target=self._serve, args=(self._server,), daemon=True)
+        self._thread.start()
+
+    def _serve(self, server: socket.socket) -> None:
+        try:
+            conn, _ = server.accept()
+        except OSError:  # closed by drop() before a connection came
+            return
+        self._conn, data = conn, bytearray()
+        self.connections.append(data)
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            data.extend(chunk)
+
+    def drop(self) -> None:
+        self._server.close()
+        if self._conn is not None:  # a reset (linger 0): the sender's next write fails
+            self._conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self._conn.shutdown(socket.SHUT_RD)  # (wakes the reading thread; sends nothing)
+            self._conn.close()
+        self._thread.join(5)
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> None:
+        end = time.monotonic() + timeout
+        while (len(self.connections) < n or len(self.connections[n - 1]) < 2000) and time.monotonic() < end:
+            time.sleep(0.01)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import time
 from fractions import Fraction
 
 import av
@@ -722,3 +724,33 @@ def test_a_live_stream_that_ends_keeps_the_output_going(run, tmp_path, capsys):
     # The source gave 15 frames; the rest are privacy frames (how many depends on how long the
     # first matte takes: none go out while the backend warms up, 0.5 s in a fresh process).
     assert len(probe(out)["times"]) > 20
+
+
+def test_a_live_stream_whose_server_restarts_goes_on(run, tmp_path, capsys):
+    """Through the command line: a camera-like source (lavfi, in real time) sent to
+    -o tcp://... whose server resets the connection and is gone for half a second. The run
+    goes on to its end with exit 0, reconnects, and the new connection gets a stream that
+    decodes, starting on a keyframe."""
+    import threading
+
+    from tests.media import Receiver
+
+    rx = Receiver()
+
+    def restart() -> None:
+        rx.wait_for(1, timeout=60)  # (the run starts slowly: the model loads first)
+        rx.drop()
+        time.sleep(0.5)
+        rx.listen()
+
+    server = threading.Thread(target=restart)
+    server.start()
+    source = ["testsrc2=size=96x64:rate=25,realtime", "--format", "lavfi", "--live", "--duration", "5"]
+    assert run(*source, "-o", f"tcp://127.0.0.1:{rx.port}", "--model", "p3m", "--backend", "torch") == 0
+    server.join()
+    err = capsys.readouterr().err
+    assert "the run goes on, and it is reopened every 2 s" in err and "sending again" in err
+    assert len(rx.connections) == 2
+    with av.open(io.BytesIO(bytes(rx.connections[1])), format="mpegts") as c:
+        packets = [p for p in c.demux(video=0) if p.size]
+    assert len(packets) >= 5 and packets[0].is_keyframe

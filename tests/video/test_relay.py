@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 import logging
-import socket
-import struct
-import threading
 import time
 from fractions import Fraction
 
@@ -21,7 +18,7 @@ from p3m_live.video.frames import Frame, Layout
 from p3m_live.video.relay import Relay
 from p3m_live.video.sinks import FileSink, Sink
 from p3m_live.video.targets import stream_target
-from tests.media import shapes_frame
+from tests.media import Receiver, shapes_frame
 
 LAYOUT = Layout(64, 48, "rgb", True, "bt601")
 TB = Fraction(1, 50)
@@ -30,56 +27,6 @@ TB = Fraction(1, 50)
 def _frame(i: int) -> tuple[Frame, np.ndarray, np.ndarray]:
     rgb = shapes_frame(i, 64, 48)
     return Frame(rgb, "rgb", i, TB, i), cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), np.zeros((48, 64), np.uint8)
-
-
-class Receiver:
-    """A real TCP server on loopback taking ``-o tcp://...`` (MPEG-TS): it keeps what each
-    connection sent. ``drop()`` resets the open connection and stops listening (a server
-    restart); ``listen()`` takes connections again on the same port."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self.connections: list[bytearray] = []
-        self._conn: socket.socket | None = None
-        self.listen()
-
-    def listen(self) -> None:
-        self._server = socket.socket()
-        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._server.bind(("127.0.0.1", self.port))
-        self.port = self._server.getsockname()[1]
-        self._server.listen(1)
-        self._thread = threading.Thread(target=self._serve, args=(self._server,), daemon=True)
-        self._thread.start()
-
-    def _serve(self, server: socket.socket) -> None:
-        try:
-            conn, _ = server.accept()
-        except OSError:  # closed by drop() before a connection came
-            return
-        self._conn, data = conn, bytearray()
-        self.connections.append(data)
-        while True:
-            try:
-                chunk = conn.recv(65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            data.extend(chunk)
-
-    def drop(self) -> None:
-        self._server.close()
-        if self._conn is not None:  # a reset (linger 0): the sender's next write fails
-            self._conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self._conn.shutdown(socket.SHUT_RD)  # (wakes the reading thread; sends nothing)
-            self._conn.close()
-        self._thread.join(5)
-
-    def wait_for(self, n: int, timeout: float = 10.0) -> None:
-        end = time.monotonic() + timeout
-        while (len(self.connections) < n or len(self.connections[n - 1]) < 2000) and time.monotonic() < end:
-            time.sleep(0.01)
 
 
 def _video_pts(data: bytes) -> list[tuple[int, bool]]:
