@@ -143,31 +143,27 @@ def check_size(w: int, h: int, weights: Path, device: str, row: dict, calls: int
 
     part("throughput", throughput)
 
-    def planes():
-        """The frame's own colours instead of the estimate: the graph composites on the YUV
-        planes (the CPU default), to see what that saves on a GPU."""
-        with TorchBackend(spec.with_(foreground="frame"), weights, device=device) as pl:
-            if not pl.graph.planar:
-                raise AssertionError("a frame-colours I420 graph should work on the planes")
-            pl.set_background(GREEN)
-            t = time_calls(lambda: pl.process(frames[0]), calls, warmup=min(10, calls))
-            row["planes_end_to_end_ms_p50"] = t.p50
+    def variant(name: str, variant_spec: GraphSpec, check=None) -> None:
+        """Batch 1 with copies and the replay alone, for another graph over the same colour."""
+        with TorchBackend(variant_spec, weights, device=device) as b:
+            if check is not None:
+                check(b)
+            b.set_background(GREEN)
+            t = time_calls(lambda: b.process(frames[0]), calls, warmup=min(10, calls))
+            row[f"{name}_end_to_end_ms_p50"] = t.p50
             if device.startswith("cuda"):
-                row["planes_replay_ms_p50"] = replay_time(pl, 2 * calls).p50
+                row[f"{name}_replay_ms_p50"] = replay_time(b, 2 * calls).p50
 
-    part("planes", planes)
+    def on_planes(b: TorchBackend) -> None:
+        if not b.graph.planar:
+            raise AssertionError("a frame-colours I420 graph should work on the planes")
 
-    def mix():
-        """What a live run on a GPU runs: one graph for every background (the image weighted
-        over a blur of the frame; a colour is a flat image), over the same colour."""
-        with TorchBackend(spec.with_(background="mix"), weights, device=device) as mx:
-            mx.set_background(GREEN)
-            t = time_calls(lambda: mx.process(frames[0]), calls, warmup=min(10, calls))
-            row["mix_end_to_end_ms_p50"] = t.p50
-            if device.startswith("cuda"):
-                row["mix_replay_ms_p50"] = replay_time(mx, 2 * calls).p50
-
-    part("mix", mix)
+    # The frame's own colours instead of the estimate: the graph composites on the YUV planes
+    # (the CPU default), to see what that saves on a GPU.
+    part("planes", lambda: variant("planes", spec.with_(foreground="frame"), on_planes))
+    # What a live run on a GPU runs: one graph for every background (the image weighted over a
+    # blur of the frame; a colour is a flat image).
+    part("mix", lambda: variant("mix", spec.with_(background="mix")))
 
 
 def table(results: dict) -> str:
