@@ -26,9 +26,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+import av
 import numpy as np
 
-from .errors import P3MError
+from .errors import P3MError, reason
 from .graph import frame_shape
 from .live_clock import LiveClock
 from .pipeline import Matting
@@ -37,7 +38,7 @@ from .stats import Latencies, RateMeter
 from .video.frames import Frame
 from .video.preview import PreviewWindow
 from .video.sinks import Sink
-from .video.sources import Source
+from .video.sources import SoundSource, Source
 
 log = logging.getLogger("p3m_live")
 
@@ -224,6 +225,7 @@ def run_live(
     deadline: float | None = None,
     reopen: Callable[[], Source] | None = None,
     reconnect_every: float = RECONNECT_EVERY,
+    microphone: SoundSource | None = None,
 ) -> LiveSummary:
     """Run until the source ends, ``duration`` seconds pass, q is pressed or Ctrl-C.
 
@@ -236,7 +238,9 @@ def run_live(
     privacy frames after ``SILENCE`` seconds too, until it sends again (or, a camera, gives
     up after ``sources.STALL`` seconds and is reopened). Closes the
     source once its reader thread has stopped (a reader stuck in a dead network read
-    is left to die with the process rather than closed under it)."""
+    is left to die with the process rather than closed under it). ``microphone``: the
+    outputs' sound, read on a thread of its own, instead of the source's (the caller
+    closes it, after the outputs)."""
     box = Mailbox()
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -257,7 +261,7 @@ def run_live(
     def read(src: Source) -> None:
         start: tuple[float, float] | None = None  # (wall clock, media time) of the first frame
         clock.connected()
-        with_sound = src is source or _sound_of(src) == sound_of_first
+        with_sound = microphone is None and (src is source or _sound_of(src) == sound_of_first)
         if not with_sound and sound_of_first:
             log.warning("the source came back with other sound; the outputs go on without it")
         for item in src.items():
@@ -330,7 +334,21 @@ def run_live(
         finally:
             box.close()
 
+    def listen() -> None:
+        """The microphone's packets, on the run's clock from its first one (its own timeline)."""
+        assert microphone is not None
+        mic_clock = LiveClock(clock.time_base, clock.t0)
+        try:
+            for packet in microphone.packets():
+                if stop.is_set():
+                    return
+                with contextlib.suppress(queue.Full):
+                    sound.put_nowait(mic_clock.packet(packet))
+        except (av.error.FFmpegError, OSError) as e:  # (not the end of the call: of its sound)
+            log.warning("%s stopped (%s); the outputs go on without sound", microphone.name, reason(e))
+
     reader = threading.Thread(target=capture, name="p3m-capture", daemon=True)
+    mic = threading.Thread(target=listen, name="p3m-microphone", daemon=True) if microphone else None
     worker = Worker(box, matting)
     guard = Guard(matting)
     latency = Latencies()
@@ -340,6 +358,8 @@ def run_live(
     next_status = t0 + status_interval
     last_frame: Frame | None = None
     reader.start()
+    if mic is not None:
+        mic.start()
     worker.start()
     try:
         while worker.is_alive() or not worker.results.empty():
@@ -416,6 +436,8 @@ def run_live(
         stop.set()
         worker.stop.set()
         reader.join(timeout=2.0)
+        if mic is not None:
+            mic.join(timeout=2.0)
         worker.join(timeout=2.0)
         # Sources are closed only once the outputs have written their sound: an audio packet
         # reads its stream, which closing the source frees.

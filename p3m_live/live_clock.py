@@ -5,11 +5,13 @@ is reopened starts a new clock (often at zero again), and the privacy frames tha
 cover the gap have no timestamps at all. Left so, a recording squeezes the gap into
 a few ticks and runs the new connection's frames backwards, and the encoder can only
 clamp them. So the outputs are timed on the run's clock (seconds since the run
-started). Each connection's media times are moved onto it by one offset, fixed at
-its first timed frame or packet. Within a connection the source's own spacing is
-kept (no capture jitter), and its sound is moved by the same offset, so it stays in
-sync after a reconnect too. Privacy frames are timed by when they are shown, less
-the current latency, which is when a real frame shown then was captured.
+started). Each connection's media times are moved onto it by one offset: the
+smallest gap between a frame's or packet's arrival and its media time (see
+``_place``). Within a connection the source's own spacing is kept (no capture
+jitter), and its sound is moved by the same offset, so it stays in sync after a
+reconnect too. A microphone is a timeline of its own on the same clock. Privacy
+frames are timed by when they are shown, less the current latency, which is when a
+real frame shown then was captured.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ class LiveClock:
     """Times frames and packets of successive source connections on one run clock, in
     ``time_base`` (the outputs')."""
 
-    def __init__(self, time_base: Fraction) -> None:
+    def __init__(self, time_base: Fraction, t0: float | None = None) -> None:
+        """``t0``: the run's start (monotonic seconds), for a second timeline on the same
+        clock (a microphone); default now."""
         self.time_base = time_base
-        self.t0 = time.monotonic()
+        self.t0 = time.monotonic() if t0 is None else t0
         self._offset: float | None = None  # run time minus media time, for this connection
 
     def connected(self) -> None:
@@ -37,8 +41,14 @@ class LiveClock:
         self._offset = None
 
     def _place(self, media_time: float, wall: float) -> float:
-        if self._offset is None:
-            self._offset = (wall - self.t0) - media_time
+        """``media_time`` on the run clock: moved by the smallest gap yet between an item's
+        arrival (``wall``) and its media time. Items that waited in a buffer (a camera's
+        first frames, held while the model loaded) or came in a burst arrive late for their
+        time. The promptest one says where the connection's clock lies, so a burst is timed
+        as it arrives and the rest keep their own spacing after it."""
+        gap = (wall - self.t0) - media_time
+        if self._offset is None or gap < self._offset:
+            self._offset = gap
         return media_time + self._offset
 
     def frame(self, frame: Frame) -> None:

@@ -34,7 +34,16 @@ from .video.sinks import (
     check_output,
     is_image_sequence,
 )
-from .video.sources import LIVE_SCHEMES, PIPES, ImageSource, Source, open_source, open_webcam
+from .video.sources import (
+    LIVE_SCHEMES,
+    PIPES,
+    ImageSource,
+    SoundSource,
+    Source,
+    open_microphone,
+    open_source,
+    open_webcam,
+)
 from .video.targets import stdout_problem, stream_target
 
 log = logging.getLogger("p3m_live")
@@ -49,6 +58,15 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--camera-size", type=parse_size, metavar="WxH", help="camera capture size, e.g. 1280x720")
     src.add_argument("--camera-fps", type=float, metavar="FPS", help="camera capture rate")
     src.add_argument("--format", help="FFmpeg input format, e.g. lavfi, v4l2, dshow (like ffmpeg -f)")
+    src.add_argument(
+        "--audio",
+        nargs="?",
+        const="",
+        metavar="DEVICE",
+        help="live: record a microphone into -o (default: the system's; a camera has no sound), "
+        "or what --audio-format reads",
+    )
+    src.add_argument("--audio-format", metavar="FORMAT", help="FFmpeg input format of --audio, e.g. alsa, pulse, lavfi")
     src.add_argument("--fps", type=float, default=25.0, help="frame rate of image sequences (default 25)")
     src.add_argument("--start", type=float, default=0.0, metavar="S", help="start S seconds into the input (offline)")
     src.add_argument(
@@ -187,6 +205,11 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
             f"-o {args.output}: the composite is a video (.mp4, .mov, .mkv, .webm) or PNGs (-o NAME.png, "
             "-o NAME_%05d.png or a folder); pick one of those"
         )
+    if args.audio is not None and not (live and args.output):
+        raise P3MError(
+            "--audio records a microphone into a live run's -o (a file or a stream; the virtual camera "
+            "carries no sound); add -o, or --live"
+        )
     if live:
         if args.fg_out or args.alpha_out:
             raise P3MError("--alpha-out and --fg-out are for offline runs; drop --live or the outputs")
@@ -250,14 +273,19 @@ def open_run_source(args: argparse.Namespace, live: bool) -> Source:
     return open_source(args.input, format=args.format, live=live, rate=rate, **frames, **part)
 
 
-def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool) -> list[Sink]:
+def _sinks(
+    args: argparse.Namespace, source: Source, layout: Layout, live: bool, microphone: SoundSource | None = None
+) -> list[Sink]:
+    """The outputs asked for; their sound is the microphone's where there is one, else the
+    source's."""
     rate, tb = source.rate, source.time_base
+    audio = microphone.audio_streams if microphone is not None else source.audio_streams
     sinks: list[Sink] = []
     try:
         single = isinstance(source, ImageSource) and source.total_frames == 1  # a photo: NAME.png as named
         target = stream_target(args.output)
         if args.output and target is None and is_image_sequence(Path(args.output)):
-            sound = "; PNGs carry no sound, so the audio is left out" if source.audio_streams else ""
+            sound = "; PNGs carry no sound, so the audio is left out" if audio else ""
             log.info("output: the composite as PNG files (%s)%s", args.output, sound)
             if args.codec or args.crf is not None or args.preset:
                 log.warning("--codec, --crf and --preset are for video outputs; PNG files are lossless")
@@ -271,7 +299,7 @@ def _sinks(args: argparse.Namespace, source: Source, layout: Layout, live: bool)
                     layout,
                     rate=rate,
                     time_base=tb,
-                    audio_streams=source.audio_streams,
+                    audio_streams=audio,
                     subtitle_streams=source.subtitle_streams,
                     codec=args.codec,
                     crf=args.crf,
@@ -351,7 +379,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return open_backend(backend, spec, weights, device, engine_dir=args.engine_dir)
 
-    matting = sinks = None
+    matting = sinks = microphone = None
     live_started = False
     try:
         # Live on a GPU: one graph for every background (see Matting), not an engine for each.
@@ -362,7 +390,10 @@ def run(args: argparse.Namespace) -> int:
             if args.prepare:
                 log.info("prepared %d frame graph(s) on %s; run again without --prepare", graphs, backend)
                 return 0
-        sinks = _sinks(args, source, layout, live)
+        if args.audio is not None:
+            microphone = open_microphone(args.audio or None, args.audio_format)
+            log.info("sound: %s", microphone.name)
+        sinks = _sinks(args, source, layout, live, microphone)
         if live:
             from .live import run_live  # (brings OpenCV in for privacy frames: live runs only)
 
@@ -382,6 +413,7 @@ def run(args: argparse.Namespace) -> int:
                 duration=args.duration,
                 status_interval=1e9 if args.quiet else 1.0,
                 reopen=(lambda: open_run_source(args, live)) if reopenable else None,
+                microphone=microphone,
             )
             log.info("%s", summary.line())
         else:
@@ -415,6 +447,8 @@ def run(args: argparse.Namespace) -> int:
                         raise
                     # The error that ended the run is the one to report, not its echo here.
                     log.warning("an output could not be finished cleanly (%s)", e)
+            if microphone is not None:  # (after the outputs, which read its packets' stream)
+                microphone.close()
             if matting is not None:
                 matting.close()
             if not live_started:

@@ -25,11 +25,11 @@ def test_connections_go_end_to_end_with_their_own_spacing_and_sound():
     a = [_frame(5000.0 + i / 30, t0 + 0.1 + i / 30 + 0.004 * (i % 2)) for i in range(3)]  # (a camera's jitter)
     for f in a:
         clock.frame(f)
-    sound = av.Packet(b"\0" * 8)
-    sound.time_base, sound.pts, sound.dts = Fraction(1, 48000), 48000 * 5000, 48000 * 5000
+    sound = av.Packet(b"\0" * 8)  # arriving now, 0.1 s before the first frame, with a time to match
+    sound.time_base, sound.pts, sound.dts = Fraction(1, 48000), 48000 * 4999.9, 48000 * 4999.9
     clock.packet(sound)
     assert [f.time for f in a] == pytest.approx([0.1, 0.1 + 1 / 30, 0.1 + 2 / 30], abs=1e-4)  # spacing, no jitter
-    assert float(sound.pts * sound.time_base) == pytest.approx(a[0].time, abs=1e-4)  # moved as the frames
+    assert float(sound.pts * sound.time_base) == pytest.approx(a[0].time - 0.1, abs=0.01)  # moved as the frames
     clock.connected()  # reopened: the new connection's clock starts at zero
     b = [_frame(i / 30, t0 + 2.0 + i / 30) for i in range(2)]
     for f in b:
@@ -44,3 +44,19 @@ def test_a_privacy_frame_is_timed_one_latency_ago():
     clock = LiveClock(TB)
     shown = clock.shown(np.zeros((6, 4), np.uint8), 7, lag=0.2)
     assert shown.index == 7 and shown.time_base == TB and shown.time == pytest.approx(-0.2, abs=0.05)
+
+
+def test_frames_that_waited_in_a_buffer_are_timed_as_they_arrive_then_by_their_own_clock():
+    """A camera's first frames, held while the model loaded, come at once and late for their
+    times: they are timed as they arrive, and the frames after them by the camera's own
+    spacing from the promptest arrival, so nothing runs ahead of the sound."""
+    clock = LiveClock(TB)
+    t0 = clock.t0
+    held = [_frame(i / 30, t0 + 1.0 + 0.001 * i) for i in range(4)]  # 0 to 0.1 s, all at 1 s
+    steady = [_frame(4 / 30 + i / 30, t0 + 1.01 + (i + 1) / 30) for i in range(5)]  # then in real time
+    for f in [*held, *steady]:
+        clock.frame(f)
+    times = [f.time for f in [*held, *steady]]
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert held[-1].time == pytest.approx(1.003, abs=1e-3)  # as it came, not 0.9 s ahead of it
+    assert steady[-1].time == pytest.approx(1.01 + 5 / 30, abs=0.02)  # on its arrival, by the camera's spacing

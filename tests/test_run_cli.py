@@ -754,3 +754,33 @@ def test_a_live_stream_whose_server_restarts_goes_on(run, tmp_path, capsys):
     with av.open(io.BytesIO(bytes(rx.connections[1])), format="mpegts") as c:
         packets = [p for p in c.demux(video=0) if p.size]
     assert len(packets) >= 5 and packets[0].is_keyframe
+
+
+def test_a_live_run_records_a_microphone_in_step_with_the_picture(run, tmp_path):
+    """--audio puts a microphone's sound into a live run's -o (a camera has none). FFmpeg's
+    lavfi sine, in real time, stands in for the microphone (--audio-format reads anything):
+    the recording has the sound over the whole run, on the picture's clock."""
+    out = tmp_path / "call.mkv"
+    source = ["testsrc2=size=96x64:rate=25,realtime", "--format", "lavfi", "--live", "--duration", "3"]
+    mic = ["--audio", "sine=frequency=440:sample_rate=16000,arealtime", "--audio-format", "lavfi"]
+    assert run(*source, *mic, "-o", out, "--model", "p3m", "--backend", "torch") == 0
+    with av.open(str(out)) as c:
+        video = [f.time for f in c.decode(video=0)]
+    with av.open(str(out)) as c:
+        sound = [(float(p.pts * p.time_base), float(p.duration * p.time_base)) for p in c.demux(audio=0) if p.size]
+    heard = sum(d for _, d in sound)
+    assert 2.5 < heard < 3.5  # the whole run, not a burst of it
+    assert sound[0][0] < video[0] and video[-1] < sound[-1][0] + sound[-1][1] + 0.2  # the picture within the sound
+
+
+def test_microphone_errors_are_one_line(run, talk, tmp_path, capsys, monkeypatch):
+    """--audio is for a live run's -o; a microphone that cannot be opened (ALSA here has no
+    sound card at all: the real error) says how to name one."""
+    assert run(talk, "-o", tmp_path / "a.mp4", "--audio") == 2
+    assert "--audio records a microphone into a live run's -o" in capsys.readouterr().err
+    monkeypatch.delenv("ALSA_CONFIG_PATH", raising=False)
+    source = ["testsrc2=size=96x64:rate=25", "--format", "lavfi", "--live", "--duration", "1"]
+    assert run(*source, "--audio", "p3m-no-such-card", "--audio-format", "alsa", "-o", tmp_path / "b.mkv") == 2
+    err = capsys.readouterr().err
+    assert "the microphone p3m-no-such-card (alsa) cannot be opened" in err and "arecord -l" in err
+    assert not (tmp_path / "b.mkv").exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -53,6 +54,7 @@ AVFMT_NOTIMESTAMPS = 0x80  # FFmpeg's flag for formats without timestamps (raw .
 # before the start (packets before it are only demuxed), enough for any frame reordering.
 LEAD = 1.0
 SKIP_UNFLAGGED = 2000  # packets with no keyframe flag seen: the demuxer sets none, so decode them all
+ALSA_CONFIG = "/usr/share/alsa/alsa.conf"  # the system's ALSA configuration (where the cards are named)
 # Cameras are read without blocking (FFmpeg's AVFMT_FLAG_NONBLOCK, added to its defaults):
 # a camera with no frame ready says "try again" (EAGAIN), where a blocking read of one that
 # stalls (a USB hiccup, a driver that stops) would hang for good, out of reach of any timeout.
@@ -616,6 +618,64 @@ def open_webcam(
             raise P3MError(f"{e}; the cameras here are {', '.join(map(repr, names))}: pass --webcam N or a name") from e
         hint = "v4l2-ctl --list-devices" if fmt == "v4l2" else f"ffmpeg -f {fmt} -list_devices true -i dummy"
         raise P3MError(f"{e}; list the cameras with `{hint}` and pass --webcam N or a device") from e
+
+
+def microphone_url(device: str | None, system: str = sys.platform) -> tuple[str, str]:
+    """(url, demuxer) for ``--audio [DEVICE]``: ALSA on Linux (its default device, which
+    PulseAudio and PipeWire serve), AVFoundation on macOS (a number or a name), DirectShow
+    on Windows (by name only)."""
+    if system.startswith("linux"):
+        return device or "default", "alsa"
+    if system == "darwin":
+        device = device or "0"
+        return f":{device}", "avfoundation"
+    if system.startswith("win"):
+        if not device:
+            raise P3MError(
+                'name the microphone: --audio "Microphone (...)"; list them with '
+                "`ffmpeg -f dshow -list_devices true -i dummy`"
+            )
+        return (device if device.startswith("audio=") else f"audio={device}"), "dshow"
+    raise P3MError(f"microphones are not supported on {system}; give --audio-format and a device FFmpeg reads")
+
+
+class SoundSource:
+    """A microphone, or any sound FFmpeg reads, for a live run's file and stream outputs: a
+    camera has no sound of its own. Its packets are read on a thread of their own."""
+
+    def __init__(self, url: str, format: str, name: str) -> None:
+        self.name = name
+        try:
+            self.container = av.open(url, format=format, timeout=(10.0, 10.0))
+        except (av.error.FFmpegError, OSError) as e:
+            if format == "alsa":  # PyAV's wheels bundle an ALSA without plugins (PulseAudio, PipeWire)
+                hint = "name a card: --audio plughw:CARD,DEVICE from `arecord -l`"
+            else:
+                hint = "check --audio DEVICE"
+            raise P3MError(f"{name} cannot be opened ({reason(e)}); {hint}") from e
+        if not self.container.streams.audio:
+            self.close()
+            raise P3MError(f"{name} gives no sound; give --audio a microphone")
+        self.audio_streams = [self.container.streams.audio[0]]
+
+    def packets(self) -> Iterator[av.Packet]:
+        for packet in self.container.demux(self.audio_streams[0]):
+            if packet.dts is not None:  # (flush packets carry nothing)
+                yield packet
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+
+
+def open_microphone(device: str | None, format: str | None = None, system: str = sys.platform) -> SoundSource:
+    """``--audio [DEVICE]`` with ``--audio-format FORMAT`` (then DEVICE is what FFmpeg opens
+    with it, as ffmpeg -f FORMAT -i DEVICE), or the platform's microphone."""
+    url, fmt = (device or "default", format) if format else microphone_url(device, system)
+    if fmt == "alsa" and "ALSA_CONFIG_PATH" not in os.environ and Path(ALSA_CONFIG).is_file():
+        os.environ["ALSA_CONFIG_PATH"] = ALSA_CONFIG  # PyAV's own ALSA looks where it was built
+    return SoundSource(url, fmt, f"the microphone {url} ({fmt})")
 
 
 def open_source(

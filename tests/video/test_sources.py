@@ -658,3 +658,15 @@ def test_the_main_video_stream_is_read_not_a_cover_picture_before_it(tmp_path):
                 out.mux(p)
     with open_source(str(covered)) as src:
         assert src.video.index == 1 and len(_frames(src)) == 12
+
+
+def test_microphone_urls():
+    from p3m_live.video.sources import microphone_url
+
+    assert microphone_url(None, "linux") == ("default", "alsa")
+    assert microphone_url("plughw:1,0", "linux") == ("plughw:1,0", "alsa")
+    assert microphone_url(None, "darwin") == (":0", "avfoundation")
+    assert microphone_url("2", "darwin") == (":2", "avfoundation")
+    assert microphone_url("Microphone (USB)", "win32") == ("audio=Microphone (USB)", "dshow")
+    with pytest.raises(P3MError, match="name the microphone"):
+        microphone_url(None, "win32")
