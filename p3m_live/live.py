@@ -441,12 +441,13 @@ def run_live(
         worker.join(timeout=2.0)
         # Sources are closed only once the outputs have written their sound: an audio packet
         # reads its stream, which closing the source frees.
-        for sink in sinks:
-            sink.drain()
-        for src in retired:
-            src.close()
-        if not reader.is_alive() and not worker.is_alive():
-            current[0].close()
+        if all([sink.drain() for sink in sinks]):  # (every one drained, not the first few)
+            for src in retired:
+                src.close()
+            if not reader.is_alive() and not worker.is_alive():
+                current[0].close()
+        else:
+            log.warning("an output is still writing; the source is left open until p3m-live exits")
     if errors:
         raise errors[0]
     return LiveSummary(

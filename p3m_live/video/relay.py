@@ -30,7 +30,8 @@ log = logging.getLogger("p3m_live")
 
 QUEUE = 8  # frames waiting for an output (about 0.3 s at 30 fps) before its oldest is dropped
 RECONNECT_EVERY = 2.0  # seconds between attempts to reopen a network output that dropped
-CLOSE_WAIT = 20.0  # seconds for an output to write what is queued and finish, at the end
+DRAIN_WAIT = 5.0  # seconds for an output to write what is queued, at the end (a few frames)
+CLOSE_WAIT = 10.0  # ... and then to finish (the encoder's last frames, the file's end)
 
 
 class Relay(Sink):
@@ -99,14 +100,15 @@ class Relay(Sink):
             self._busy = True
             return item
 
-    def drain(self) -> None:
+    def drain(self) -> bool:
         """Wait until everything given is written (or the thread has stopped), at most
-        ``CLOSE_WAIT`` s: the run closes its source after this, and a queued audio packet
-        still reads the source's stream."""
-        end = time.monotonic() + CLOSE_WAIT
+        ``DRAIN_WAIT`` s; whether it is. The run closes its source only after this: a queued
+        audio packet still reads the source's stream."""
+        end = time.monotonic() + DRAIN_WAIT
         with self._cond:
             while (self._items or self._busy) and self._thread.is_alive() and time.monotonic() < end:
                 self._cond.wait(0.1)
+            return not (self._items or self._busy) or not self._thread.is_alive()
 
     def _run(self) -> None:
         while (item := self._next()) is not None:

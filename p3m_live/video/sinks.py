@@ -86,8 +86,10 @@ class Sink:
     def write_packet(self, packet: av.Packet) -> None:  # noqa: B027 (only file outputs take them)
         """Copy one audio or subtitle packet (ignored by outputs without those streams)."""
 
-    def drain(self) -> None:  # noqa: B027 (optional hook)
-        """Wait until what was given is written (outputs on threads of their own)."""
+    def drain(self) -> bool:
+        """Wait until what was given is written (outputs on threads of their own); whether it
+        is."""
+        return True
 
     def close(self, failed: bool = False) -> None:  # noqa: B027 (optional hook)
         """Finish the output (flush encoders, rename files into place); ``failed``: the run

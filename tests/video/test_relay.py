@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from fractions import Fraction
 
@@ -147,3 +148,32 @@ def test_an_error_left_at_the_end_is_raised_by_close():
         relay.write(*_frame(i))
     with pytest.raises(P3MError, match="No space left"):
         relay.close()
+
+
+class StuckSink(SlowSink):
+    """A test double for an output whose write does not return (a network that stalls)."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.release = threading.Event()
+
+    def write(self, frame, composite, alpha):
+        self.release.wait()
+        super().write(frame, composite, alpha)
+
+
+def test_a_stuck_output_is_not_waited_for_for_ever(monkeypatch):
+    """At the end of a live run the outputs are drained before the source is closed; one
+    that is stuck says so after a while (and the source is left open), then drains once it
+    moves again."""
+    from p3m_live.video import relay as relay_module
+
+    monkeypatch.setattr(relay_module, "DRAIN_WAIT", 0.3)
+    stuck = StuckSink()
+    relay = Relay(stuck, "rtmp://example/live/...")
+    relay.write(*_frame(0))
+    t0 = time.monotonic()
+    assert relay.drain() is False and 0.3 <= time.monotonic() - t0 < 1.0
+    stuck.release.set()
+    assert relay.drain() is True and len(stuck.frames) == 1
+    relay.close()
