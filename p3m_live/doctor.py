@@ -180,6 +180,34 @@ def check_cameras(system: str = sys.platform, sys_root: Path = Path("/sys"), dsh
     return [Check("cameras", True, ", ".join(f"{dev} ({name})" for dev, name in cams))]
 
 
+def _capture_cards(proc_root: Path) -> list[tuple[str, str]]:
+    """(ALSA device, card name) of every capture device the kernel lists (/proc/asound)."""
+    cards = proc_root / "asound" / "cards"
+    if not cards.is_file():
+        return []
+    out = []
+    for line in cards.read_text().splitlines():
+        number, _, rest = line.strip().partition(" ")
+        if number.isdigit() and "]: " in rest:
+            name = rest.split("]: ", 1)[1].split(" - ", 1)[-1].strip()
+            for pcm in sorted((proc_root / "asound" / f"card{number}").glob("pcm*c")):
+                out.append((f"plughw:{number},{pcm.name[3:-1]}", name))
+    return out
+
+
+def check_microphones(system: str = sys.platform, proc_root: Path = Path("/proc")) -> Check:
+    """What ``--audio`` can record (Linux: the ALSA cards, named as PyAV's ALSA opens them)."""
+    if not system.startswith("linux"):
+        fmt, dummy = ("avfoundation", '""') if system == "darwin" else ("dshow", "dummy")
+        return Check(
+            "microphones", True, f"not listed here; FFmpeg lists them: ffmpeg -f {fmt} -list_devices true -i {dummy}"
+        )
+    cards = _capture_cards(proc_root)
+    if not cards:
+        return Check("microphones", False, "no sound card records here (/proc/asound)", "live runs go without --audio")
+    return Check("microphones", True, ", ".join(f"{dev} ({name})" for dev, name in cards) + " (--audio DEVICE)")
+
+
 def _loopback_devices(sys_root: Path) -> set[str]:
     """Devices made by v4l2loopback: their sysfs driver link names the module."""
     found = set()
@@ -268,6 +296,7 @@ def run_checks() -> list[Check]:
         check_onnxruntime(),
         *check_cameras(),
         check_virtual_camera(),
+        check_microphones(),
         check_preview_window(),
         *check_weights(),
         check_engines(),

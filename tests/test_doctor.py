@@ -88,3 +88,25 @@ def test_doctor_on_this_machine(capsys):
 
     backend, device, why = choose_backend()
     assert f"--backend auto runs {backend} on {device} ({why})" in out.splitlines()
+
+
+def test_microphones_listed_from_the_kernels_sound_cards(tmp_path):
+    """/proc/asound as the kernel writes it (a built-in card with playback only, a USB one
+    that records): the recording one is named as --audio opens it."""
+    from p3m_live.doctor import check_microphones
+
+    asound = tmp_path / "asound"
+    asound.mkdir()
+    (asound / "cards").write_text(
+        " 0 [PCH            ]: HDA-Intel - HDA Intel PCH\n"
+        "                      HDA Intel PCH at 0xf7f10000 irq 32\n"
+        " 1 [Device         ]: USB-Audio - USB Audio Device\n"
+        "                      C-Media USB Audio Device at usb-0000:00:14.0-2, full speed\n"
+    )
+    (asound / "card0" / "pcm0p").mkdir(parents=True)
+    (asound / "card1" / "pcm0c").mkdir(parents=True)
+    mics = check_microphones("linux", tmp_path)
+    assert mics.ok and mics.detail == "plughw:1,0 (USB Audio Device) (--audio DEVICE)"
+    (asound / "card1" / "pcm0c").rmdir()
+    assert not check_microphones("linux", tmp_path).ok
+    assert "list_devices" in check_microphones("win32", tmp_path).detail
