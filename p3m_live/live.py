@@ -260,7 +260,7 @@ def run_live(
 
     def read(src: Source) -> None:
         start: tuple[float, float] | None = None  # (wall clock, media time) of the first frame
-        clock.connected()
+        clock.connected(steady=not src.paced)  # (a file is paced here, to its own times)
         with_sound = microphone is None and (src is source or _sound_of(src) == sound_of_first)
         if not with_sound and sound_of_first:
             log.warning("the source came back with other sound; the outputs go on without it")

@@ -35,10 +35,14 @@ class LiveClock:
         self.time_base = time_base
         self.t0 = time.monotonic() if t0 is None else t0
         self._offset: float | None = None  # run time minus media time, for this connection
+        self._steady = False
 
-    def connected(self) -> None:
-        """A new connection: its clock is placed anew at its first timed item."""
+    def connected(self, steady: bool = False) -> None:
+        """A new connection: its clock is placed anew. ``steady``: at its first timed item, for
+        good (a file played live, which is paced to its own times here, so nothing in it
+        arrives early or late); otherwise by its promptest item (see ``_place``)."""
         self._offset = None
+        self._steady = steady
 
     def _place(self, media_time: float, wall: float) -> float:
         """``media_time`` on the run clock: moved by the smallest gap yet between an item's
@@ -47,7 +51,7 @@ class LiveClock:
         time. The promptest one says where the connection's clock lies, so a burst is timed
         as it arrives and the rest keep their own spacing after it."""
         gap = (wall - self.t0) - media_time
-        if self._offset is None or gap < self._offset:
+        if self._offset is None or (gap < self._offset and not self._steady):
             self._offset = gap
         return media_time + self._offset
 

@@ -60,3 +60,20 @@ def test_frames_that_waited_in_a_buffer_are_timed_as_they_arrive_then_by_their_o
     assert all(b > a for a, b in zip(times, times[1:]))
     assert held[-1].time == pytest.approx(1.003, abs=1e-3)  # as it came, not 0.9 s ahead of it
     assert steady[-1].time == pytest.approx(1.01 + 5 / 30, abs=0.02)  # on its arrival, by the camera's spacing
+
+
+def test_a_file_played_live_keeps_one_offset():
+    """A file played live is paced here to its own times: its sound, demuxed a little ahead
+    of the frames, does not move the frames' clock (which would break their spacing)."""
+    clock = LiveClock(TB)
+    clock.connected(steady=True)
+    t0 = clock.t0
+    first = _frame(0.0, t0 + 0.5)
+    clock.frame(first)
+    sound = av.Packet(b"\0" * 8)  # demuxed now, 0.5 s "early" for its time
+    sound.time_base, sound.pts, sound.dts = Fraction(1, 48000), 0, 0
+    clock.packet(sound)
+    later = _frame(0.04, t0 + 0.54)
+    clock.frame(later)
+    assert later.time - first.time == pytest.approx(0.04, abs=1e-4)
+    assert float(sound.pts * sound.time_base) == pytest.approx(first.time, abs=1e-4)  # on the same offset
