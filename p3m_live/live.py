@@ -226,6 +226,7 @@ def run_live(
     reopen: Callable[[], Source] | None = None,
     reconnect_every: float = RECONNECT_EVERY,
     microphone: SoundSource | None = None,
+    reopen_microphone: Callable[[], SoundSource] | None = None,
 ) -> LiveSummary:
     """Run until the source ends, ``duration`` seconds pass, q is pressed or Ctrl-C.
 
@@ -240,7 +241,7 @@ def run_live(
     source once its reader thread has stopped (a reader stuck in a dead network read
     is left to die with the process rather than closed under it). ``microphone``: the
     outputs' sound, read on a thread of its own, instead of the source's (the caller
-    closes it, after the outputs)."""
+    closes it, after the outputs), and reopened with ``reopen_microphone`` when it stops."""
     box = Mailbox()
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -248,7 +249,8 @@ def run_live(
     interval = 1.0 / float(source.rate) if source.rate else 1 / 30
     deadline = deadline if deadline is not None else max(0.25, 4 * interval)
     current = [source]  # the source being read (a reconnect replaces it)
-    retired: list[Source] = []  # sources replaced, with sound: closed at the end
+    retired: list[Source | SoundSource] = []  # sources replaced, with sound: closed at the end
+    mics: list[SoundSource] = []  # microphones reopened here (the first is the caller's to close)
     lost = threading.Event()  # the source is gone and being reopened
     last_input = [time.monotonic()]  # when the source last gave a frame
     silence = max(SILENCE, 10 * interval)
@@ -335,17 +337,42 @@ def run_live(
             box.close()
 
     def listen() -> None:
-        """The microphone's packets, on the run's clock from its first one (its own timeline)."""
+        """The microphone's packets, on the run's clock (a timeline of its own). One that ends
+        or fails (unplugged) is reopened like the source, the outputs going on without sound."""
         assert microphone is not None
-        mic_clock = LiveClock(clock.time_base, clock.t0)
-        try:
-            for packet in microphone.packets():
-                if stop.is_set():
+        mic_clock, src, first = LiveClock(clock.time_base, clock.t0), microphone, _sound_of(microphone)
+        while True:
+            mic_clock.connected()
+            try:
+                for packet in src.packets():
+                    if stop.is_set():
+                        return
+                    with contextlib.suppress(queue.Full):
+                        sound.put_nowait(mic_clock.packet(packet))
+                why = "ended"
+            except (av.error.FFmpegError, OSError) as e:
+                why = f"stopped ({reason(e)})"
+            if stop.is_set():
+                return
+            retired.append(src)  # (its packets may still be on their way to the outputs)
+            if reopen_microphone is None:
+                log.warning("%s %s; the outputs go on without sound", src.name, why)
+                return
+            log.warning("%s %s; the outputs go on without sound, reopening it every %g s", src.name, why,
+                        reconnect_every)  # fmt: skip
+            while not stop.wait(reconnect_every):
+                try:
+                    src = reopen_microphone()
+                except P3MError:
+                    continue
+                mics.append(src)
+                if _sound_of(src) != first:
+                    log.warning("%s came back as other sound; the outputs go on without it", src.name)
                     return
-                with contextlib.suppress(queue.Full):
-                    sound.put_nowait(mic_clock.packet(packet))
-        except (av.error.FFmpegError, OSError) as e:  # (not the end of the call: of its sound)
-            log.warning("%s stopped (%s); the outputs go on without sound", microphone.name, reason(e))
+                log.warning("%s is back", src.name)
+                break
+            else:
+                return
 
     reader = threading.Thread(target=capture, name="p3m-capture", daemon=True)
     mic = threading.Thread(target=listen, name="p3m-microphone", daemon=True) if microphone else None
@@ -442,8 +469,9 @@ def run_live(
         # Sources are closed only once the outputs have written their sound: an audio packet
         # reads its stream, which closing the source frees.
         if all([sink.drain() for sink in sinks]):  # (every one drained, not the first few)
-            for src in retired:
-                src.close()
+            for src in [*retired, *mics]:
+                if src is not microphone:
+                    src.close()
             if not reader.is_alive() and not worker.is_alive():
                 current[0].close()
         else:
@@ -466,7 +494,7 @@ def _pass_sound(sound: queue.Queue, sinks: Sequence[Sink]) -> None:
             sink.write_packet(packet)
 
 
-def _sound_of(src: Source) -> list[tuple]:
+def _sound_of(src: Source | SoundSource) -> list[tuple]:
     """What a source's audio streams are, to tell whether a reopened one's sound can go on
     in the outputs' tracks."""
     return [(a.index, a.codec_context.name, a.codec_context.sample_rate, a.codec_context.channels)

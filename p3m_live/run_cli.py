@@ -414,6 +414,7 @@ def run(args: argparse.Namespace) -> int:
                 status_interval=1e9 if args.quiet else 1.0,
                 reopen=(lambda: open_run_source(args, live)) if reopenable else None,
                 microphone=microphone,
+                reopen_microphone=lambda: open_microphone(args.audio or None, args.audio_format),
             )
             log.info("%s", summary.line())
         else:

@@ -338,3 +338,35 @@ def test_outputs_stay_on_one_clock_across_a_reconnect_with_their_sound(tmp_path,
     n = len(opened)  # (the last one may be cut short by the end of the run)
     assert n >= 2 and 0.5 * (n - 1) < sum(d for _, d in sound) <= 0.5 * n + 0.05  # every connection's sound
     assert abs((sound[-1][0] + sound[-1][1]) - video[-1]) < 0.3  # still in step at the end
+
+
+def test_a_microphone_that_stops_is_reopened(tmp_path, caplog):
+    """A microphone unplugged mid-call (here FFmpeg's lavfi sine, in real time, ending after
+    0.8 s each time it is opened): the outputs go on without sound until it is back, then
+    with its sound again, on the run's clock."""
+    from p3m_live.video.sinks import FileSink
+    from p3m_live.video.sources import SoundSource
+
+    caplog.set_level(logging.INFO, logger="p3m_live")
+
+    def microphone() -> SoundSource:
+        return SoundSource("sine=frequency=440:sample_rate=16000:duration=0.8,arealtime", "lavfi", "the microphone")
+
+    src = AVSource("testsrc2=size=96x64:rate=30,realtime", format="lavfi", live=True)
+    mic = microphone()
+    matting = Matting(
+        src.layout, [parse_background("#0000ff")], lambda c, b: FlakyBackend(graph_spec(src.layout, c, b), "", range(0))
+    )
+    out = tmp_path / "call.mkv"
+    sink = FileSink(out, src.layout, rate=src.rate, time_base=src.time_base, audio_streams=mic.audio_streams)
+    run_live(src, matting, [sink], duration=3.0, status_interval=1e9, microphone=mic,
+             reopen_microphone=microphone, reconnect_every=0.3)  # fmt: skip
+    sink.close()
+    mic.close()
+    with av.open(str(out)) as c:
+        sound = [(float(p.pts * p.time_base), float(p.duration * p.time_base)) for p in c.demux(audio=0) if p.size]
+    gaps = [b[0] - (a[0] + a[1]) for a, b in zip(sound, sound[1:])]
+    heard = sum(d for _, d in sound)
+    assert 1.5 < heard < 2.7 and max(gaps) > 0.2  # more than the first 0.8 s, with the gaps kept
+    assert "the microphone ended; the outputs go on without sound, reopening it every 0.3 s" in caplog.text
+    assert "the microphone is back" in caplog.text
