@@ -396,13 +396,15 @@ def run_live(
             _pass_sound(sound, sinks)
             if now >= next_status:
                 next_status = now + status_interval
+                outputs = "".join(f"; {st}" for sink in sinks if (st := sink.status()))
                 log.info(
-                    "in %.1f fps, out %.1f fps, dropped %d, latency p50 %.0f ms, p95 %.0f ms",
+                    "in %.1f fps, out %.1f fps, dropped %d, latency p50 %.0f ms, p95 %.0f ms%s",
                     rate_in.rate(),
                     rate_out.rate(),
                     box.dropped,
                     latency.percentile(50, last=60) * 1000,
                     latency.percentile(95, last=60) * 1000,
+                    outputs,
                 )
             try:
                 result = worker.results.get(timeout=0.02)

@@ -100,6 +100,11 @@ class Relay(Sink):
             self._busy = True
             return item
 
+    def status(self) -> str | None:
+        if self.sink is None:
+            return f"{self.name}: reconnecting, {self.dropped} frames not sent"
+        return f"{self.name}: {self.dropped} frames dropped" if self.dropped else None
+
     def drain(self) -> bool:
         """Wait until everything given is written (or the thread has stopped), at most
         ``DRAIN_WAIT`` s; whether it is. The run closes its source only after this: a queued

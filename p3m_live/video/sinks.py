@@ -86,6 +86,11 @@ class Sink:
     def write_packet(self, packet: av.Packet) -> None:  # noqa: B027 (only file outputs take them)
         """Copy one audio or subtitle packet (ignored by outputs without those streams)."""
 
+    def status(self) -> str | None:
+        """A few words for the live status line where there is news (frames dropped, a
+        stream reconnecting), else None."""
+        return None
+
     def drain(self) -> bool:
         """Wait until what was given is written (outputs on threads of their own); whether it
         is."""

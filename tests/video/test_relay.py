@@ -66,6 +66,7 @@ def test_a_stream_that_drops_is_reopened_and_the_writes_never_wait(caplog):
     rx.drop()
     dropped_at = i
     send(0.6)
+    assert relay.status().startswith(f"{target.name}: reconnecting, ")  # (for the live status line)
     rx.listen()
     send(1.5)
     rx.wait_for(2)
@@ -117,6 +118,7 @@ def test_an_output_that_falls_behind_loses_its_oldest_frames_not_the_callers_tim
     assert written < 0.3 and slow.closed is False  # 30 writes at once: none waited for the 50 ms sink
     assert indices == sorted(indices) and indices[-4:] == [26, 27, 28, 29]  # the newest frames are kept
     assert relay.dropped == 30 - len(indices) > 15
+    assert relay.status() == f"out.mp4: {relay.dropped} frames dropped"
     assert all(c.any() for _, c in slow.frames)  # copies: the reused buffer did not reach the output
     assert [bytes(p) for p in slow.packets] == [bytes(p) for p in sound]  # the sound is all there, in order
 
