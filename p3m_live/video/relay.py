@@ -101,7 +101,7 @@ class Relay(Sink):
             return item
 
     def status(self) -> str | None:
-        if self.sink is None:
+        if self.sink is None and not self._closing:  # (only a stream that dropped has none while open)
             return f"{self.name}: reconnecting, {self.dropped} frames not sent"
         return f"{self.name}: {self.dropped} frames dropped" if self.dropped else None
 
