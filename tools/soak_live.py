@@ -8,7 +8,9 @@ FFmpeg's lavfi test source paced in real time, with the fast model on the CPU
 (or P3M-Net with --model p3m), into an output that keeps nothing. Samples the
 process's resident memory and the live status line every second and prints one
 row a minute: memory, output rate, drops, latency p50/p95. Growth or drift shows
-as a trend down the table.
+as a trend down the table. ``--record FILE`` also records the composite through the
+live file output (on its own thread), with a lavfi tone in real time as the
+microphone, and says how far sound and picture are apart at the end of the file.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from p3m_live.live import run_live  # noqa: E402
 from p3m_live.model import resolve_model_weights  # noqa: E402
 from p3m_live.pipeline import Matting, graph_spec  # noqa: E402
 from p3m_live.video.backgrounds import parse_background  # noqa: E402
-from p3m_live.video.sinks import Sink  # noqa: E402
-from p3m_live.video.sources import AVSource  # noqa: E402
+from p3m_live.video.relay import Relay  # noqa: E402
+from p3m_live.video.sinks import FileSink, Sink  # noqa: E402
+from p3m_live.video.sources import AVSource, SoundSource  # noqa: E402
 
 STATUS = re.compile(r"out ([\d.]+) fps, dropped (\d+), latency p50 (\d+) ms, p95 (\d+) ms")
 
@@ -68,6 +71,7 @@ def main() -> int:
     ap.add_argument("--model", choices=["fast", "p3m"], default="fast")
     ap.add_argument("--weights")
     ap.add_argument("--backend", default="onnxruntime")
+    ap.add_argument("--record", type=Path, metavar="FILE", help="also record it, with a test tone as the microphone")
     args = ap.parse_args()
     w, h = args.size
     src = AVSource(f"testsrc2=size={w}x{h}:rate=30,realtime", format="lavfi", live=True)
@@ -83,7 +87,17 @@ def main() -> int:
     log.addHandler(samples)
     log.setLevel(logging.INFO)
     threading.excepthook = lambda a: print(f"thread failed: {a.exc_value!r}", file=sys.stderr)
-    summary = run_live(src, matting, [Discard()], duration=args.minutes * 60)
+    sinks: list[Sink] = [Discard()]
+    mic = None
+    if args.record:
+        mic = SoundSource("sine=frequency=440:sample_rate=48000,arealtime", "lavfi", "a test tone")
+        record = FileSink(args.record, lay, rate=src.rate, time_base=src.time_base, audio_streams=mic.audio_streams)
+        sinks.append(Relay(record, args.record.name))
+    summary = run_live(src, matting, sinks, duration=args.minutes * 60, microphone=mic)
+    for sink in sinks:
+        sink.close()
+    if mic is not None:
+        mic.close()
     print(
         f"# live soak: {args.minutes:g} min, {w}x{h} lavfi testsrc2 at 30 fps (realtime), {args.model} model, "
         f"{args.backend} on the CPU, blur background"
@@ -102,7 +116,26 @@ def main() -> int:
         )
     print()
     print(summary.line())
+    if args.record:
+        print(recording_line(args.record))
     return 0
+
+
+def recording_line(path: Path) -> str:
+    """How the recording's picture and sound line up: frames, spans, and the sound's end
+    against the last frame's."""
+    import av
+
+    with av.open(str(path)) as c:
+        video = [f.time for f in c.decode(video=0)]
+    with av.open(str(path)) as c:  # (samples counted: Matroska rounds packet durations to the millisecond)
+        sound = [(f.time, f.samples / f.sample_rate) for f in c.decode(audio=0)]
+    end = sound[-1][0] + sound[-1][1]
+    return (
+        f"recording: {len(video)} frames from {video[0]:.2f} to {video[-1]:.2f} s; sound from {sound[0][0]:.2f} "
+        f"to {end:.2f} s, {sum(d for _, d in sound):.2f} s of it; the sound ends {1000 * (end - video[-1]):.0f} ms "
+        "after the last frame"
+    )
 
 
 if __name__ == "__main__":
