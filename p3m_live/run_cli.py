@@ -310,10 +310,9 @@ def _sinks(
             reopen = composite if target is not None and target.network else None  # a stream that drops
             sinks.append(Relay(composite(), target.name if target else args.output, reopen) if live else composite())
         track = {"rate": rate, "time_base": tb, "recording": source.recording, "single": single}
-        for path, kind in ((args.alpha_out, "alpha"), (args.fg_out, "fg")):
+        for path, kind in ((args.alpha_out, "alpha"), (args.fg_out, "fg")):  # (offline runs only)
             if path:
-                matte = MatteSink(Path(path), kind, layout, **track)
-                sinks.append(Relay(matte, path) if live else matte)
+                sinks.append(MatteSink(Path(path), kind, layout, **track))
         if live and args.virtual_cam is not None:
             fps = float(rate) if rate else 30.0
             sinks.append(VirtualCamSink(layout, fps, device=args.virtual_cam or None))
