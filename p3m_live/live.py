@@ -340,7 +340,7 @@ def run_live(
         """The microphone's packets, on the run's clock (a timeline of its own). One that ends
         or fails (unplugged) is reopened like the source, the outputs going on without sound."""
         assert microphone is not None
-        mic_clock, src, first = LiveClock(clock.time_base, clock.t0), microphone, _sound_of(microphone)
+        mic_clock, src, first = LiveClock(clock.time_base, clock.t0, sound_only=True), microphone, _sound_of(microphone)
         while True:
             mic_clock.connected()
             try:

@@ -29,11 +29,14 @@ class LiveClock:
     """Times frames and packets of successive source connections on one run clock, in
     ``time_base`` (the outputs')."""
 
-    def __init__(self, time_base: Fraction, t0: float | None = None) -> None:
+    def __init__(self, time_base: Fraction, t0: float | None = None, sound_only: bool = False) -> None:
         """``t0``: the run's start (monotonic seconds), for a second timeline on the same
-        clock (a microphone); default now."""
+        clock (a microphone, ``sound_only``); default now. Where there are frames, they
+        place the clock and the sound follows: a stream's sound often arrives ahead of its
+        picture, and placing by it would move the frames once, early on."""
         self.time_base = time_base
         self.t0 = time.monotonic() if t0 is None else t0
+        self._sound_places = sound_only
         self._offset: float | None = None  # run time minus media time, for this connection
         self._steady = False
 
@@ -44,14 +47,15 @@ class LiveClock:
         self._offset = None
         self._steady = steady
 
-    def _place(self, media_time: float, wall: float) -> float:
+    def _place(self, media_time: float, wall: float, placing: bool = True) -> float:
         """``media_time`` on the run clock: moved by the smallest gap yet between an item's
         arrival (``wall``) and its media time. Items that waited in a buffer (a camera's
         first frames, held while the model loaded) or came in a burst arrive late for their
         time. The promptest one says where the connection's clock lies, so a burst is timed
-        as it arrives and the rest keep their own spacing after it."""
+        as it arrives and the rest keep their own spacing after it. Without ``placing`` the
+        item only follows (unless it is the first)."""
         gap = (wall - self.t0) - media_time
-        if self._offset is None or (gap < self._offset and not self._steady):
+        if self._offset is None or (placing and gap < self._offset and not self._steady):
             self._offset = gap
         return media_time + self._offset
 
@@ -67,7 +71,8 @@ class LiveClock:
         when = packet.pts if packet.pts is not None else packet.dts
         if when is None or tb is None:
             return packet
-        shift = round((self._place(float(when * tb), time.monotonic()) - float(when * tb)) / tb)
+        media = float(when * tb)
+        shift = round((self._place(media, time.monotonic(), self._sound_places) - media) / tb)
         if packet.pts is not None:
             packet.pts += shift
         if packet.dts is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
 
 import av
@@ -77,3 +78,25 @@ def test_a_file_played_live_keeps_one_offset():
     clock.frame(later)
     assert later.time - first.time == pytest.approx(0.04, abs=1e-4)
     assert float(sound.pts * sound.time_base) == pytest.approx(first.time, abs=1e-4)  # on the same offset
+
+
+def test_a_streams_early_sound_does_not_move_its_frames():
+    """A stream's sound arriving ahead of its picture follows the frames' clock; it does not
+    shift the frames after it (a microphone, sound alone, places its own clock)."""
+    clock = LiveClock(TB)
+    t0 = clock.t0
+    first = _frame(0.0, t0 + 0.5)
+    clock.frame(first)
+    early = av.Packet(b"\0" * 8)  # its time is 1 s on, yet here it is already
+    early.time_base, early.pts, early.dts = Fraction(1, 48000), 48000, 48000
+    clock.packet(early)
+    later = _frame(1 / 30, t0 + 0.5 + 1 / 30)
+    clock.frame(later)
+    assert later.time - first.time == pytest.approx(1 / 30, abs=1e-4)
+    assert float(early.pts * early.time_base) == pytest.approx(first.time + 1.0, abs=1e-4)
+    mic = LiveClock(TB, t0, sound_only=True)  # sound alone: an early packet places it
+    for media in (0.0, 1.0):  # both arrive now; the second is 1 s "early" for its time
+        p = av.Packet(b"\0" * 8)
+        p.time_base, p.pts, p.dts = Fraction(1, 48000), round(48000 * media), round(48000 * media)
+        mic.packet(p)
+    assert float(p.pts * p.time_base) == pytest.approx(time.monotonic() - t0, abs=0.05)
