@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TypeVar
 
 import av
 import numpy as np
@@ -41,6 +42,8 @@ from .video.sinks import Sink
 from .video.sources import SoundSource, Source
 
 log = logging.getLogger("p3m_live")
+
+_Opened = TypeVar("_Opened")  # what an opener gives: a source or a microphone
 
 RECONNECT_EVERY = 2.0  # seconds between attempts to reopen a lost camera or stream
 SILENCE = 1.0  # seconds without a frame from a live source (at least 10 frame intervals) before privacy frames
@@ -249,8 +252,8 @@ def run_live(
     interval = 1.0 / float(source.rate) if source.rate else 1 / 30
     deadline = deadline if deadline is not None else max(0.25, 4 * interval)
     current = [source]  # the source being read (a reconnect replaces it)
-    retired: list[Source | SoundSource] = []  # sources replaced, with sound: closed at the end
-    mics: list[SoundSource] = []  # microphones reopened here (the first is the caller's to close)
+    retired: list[Source] = []  # sources replaced, with sound: closed at the end
+    mics: list[SoundSource] = []  # microphones reopened here: closed at the end (the first is the caller's)
     lost = threading.Event()  # the source is gone and being reopened
     last_input = [time.monotonic()]  # when the source last gave a frame
     silence = max(SILENCE, 10 * interval)
@@ -263,9 +266,10 @@ def run_live(
     def read(src: Source) -> None:
         start: tuple[float, float] | None = None  # (wall clock, media time) of the first frame
         clock.connected(steady=not src.paced)  # (a file is paced here, to its own times)
-        with_sound = microphone is None and (src is source or _sound_of(src) == sound_of_first)
-        if not with_sound and sound_of_first:
+        same_sound = src is source or _sound_of(src) == sound_of_first
+        if microphone is None and not same_sound and sound_of_first:
             log.warning("the source came back with other sound; the outputs go on without it")
+        with_sound = microphone is None and same_sound
         for item in src.items():
             if stop.is_set():
                 return
@@ -293,27 +297,24 @@ def run_live(
             retired.append(current[0])
         else:
             current[0].close()  # (a camera: closed, so that it can be opened again)
-        while not stop.wait(reconnect_every):
-            try:
-                src = reopen()
-            except (P3MError, OSError):
-                continue
-            came = src.layout
-            if came != matting.layout:
-                why = src.adopt(matting.layout)
-                if why is not None:
-                    src.close()
-                    raise P3MError(f"the source came back as {came.width}x{came.height} {came.fmt}, not as before, "
-                                   f"and {why}; restart p3m-live")  # fmt: skip
-                run = matting.layout
-                log.warning("the source came back as %dx%d %s: scaled to %dx%d %s, as before",
-                            came.width, came.height, came.fmt, run.width, run.height, run.fmt)  # fmt: skip
-            log.warning("the source is back")
-            worker.reset.set()
-            last_input[0] = time.monotonic()  # (not "quiet" while its first frame is on the way)
-            lost.clear()
-            return src
-        return None
+        src = _reopened(stop, reconnect_every, reopen)
+        if src is None:
+            return None
+        came = src.layout
+        if came != matting.layout:
+            why = src.adopt(matting.layout)
+            if why is not None:
+                src.close()
+                raise P3MError(f"the source came back as {came.width}x{came.height} {came.fmt}, not as before, "
+                               f"and {why}; restart p3m-live")  # fmt: skip
+            run = matting.layout
+            log.warning("the source came back as %dx%d %s: scaled to %dx%d %s, as before",
+                        came.width, came.height, came.fmt, run.width, run.height, run.fmt)  # fmt: skip
+        log.warning("the source is back")
+        worker.reset.set()
+        last_input[0] = time.monotonic()  # (not "quiet" while its first frame is on the way)
+        lost.clear()
+        return src
 
     def capture() -> None:
         try:
@@ -341,7 +342,7 @@ def run_live(
         or fails (unplugged) is reopened like the source, the outputs going on without sound."""
         assert microphone is not None
         mic_clock, src, first = LiveClock(clock.time_base, clock.t0, sound_only=True), microphone, _sound_of(microphone)
-        while True:
+        while src is not None:
             mic_clock.connected()
             try:
                 for packet in src.packets():
@@ -354,25 +355,18 @@ def run_live(
                 why = f"stopped ({reason(e)})"
             if stop.is_set():
                 return
-            retired.append(src)  # (its packets may still be on their way to the outputs)
             if reopen_microphone is None:
                 log.warning("%s %s; the outputs go on without sound", src.name, why)
                 return
             log.warning("%s %s; the outputs go on without sound, reopening it every %g s", src.name, why,
                         reconnect_every)  # fmt: skip
-            while not stop.wait(reconnect_every):
-                try:
-                    src = reopen_microphone()
-                except P3MError:
-                    continue
-                mics.append(src)
+            src = _reopened(stop, reconnect_every, reopen_microphone)
+            if src is not None:
+                mics.append(src)  # (closed at the end, after the outputs: its packets may be on their way)
                 if _sound_of(src) != first:
                     log.warning("%s came back as other sound; the outputs go on without it", src.name)
                     return
                 log.warning("%s is back", src.name)
-                break
-            else:
-                return
 
     reader = threading.Thread(target=capture, name="p3m-capture", daemon=True)
     mic = threading.Thread(target=listen, name="p3m-microphone", daemon=True) if microphone else None
@@ -472,8 +466,7 @@ def run_live(
         # reads its stream, which closing the source frees.
         if all([sink.drain() for sink in sinks]):  # (every one drained, not the first few)
             for src in [*retired, *mics]:
-                if src is not microphone:
-                    src.close()
+                src.close()
             if not reader.is_alive() and not worker.is_alive():
                 current[0].close()
         else:
@@ -483,6 +476,16 @@ def run_live(
     return LiveSummary(
         box.received, shown, box.dropped, time.monotonic() - t0, latency, guard.privacy_frames, guard.failures
     )
+
+
+def _reopened(stop: threading.Event, every: float, opener: Callable[[], _Opened]) -> _Opened | None:
+    """What ``opener`` gives once it opens, tried every ``every`` s; None if the run stops first."""
+    while not stop.wait(every):
+        try:
+            return opener()
+        except (P3MError, OSError):
+            continue
+    return None
 
 
 def _pass_sound(sound: queue.Queue, sinks: Sequence[Sink]) -> None:

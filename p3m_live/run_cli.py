@@ -389,8 +389,12 @@ def run(args: argparse.Namespace) -> int:
             if args.prepare:
                 log.info("prepared %d frame graph(s) on %s; run again without --prepare", graphs, backend)
                 return 0
+
+        def open_mic() -> SoundSource:
+            return open_microphone(args.audio or None, args.audio_format)
+
         if args.audio is not None:
-            microphone = open_microphone(args.audio or None, args.audio_format)
+            microphone = open_mic()
             log.info("sound: %s", microphone.name)
         sinks = _sinks(args, source, layout, live, microphone)
         if live:
@@ -413,7 +417,7 @@ def run(args: argparse.Namespace) -> int:
                 status_interval=1e9 if args.quiet else 1.0,
                 reopen=(lambda: open_run_source(args, live)) if reopenable else None,
                 microphone=microphone,
-                reopen_microphone=lambda: open_microphone(args.audio or None, args.audio_format),
+                reopen_microphone=open_mic,
             )
             log.info("%s", summary.line())
         else:

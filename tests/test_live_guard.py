@@ -340,6 +340,23 @@ def test_outputs_stay_on_one_clock_across_a_reconnect_with_their_sound(tmp_path,
     assert abs((sound[-1][0] + sound[-1][1]) - video[-1]) < 0.3  # still in step at the end
 
 
+def test_a_microphone_stands_in_for_the_sources_own_sound_without_a_word(caplog):
+    """With a microphone, the source's own sound (lavfi's, here) is simply not used: no
+    warning that it "came back with other sound"."""
+    from p3m_live.video.sources import SoundSource
+
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    graph = "testsrc2=size=96x64:rate=30,realtime[out0];sine=frequency=440:sample_rate=16000,arealtime[out1]"
+    src = AVSource(graph, format="lavfi", live=True)
+    mic = SoundSource("sine=frequency=880:sample_rate=16000,arealtime", "lavfi", "the microphone")
+    matting = Matting(
+        src.layout, [parse_background("#0000ff")], lambda c, b: FlakyBackend(graph_spec(src.layout, c, b), "", range(0))
+    )
+    run_live(src, matting, [Recorder()], duration=1.0, status_interval=1e9, microphone=mic)
+    mic.close()
+    assert src.audio_streams and "other sound" not in caplog.text
+
+
 def test_a_microphone_that_stops_is_reopened(tmp_path, caplog):
     """A microphone unplugged mid-call (here FFmpeg's lavfi sine, in real time, ending after
     0.8 s each time it is opened): the outputs go on without sound until it is back, then

@@ -192,8 +192,12 @@ class Track:
             # The encoder gets times counted in samples from the first frame's time, so its
             # priming (1024 samples for AAC) is marked as before the start and players skip it.
             rate = frame.sample_rate
-            ahead = frame.time is not None and frame.time * rate - (self._next_sample or 0) > GAP * rate
-            if self._next_sample is None or ahead:  # (ahead: a gap, as a live source reopened, is kept)
+            ahead = (
+                self._next_sample is not None
+                and frame.time is not None
+                and (frame.time * rate - self._next_sample > GAP * rate)
+            )  # a gap (a live source reopened): kept, not closed up
+            if self._next_sample is None or ahead:
                 self._next_sample = round(frame.time * rate) if frame.time is not None else 0
             frame.pts, frame.time_base = self._next_sample, Fraction(1, rate)
             self._next_sample += frame.samples
