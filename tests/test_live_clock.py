@@ -64,12 +64,13 @@ def test_frames_that_waited_in_a_buffer_are_timed_as_they_arrive_then_by_their_o
 
 
 def test_a_file_played_live_keeps_one_offset():
-    """A file played live is paced here to its own times: its sound, demuxed a little ahead
-    of the frames, does not move the frames' clock (which would break their spacing)."""
+    """A file played live is paced here to its own times, so its first frame places it for
+    good: a later frame whose pacing sleep ended sooner (here 20 ms) does not move the
+    clock, which would break the frames' spacing; and its sound follows."""
     clock = LiveClock(TB)
     clock.connected(steady=True)
     t0 = clock.t0
-    first = _frame(0.0, t0 + 0.5)
+    first = _frame(0.0, t0 + 0.52)  # its sleep overslept by 20 ms
     clock.frame(first)
     sound = av.Packet(b"\0" * 8)  # demuxed now, 0.5 s "early" for its time
     sound.time_base, sound.pts, sound.dts = Fraction(1, 48000), 0, 0
