@@ -262,13 +262,16 @@ class _Encoder:
             self.tmp.unlink(missing_ok=True)
 
     def connect(self) -> None:
-        """Open the connection and send the header now, not with the first packet: a receiver
-        that is not there fails before the run starts (or a reconnect attempt, quietly)."""
+        """Open the connection of a network output and send the header now, not with the first
+        packet: a receiver that is not there fails before the run starts (or a reconnect
+        attempt, quietly)."""
         try:
             self.container.start_encoding()
         except (av.error.FFmpegError, OSError) as e:
             self._abandon()
-            raise (self._stream_failed(e) or P3MError(f"cannot send to {self.name} ({reason(e)})")) from e
+            failed = self._stream_failed(e)
+            assert failed is not None  # (a network output's failures always have their line)
+            raise failed from e
 
     def _stream_failed(self, e: BaseException) -> P3MError | None:
         """The one-line error where a stream output failed (standard output closed by its
