@@ -252,8 +252,7 @@ def run_live(
     interval = 1.0 / float(source.rate) if source.rate else 1 / 30
     deadline = deadline if deadline is not None else max(0.25, 4 * interval)
     current = [source]  # the source being read (a reconnect replaces it)
-    retired: list[Source] = []  # sources replaced, with sound: closed at the end
-    mics: list[SoundSource] = []  # microphones reopened here: closed at the end (the first is the caller's)
+    retired = Retired()  # sources and microphones replaced, with sound: closed once it is written
     lost = threading.Event()  # the source is gone and being reopened
     last_input = [time.monotonic()]  # when the source last gave a frame
     silence = max(SILENCE, 10 * interval)
@@ -293,8 +292,8 @@ def run_live(
         """A new source like the lost one, once one opens; None if the run stops first."""
         log.warning("%s: privacy frames until it is back; reopening every %g s", why, reconnect_every)
         lost.set()
-        if current[0].audio_streams:  # its packets may still be on their way (see the end)
-            retired.append(current[0])
+        if current[0].audio_streams:  # its packets may still be on their way
+            retire(current[0])
         else:
             current[0].close()  # (a camera: closed, so that it can be opened again)
         src = _reopened(stop, reconnect_every, reopen)
@@ -315,6 +314,14 @@ def run_live(
         last_input[0] = time.monotonic()  # (not "quiet" while its first frame is on the way)
         lost.clear()
         return src
+
+    def retire(src: Source | SoundSource) -> None:
+        """Close ``src`` once its packets in the sound queue are written: a mark after them."""
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                sound.put(_Replaced(src), timeout=0.1)
+                return
+        retired.left.append(src)
 
     def capture() -> None:
         try:
@@ -360,10 +367,12 @@ def run_live(
                 return
             log.warning("%s %s; the outputs go on without sound, reopening it every %g s", src.name, why,
                         reconnect_every)  # fmt: skip
+            if src is not microphone:  # (the caller's is closed by the caller)
+                retire(src)
             src = _reopened(stop, reconnect_every, reopen_microphone)
             if src is not None:
-                mics.append(src)  # (closed at the end, after the outputs: its packets may be on their way)
                 if _sound_of(src) != first:
+                    retire(src)
                     log.warning("%s came back as other sound; the outputs go on without it", src.name)
                     return
                 log.warning("%s is back", src.name)
@@ -387,7 +396,8 @@ def run_live(
             now = time.monotonic()
             if duration is not None and now - t0 >= duration:
                 break
-            _pass_sound(sound, sinks)
+            _pass_sound(sound, sinks, retired)
+            retired.close_written()
             if now >= next_status:
                 next_status = now + status_interval
                 outputs = "".join(f"; {st}" for sink in sinks if (st := sink.status()))
@@ -465,8 +475,7 @@ def run_live(
         # Sources are closed only once the outputs have written their sound: an audio packet
         # reads its stream, which closing the source frees.
         if all([sink.drain() for sink in sinks]):  # (every one drained, not the first few)
-            for src in [*retired, *mics]:
-                src.close()
+            retired.close_all(sound)
             if not reader.is_alive() and not worker.is_alive():
                 current[0].close()
         else:
@@ -488,13 +497,55 @@ def _reopened(stop: threading.Event, every: float, opener: Callable[[], _Opened]
     return None
 
 
-def _pass_sound(sound: queue.Queue, sinks: Sequence[Sink]) -> None:
+@dataclass
+class _Replaced:
+    """In the sound queue after the last packet of a source or microphone that was replaced."""
+
+    source: Source | SoundSource
+
+
+class Retired:
+    """Sources and microphones replaced in a run, with sound: each is closed once every
+    output has written its packets (a packet reads its stream, which closing frees), so a
+    long call with many reconnects does not keep a container open for each."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[Source | SoundSource, list[threading.Event]]] = []
+        self.left: list[Source | SoundSource] = []  # replaced as the run stopped: closed at the end
+
+    def after(self, src: Source | SoundSource, sinks: Sequence[Sink]) -> None:
+        """``src``'s packets are all given to ``sinks``: it is closed once they are written."""
+        self.waiting.append((src, [sink.fence() for sink in sinks]))
+
+    def close_written(self) -> None:
+        for src, fences in [w for w in self.waiting if all(f.is_set() for f in w[1])]:
+            src.close()
+            self.waiting.remove((src, fences))
+
+    def close_all(self, sound: queue.Queue) -> None:
+        """At the end, the outputs drained: every one still open, those marked in ``sound`` too."""
+        while True:
+            try:
+                item = sound.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Replaced):
+                self.left.append(item.source)
+        for src in [*(src for src, _ in self.waiting), *self.left]:
+            src.close()
+        self.waiting, self.left = [], []
+
+
+def _pass_sound(sound: queue.Queue, sinks: Sequence[Sink], retired: Retired) -> None:
     """Hand the audio packets read so far to the outputs (files and streams copy them)."""
     while True:
         try:
             packet = sound.get_nowait()
         except queue.Empty:
             return
+        if isinstance(packet, _Replaced):
+            retired.after(packet.source, sinks)
+            continue
         for sink in sinks:
             sink.write_packet(packet)
 

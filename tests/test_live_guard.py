@@ -311,9 +311,11 @@ def test_outputs_stay_on_one_clock_across_a_reconnect_with_their_sound(tmp_path,
         "sine=frequency=440:sample_rate=16000:duration=0.5,arealtime[out1]"
     )
 
-    opened = []
+    opened, open_before = [], []
 
     def camera() -> AVSource:
+        if len(opened) >= 2:  # (one replaced a whole connection ago: its sound is written by now)
+            open_before.append(opened[-2].container is not None)
         opened.append(AVSource(graph, format="lavfi", live=True))
         return opened[-1]
 
@@ -338,6 +340,8 @@ def test_outputs_stay_on_one_clock_across_a_reconnect_with_their_sound(tmp_path,
     n = len(opened)  # (the last one may be cut short by the end of the run)
     assert n >= 2 and 0.5 * (n - 1) < sum(d for _, d in sound) <= 0.5 * n + 0.05  # every connection's sound
     assert abs((sound[-1][0] + sound[-1][1]) - video[-1]) < 0.3  # still in step at the end
+    assert open_before and not any(open_before)  # replaced sources are closed during the run, not kept
+    assert all(c.container is None for c in opened)  # ... and the rest at the end
 
 
 def test_a_microphone_stands_in_for_the_sources_own_sound_without_a_word(caplog):
@@ -366,8 +370,14 @@ def test_a_microphone_that_stops_is_reopened(tmp_path, caplog):
 
     caplog.set_level(logging.INFO, logger="p3m_live")
 
+    opened, open_before = [], []
+
     def microphone() -> SoundSource:
-        return SoundSource("sine=frequency=440:sample_rate=16000:duration=0.8,arealtime", "lavfi", "the microphone")
+        if len(opened) >= 2:  # (one reopened here, replaced 0.3 s ago: its sound is written by now)
+            open_before.append(opened[-1].container is not None)
+        sine = "sine=frequency=440:sample_rate=16000:duration=0.8,arealtime"
+        opened.append(SoundSource(sine, "lavfi", "the microphone"))
+        return opened[-1]
 
     src = AVSource("testsrc2=size=96x64:rate=30,realtime", format="lavfi", live=True)
     mic = microphone()
@@ -387,3 +397,4 @@ def test_a_microphone_that_stops_is_reopened(tmp_path, caplog):
     assert 1.5 < heard < 2.7 and max(gaps) > 0.2  # more than the first 0.8 s, with the gaps kept
     assert "the microphone ended; the outputs go on without sound, reopening it every 0.3 s" in caplog.text
     assert "the microphone is back" in caplog.text
+    assert open_before and not any(open_before)  # replaced ones are closed during the run, not kept

@@ -54,7 +54,7 @@ class Relay(Sink):
         self.reconnects = 0
         self.error: BaseException | None = None
         self._reported = False
-        self._items: deque[tuple[Frame, np.ndarray, np.ndarray] | av.Packet] = deque()
+        self._items: deque[tuple[Frame, np.ndarray, np.ndarray] | av.Packet | threading.Event] = deque()
         self._frames = 0  # frames in _items
         self._cond = threading.Condition()
         self._closing = False
@@ -81,12 +81,19 @@ class Relay(Sink):
             self._items.append(packet)
             self._cond.notify()
 
+    def fence(self) -> threading.Event:
+        done = threading.Event()
+        with self._cond:
+            self._items.append(done)
+            self._cond.notify()
+        return done
+
     def _raise(self) -> None:
         if self.error is not None and not self._reported:
             self._reported = True
             raise self.error
 
-    def _next(self) -> tuple[Frame, np.ndarray, np.ndarray] | av.Packet | None:
+    def _next(self) -> tuple[Frame, np.ndarray, np.ndarray] | av.Packet | threading.Event | None:
         """The next item to write, waiting for one; None once closing and all are written."""
         with self._cond:
             self._busy = False
@@ -117,6 +124,9 @@ class Relay(Sink):
 
     def _run(self) -> None:
         while (item := self._next()) is not None:
+            if isinstance(item, threading.Event):  # (a fence: all before it is written)
+                item.set()
+                continue
             if self.sink is None and not self._reconnect():
                 self.dropped += isinstance(item, tuple)
                 continue

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -95,6 +96,13 @@ class Sink:
         """Wait until what was given is written (outputs on threads of their own); whether it
         is."""
         return True
+
+    def fence(self) -> threading.Event:
+        """An event set once what was given so far is written: already, for an output that
+        writes as it is given."""
+        done = threading.Event()
+        done.set()
+        return done
 
     def close(self, failed: bool = False) -> None:  # noqa: B027 (optional hook)
         """Finish the output (flush encoders, rename files into place); ``failed``: the run

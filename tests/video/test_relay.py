@@ -179,3 +179,17 @@ def test_a_stuck_output_is_not_waited_for_for_ever(monkeypatch):
     stuck.release.set()
     assert relay.drain() is True and len(stuck.frames) == 1
     relay.close()
+
+
+def test_a_fence_is_passed_once_what_came_before_it_is_written():
+    """A replaced source is closed when its outputs' fences are passed: not while a packet
+    given before is still queued behind a stuck frame, and at once after it is written."""
+    stuck = StuckSink()
+    relay = Relay(stuck, "out.mkv")
+    relay.write(*_frame(0))
+    relay.write_packet(av.Packet(b"\x01"))
+    fence = relay.fence()
+    assert not fence.wait(0.2)
+    stuck.release.set()
+    assert fence.wait(1.0) and len(stuck.packets) == 1 and len(stuck.frames) == 1
+    relay.close()
