@@ -96,7 +96,7 @@ class Matting:
 
     def _backend_for(self, choice: BackgroundChoice) -> Backend:
         graph = self._graph_for(choice)
-        key = (graph.graph_kind, graph.strength if graph.kind in ("blur", "mix") else 0)
+        key = (graph.graph_kind, graph.strength if graph.graph_kind in ("blur", "mix") else 0)
         if key not in self._backends:
             self._backends[key] = self.opener(graph, self.batch)
         return self._backends[key]

@@ -46,17 +46,32 @@ class PrivacyFrames:
         m, lay = self.matting, self.matting.layout
         choice = m.background
         if choice.kind == "blur" or choice.kind == "none":
-            if self.last_good is None:
-                return np.full(self.shape, 128, np.uint8)  # mid grey, neutral chroma
-            return blur_i420(self.last_good)
+            return self._blurred()
         value = m.current_background()
         shown, planes = self._cache.get(m.current, (None, None))
         if planes is None or shown is not value:  # converted once per picture: a video's moves on, or holds
-            rgb = (
-                np.broadcast_to(np.array(value, np.uint8), (1, lay.height, lay.width, 3))
-                if choice.kind == "color"
-                else np.asarray(value).reshape(-1, lay.height, lay.width, 3)[:1]
-            )
-            planes = rgb_to_planes(rgb, lay.matrix, lay.full_range)[0]
+            image = np.asarray(value, np.uint8)
+            rgb = np.broadcast_to(image, (1, lay.height, lay.width, 3)) if choice.kind == "color" else image[None]
+            planes = rgb_to_planes(np.ascontiguousarray(rgb[..., :3]), lay.matrix, lay.full_range)[0]
+            if rgb.shape[3] == 4:  # a transparent image: its weight plane after the planes
+                planes = np.concatenate([planes, rgb[0, ..., 3]])
             self._cache[m.current] = (value, planes)
+        if planes.shape != self.shape:
+            return _over(planes[: self.shape[0]], planes[self.shape[0] :], self._blurred())
         return planes
+
+    def _blurred(self) -> np.ndarray:
+        """The heavy blur of the last good composite; mid grey before there is one."""
+        if self.last_good is None:
+            return np.full(self.shape, 128, np.uint8)  # (neutral chroma)
+        return blur_i420(self.last_good)
+
+
+def _over(image: np.ndarray, weight: np.ndarray, behind: np.ndarray) -> np.ndarray:
+    """I420 ``image`` over I420 ``behind`` by ``weight`` (uint8, full size): a transparent
+    background over the heavy blur, as the mix graph puts it over the frame's blur."""
+    h, w = weight.shape
+    full = weight.astype(np.float32) / 255
+    half = cv2.resize(full, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    per_byte = np.concatenate([full.ravel(), half.ravel(), half.ravel()]).reshape(image.shape)  # (Y, U, V)
+    return (behind + per_byte * (image.astype(np.float32) - behind)).round().astype(np.uint8)

@@ -272,6 +272,37 @@ def test_privacy_frames_convert_a_held_video_background_once(tmp_path, monkeypat
     matting.close()
 
 
+def test_a_transparent_backgrounds_privacy_frame_puts_it_over_the_heavy_blur(tmp_path):
+    """A logo over the blurred room fails to the logo over the heavy blur of the last good
+    composite (grey before there is one): where it is opaque the logo, elsewhere never more
+    than the heavy blur shows."""
+    from PIL import Image
+
+    from p3m_live import privacy
+    from p3m_live.video.frames import Layout
+
+    layout = Layout(96, 64, "i420", False, "bt601")
+    rgba = np.zeros((64, 96, 4), np.uint8)
+    rgba[:, :48] = (200, 30, 40, 255)  # the left half opaque, the right transparent
+    Image.fromarray(rgba).save(tmp_path / "logo.png")
+    choice = parse_background(str(tmp_path / "logo.png"))
+    matting = Matting(layout, [choice], lambda c, b: FlakyBackend(graph_spec(layout, c, b), "", range(0)))
+    assert matting.backend.spec.background == "mix"
+    frames = privacy.PrivacyFrames(matting)
+    logo = rgb_to_i420(rgba[..., :3], "bt601", False)
+    y = slice(None, 64)
+    grey = frames.frame()
+    assert np.array_equal(grey[y, :44], logo[y, :44]) and (grey[y, 52:] == 128).all()
+    frames.good(CHECKS)
+    over = frames.frame()
+    heavy = blur_i420(CHECKS)
+    assert np.array_equal(over[y, :44], logo[y, :44]) and np.abs(over[y, 52:].astype(int) - heavy[y, 52:]).max() <= 1
+    u = over[64:80].reshape(32, 48)  # (the U plane)
+    assert np.abs(u[:, :20].astype(int) - logo[64:80].reshape(32, 48)[:, :20]).max() <= 1
+    assert np.abs(u[:, 28:].astype(int) - heavy[64:80].reshape(32, 48)[:, 28:]).max() <= 1
+    matting.close()
+
+
 def test_a_camera_stalled_for_good_is_reopened(caplog):
     """Privacy frames after a second of silence, then, when the camera's read gives up on
     the stall, a reopen, and composites again from the new one."""

@@ -52,7 +52,8 @@ class Backend(ABC):
         """RGB uint8 image (H, W, 3) or (1|B, H, W, 3) for "image" (one image serves the whole
         batch), or for a planar graph also I420 planes (H*3/2, W) or (1|B, H*3/2, W) in the
         stream's matrix and range; an (r, g, b) colour for "color". A "mix" graph takes any
-        of these, or None for the blur of the frame."""
+        of these, RGBA (a transparent image, over the blur of the frame) or its I420 planes
+        then its alpha, or None for the blur of the frame."""
         if background is self._background_given:
             return  # the same still image again: nothing to copy
         s = self.spec
@@ -70,26 +71,30 @@ class Backend(ABC):
 
     def _image(self, background: np.ndarray | tuple[int, int, int] | None) -> np.ndarray:
         """The "image" or "mix" input for ``background``, one per frame of the batch; for
-        "mix" with its weight: 255 for an image or a colour (a flat image), 0 for None (blur)."""
+        "mix" with its weight: RGBA's alpha (a transparent image), else 255 for an image or a
+        colour (a flat image), 0 for None (blur)."""
         s = self.spec
-        blur = background is None
-        if s.background == "mix" and (blur or np.size(background) == 3):
+        mix, blur = s.background == "mix", background is None
+        if mix and (blur or np.size(background) == 3):
             colour = np.asarray((0, 0, 0) if blur else background, np.uint8)
             background = np.broadcast_to(colour, (s.height, s.width, 3))
         bg = np.asarray(background, dtype=np.uint8)
         planes = frame_shape("i420", 1, s.height, s.width)[1:]
-        if s.planar and bg.shape[-2:] == planes:  # already I420 (a feed made it ahead of time)
-            bg = bg.reshape(-1, *planes)
+        weighted = (planes[0] + s.height, s.width)  # the I420 planes, then the weight plane
+        rgb, rgba = (s.height, s.width, 3), (s.height, s.width, 4)
+        if s.planar and (bg.shape[-2:] == planes or (mix and bg.shape[-2:] == weighted)):
+            bg = bg.reshape(-1, *bg.shape[-2:])  # already I420 (a feed made it ahead of time)
         else:
             if bg.ndim == 3:
                 bg = bg[None]
-            if bg.shape[1:] != (s.height, s.width, 3):
+            if not (bg.shape[1:] == rgb or (mix and bg.shape[1:] == rgba)):
                 raise P3MError(f"background must be {s.width}x{s.height} RGB, got shape {bg.shape}")
-            if s.planar:  # the graph takes it as I420 (GraphSpec.background_shape)
-                bg = rgb_to_planes(bg, s.matrix, s.full_range)
+            if s.planar:  # the graph takes it as I420 (GraphSpec.background_shape), alpha after
+                yuv = rgb_to_planes(np.ascontiguousarray(bg[..., :3]), s.matrix, s.full_range)
+                bg = np.concatenate([yuv, bg[..., 3]], axis=1) if bg.shape[3] == 4 else yuv
         if bg.shape[0] not in (1, s.batch):
             raise P3MError(f"background must be one image or {s.batch}, got {bg.shape[0]}")
-        if s.background == "mix":  # the weight: a plane after the I420 planes, or RGBA's A
+        if mix and bg.shape[1:] not in (weighted, rgba):  # a weight for what has none
             shape = (bg.shape[0], s.height, s.width) if s.planar else (*bg.shape[:3], 1)
             bg = np.concatenate([bg, np.full(shape, 0 if blur else 255, np.uint8)], axis=1 if s.planar else 3)
         return np.broadcast_to(bg, (s.batch, *bg.shape[1:]))

@@ -46,11 +46,15 @@ class BackgroundChoice:
     kind: str  # "image" | "video" | "color" | "blur" | "none"; or "mix", the graph of them all
     path: Path | None = None
     color: tuple[int, int, int] = (0, 0, 0)
-    strength: int = 16
+    strength: int = 16  # a blur's; a transparent image's shows the room blurred this much
+    transparent: bool = False  # an image with transparency (a logo): over the blurred room
 
     @property
     def graph_kind(self) -> Background:
-        """The frame graph's background input for this choice (none composites over black)."""
+        """The frame graph's background input for this choice (none composites over black; a
+        transparent image is the "mix" graph's, its alpha the weight over the blur)."""
+        if self.transparent:
+            return "mix"
         kinds = {"image": "image", "video": "image", "color": "color", "none": "color", "blur": "blur", "mix": "mix"}
         return kinds[self.kind]  # type: ignore[return-value]
 
@@ -90,15 +94,29 @@ def parse_background(text: str) -> BackgroundChoice:
     if colour is not None:
         return BackgroundChoice("color", color=colour)
     path = Path(t).expanduser()
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        return BackgroundChoice("image", path=path, transparent=read_image(path).shape[2] == 4)
     if path.is_file():
-        return BackgroundChoice("image" if path.suffix.lower() in IMAGE_SUFFIXES else "video", path=path)
+        return BackgroundChoice("video", path=path)
     raise P3MError(f"background {text!r} is not a file that exists; give {HELP}")
 
 
 def cover(image: np.ndarray, width: int, height: int, sar: Fraction = Fraction(1)) -> np.ndarray:
-    """Scale ``image`` (H, W, 3) to cover width x height and centre-crop it. For anamorphic
-    frames (pixels ``sar`` times as wide as high) it is squeezed as their pixels are first,
-    so that it shows in its own shape where the frames do."""
+    """Scale ``image`` (H, W, 3, or RGBA) to cover width x height and centre-crop it. For
+    anamorphic frames (pixels ``sar`` times as wide as high) it is squeezed as their pixels
+    are first, so that it shows in its own shape where the frames do. RGBA is scaled with
+    its colours premultiplied, so that the colour of what is transparent does not bleed
+    into the edges of what is not."""
+    if image.shape[2] == 4:
+        a = image[..., 3:].astype(np.float32) / 255
+        scaled = _scaled_to_cover(np.dstack([image[..., :3] * a, a * 255]), width, height, sar)
+        weight = scaled[..., 3:] / 255
+        colour = np.where(weight > 0, scaled[..., :3] / np.maximum(weight, 1e-6), 0)
+        return np.dstack([colour, scaled[..., 3:]]).round().clip(0, 255).astype(np.uint8)
+    return _scaled_to_cover(image, width, height, sar)
+
+
+def _scaled_to_cover(image: np.ndarray, width: int, height: int, sar: Fraction) -> np.ndarray:
     import cv2
 
     h, w = image.shape[:2]
@@ -120,7 +138,7 @@ def cover(image: np.ndarray, width: int, height: int, sar: Fraction = Fraction(1
 # its clock there, so the matting thread never decodes seconds of background to catch up.
 CLOCK_JUMP = 0.25  # seconds
 
-Pair = tuple[np.ndarray, np.ndarray | None]  # RGB, and I420 planes for a planar graph
+Pair = tuple[np.ndarray, np.ndarray | None]  # RGB (or RGBA), and I420 planes (then alpha) for a planar graph
 
 
 class _Picture:
@@ -184,15 +202,20 @@ class BackgroundFeed:
             self._started = False
 
     def _pair(self, rgb: np.ndarray) -> Pair:
-        """An RGB frame and, for a planar graph, its I420 planes."""
-        return rgb, (rgb_to_planes(rgb[None], *self.planes)[0] if self.planes else None)
+        """An RGB frame and, for a planar graph, its I420 planes; RGBA and, for a planar
+        graph, its I420 planes followed by its alpha (the "mix" graph's weight plane)."""
+        if not self.planes:
+            return rgb, None
+        planes = rgb_to_planes(np.ascontiguousarray(rgb[None, ..., :3]), *self.planes)[0]
+        return rgb, (planes if rgb.shape[2] == 3 else np.concatenate([planes, rgb[..., 3]]))
 
     @property
     def moving(self) -> bool:
         return self._video is not None
 
     def peek(self) -> np.ndarray | tuple[int, int, int] | None:
-        """The background shown now (RGB), without moving a video on."""
+        """The background shown now (RGB, or RGBA for a transparent image), without moving a
+        video on."""
         if self.choice.kind in ("color", "none"):
             return self.choice.color
         if self._video is not None:
@@ -347,8 +370,8 @@ class _Prefetch:
 
 
 def read_image(path: Path | None) -> np.ndarray:
-    """An RGB uint8 image, or a one-line error."""
-    img = read_rgb(path) if path is not None else None
+    """An RGB uint8 image (RGBA where it is partly transparent), or a one-line error."""
+    img = read_rgb(path, alpha=True) if path is not None else None
     if img is None:
         raise P3MError(f"background {path} cannot be read as an image; give {HELP}")
     return img

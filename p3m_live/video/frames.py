@@ -247,19 +247,48 @@ def image_files(path: Path) -> list[Path]:
     return [path]
 
 
-def read_rgb(path: str | Path) -> np.ndarray | None:
+def read_rgb(path: str | Path, alpha: bool = False) -> np.ndarray | None:
     """An image file as RGB uint8 (H, W, 3), upright by its EXIF orientation, or None if it
-    cannot be read as one. HEIC/HEIF photos (iPhones) go through pillow-heif, whose libheif
-    turns them upright itself."""
+    cannot be read as one. With ``alpha``, one that is partly transparent (a PNG or WebP
+    logo) comes as RGBA (H, W, 4), straight alpha. HEIC/HEIF photos (iPhones) go through
+    pillow-heif, whose libheif turns them upright itself."""
     if Path(path).suffix.lower() in HEIF_SUFFIXES:
-        return _read_heif(Path(path))
+        return _read_heif(Path(path), alpha)
     import cv2
 
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img is None:
+        return None
+    rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if alpha else None
+    if raw is None or raw.ndim != 3 or raw.shape[2] != 4:
+        return rgb
+    raw = raw if raw.dtype == np.uint8 else cv2.convertScaleAbs(raw, alpha=255 / np.iinfo(raw.dtype).max)
+    if raw[..., 3].min() == 255:
+        return rgb  # (an alpha plane with nothing transparent in it)
+    # IMREAD_UNCHANGED keeps alpha but ignores EXIF orientation: the alpha is turned the way
+    # that turns its colours into the upright ones.
+    colour, a = cv2.cvtColor(raw[..., :3], cv2.COLOR_BGR2RGB), raw[..., 3]
+    for turn in _ORIENTATIONS:
+        if np.array_equal(turn(colour), rgb):
+            return np.dstack([rgb, turn(a)])
+    return np.dstack([colour, a])  # (no turn matches exactly: as stored, colours and alpha together)
 
 
-def _read_heif(path: Path) -> np.ndarray | None:
+# The eight EXIF orientations as array operations on (H, W, ...) images.
+_ORIENTATIONS = [
+    lambda x: x,
+    lambda x: x[:, ::-1],
+    lambda x: x[::-1, ::-1],
+    lambda x: x[::-1],
+    lambda x: x.swapaxes(0, 1),
+    lambda x: np.rot90(x, -1),
+    lambda x: x.swapaxes(0, 1)[::-1, ::-1],
+    lambda x: np.rot90(x, 1),
+]
+
+
+def _read_heif(path: Path, alpha: bool = False) -> np.ndarray | None:
     from ..errors import P3MError
 
     try:
@@ -271,4 +300,6 @@ def _read_heif(path: Path) -> np.ndarray | None:
         pixels = np.asarray(heif)  # a read-only view of libheif's buffer
     except (ValueError, OSError, RuntimeError):
         return None
+    if alpha and pixels.shape[-1] == 4 and pixels[..., 3].min() < 255:
+        return np.array(pixels)
     return np.array(pixels[..., :3])  # a copy of our own: writable, without an alpha plane

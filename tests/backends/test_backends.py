@@ -257,6 +257,41 @@ def test_one_mix_graph_gives_what_each_kind_of_graph_gives(seed32_ckpt, clip, pl
                 assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1, kind
 
 
+@pytest.mark.parametrize("planar", [True, False])
+def test_a_transparent_image_shows_the_blurred_room_where_it_is_transparent(seed32_ckpt, clip, planar):
+    """A logo with transparency on the mix graph: where it is opaque, the composite is the
+    image graph's; where it is transparent, the blur graph's; half transparent, between."""
+    frames, image = clip
+    spec = SPEC.with_(temporal="off", foreground="frame" if planar else "estimate")
+    rgba = np.dstack([image, np.zeros((H, W), np.uint8)])
+    rgba[:, : W // 3, 3], rgba[:, W // 3 : 2 * W // 3, 3] = 255, 128  # opaque, half, transparent
+    outs = {}
+    for kind, value in (("mix", rgba), ("image", image), ("blur", None)):
+        with open_backend("torch", spec.with_(background=kind), seed32_ckpt) as be:
+            if value is not None:
+                be.set_background(value)
+            outs[kind] = be.process(frames[0])[0][0].astype(int)
+
+    def part(kind: str, k: int) -> np.ndarray:
+        """The luma and chroma of the k-th third, a few pixels in from its edges."""
+        third, planes = W // 3, outs[kind]
+        x0, x1 = k * third + 4, (k + 1) * third - 4
+        chroma = planes[H:].reshape(2, H // 2, W // 2)[:, :, x0 // 2 : x1 // 2]
+        return np.concatenate([planes[:H, x0:x1].ravel(), chroma.ravel()])
+
+    assert np.abs(part("mix", 0) - part("image", 0)).max() <= 1
+    assert np.abs(part("mix", 2) - part("blur", 2)).max() <= 1
+    assert np.abs(part("mix", 1) - (part("image", 1) + part("blur", 1)) / 2).max() <= 1.5
+    assert np.abs(part("image", 2) - part("blur", 2)).mean() > 10  # (they do differ)
+    with open_backend("torch", spec.with_(background="mix"), seed32_ckpt) as be:
+        if planar:  # planes then alpha, made ahead by a feed, are the same input
+            yuv = rgb_to_planes(image[None], "bt601", False)[0]
+            be.set_background(np.concatenate([yuv, rgba[..., 3]]))
+            assert np.array_equal(be.process(frames[0])[0][0], outs["mix"])
+        with pytest.raises(P3MError, match="background must be"):
+            be.set_background(np.zeros((H, W, 2), np.uint8))
+
+
 def test_a_mix_graph_takes_its_background_in_every_form(seed32_ckpt):
     """I420 planes made ahead of time (a feed for a planar graph), RGB, a colour, or None; the
     same object again is not copied again, and None after an image is a change."""

@@ -217,3 +217,89 @@ def test_a_turned_frame_turns_its_pixel_shape():
     assert layout_of(frame, 0, Fraction(64, 45)).sar == Fraction(64, 45)
     assert layout_of(frame, 90, Fraction(64, 45)).sar == Fraction(45, 64)  # a phone's portrait clip
     assert layout_of(frame, 0, None).sar == 1
+
+
+def _logo(path, size=(30, 20), exif_orientation=None):
+    """A logo as editors make them: a red square, opaque, on pixels that are transparent
+    and (as many exporters leave them) green underneath."""
+    from PIL import Image
+
+    w, h = size
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[...] = (0, 255, 0, 0)
+    rgba[h // 10 : h // 10 + h // 2, w // 10 : w // 10 + w // 3] = (255, 0, 0, 255)  # (off centre)
+    image = Image.fromarray(rgba)
+    if exif_orientation is None:
+        image.save(path)
+    else:
+        exif = image.getexif()
+        exif[0x0112] = exif_orientation
+        image.save(path, exif=exif)
+    return rgba
+
+
+def test_a_transparent_image_is_read_with_its_alpha_and_runs_on_the_mix_graph(tmp_path):
+    import pillow_heif
+    from PIL import Image
+
+    from p3m_live.video.frames import read_rgb
+
+    rgba = _logo(tmp_path / "logo.png")
+    Image.fromarray(rgba[..., [0, 3]].copy(), "LA").save(tmp_path / "grey.png")  # grey with alpha
+    Image.fromarray(rgba).save(tmp_path / "logo.webp", lossless=True)
+    Image.fromarray(rgba).save(tmp_path / "logo.tif")
+    pillow_heif.from_pillow(Image.fromarray(rgba)).save(tmp_path / "logo.heic", quality=-1)  # (lossless)
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    Image.fromarray(opaque).save(tmp_path / "opaque.png")  # an alpha plane with nothing transparent
+    seen = rgba[..., 3] > 0
+    for name in ("logo.png", "logo.webp", "logo.tif", "logo.heic"):  # (WebP keeps no colour under transparency)
+        back = read_rgb(tmp_path / name, alpha=True)
+        assert np.array_equal(back[..., 3], rgba[..., 3]), name
+        assert name == "logo.heic" or np.array_equal(back[seen], rgba[seen])  # (HEIC's colours are 4:2:0)
+        choice = parse_background(str(tmp_path / name))
+        assert choice.transparent and choice.graph_kind == "mix" and choice.kind == "image"
+    grey = read_rgb(tmp_path / "grey.png", alpha=True)
+    assert grey.shape == (20, 30, 4) and np.array_equal(grey[..., 3], rgba[..., 3])
+    assert read_rgb(tmp_path / "logo.png").shape == (20, 30, 3)  # (inputs: the picture alone)
+    assert read_rgb(tmp_path / "opaque.png", alpha=True).shape == (20, 30, 3)
+    assert parse_background(str(tmp_path / "opaque.png")).graph_kind == "image"
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_transparent_images_alpha_is_turned_with_its_exif_orientation(tmp_path, orientation):
+    """OpenCV turns colours upright by EXIF but reads alpha only as stored: the alpha must
+    turn the same way, or a logo would be cut out in the wrong place."""
+    from p3m_live.video.frames import read_rgb
+
+    stored = _logo(tmp_path / "turned.png", exif_orientation=orientation)[..., 3]
+    upright = {3: stored[::-1, ::-1], 6: np.rot90(stored, -1), 8: np.rot90(stored, 1)}[orientation]
+    rgba = read_rgb(tmp_path / "turned.png", alpha=True)
+    red = np.all(rgba[..., :3] == (255, 0, 0), axis=-1)
+    assert np.array_equal(red, upright == 255)  # (the colours upright, as OpenCV turns them)
+    assert np.array_equal(rgba[..., 3], upright)
+
+
+def test_a_transparent_image_is_scaled_without_the_colour_under_its_transparency():
+    """Scaled premultiplied: the square's edges, half covered, are red with half alpha, not
+    red mixed with the green that was under the transparent pixels."""
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[...] = (0, 255, 0, 0)
+    rgba[5:15, 9:21] = (255, 0, 0, 255)
+    for size in ((45, 30), (15, 10)):  # up and down
+        out = cover(rgba, *size)
+        seen = out[..., 3] > 0
+        assert out.shape == (size[1], size[0], 4) and (out[..., 3] < 255).any() and (out[..., 3][seen] > 0).all()
+        assert np.abs(out[seen][:, :3].astype(int) - (255, 0, 0)).max() <= 1, size
+
+
+def test_a_transparent_image_feeds_its_alpha_after_its_planes(tmp_path):
+    rgba = _logo(tmp_path / "logo.png", size=(96, 64))
+    feed = BackgroundFeed(parse_background(str(tmp_path / "logo.png")), 96, 64, ("bt601", False))
+    value, shown = feed.value(), feed.peek()  # (privacy frames put it over the blur themselves)
+    seen = rgba[..., 3] > 0
+    assert np.array_equal(shown[..., 3], rgba[..., 3]) and np.array_equal(shown[seen], rgba[seen])
+    assert value.shape == (96 + 64, 96) and np.array_equal(value[96:], rgba[..., 3])
+    assert np.array_equal(value[:96], rgb_to_planes(shown[None, ..., :3], "bt601", False)[0])
+    rgb_feed = BackgroundFeed(parse_background(str(tmp_path / "logo.png")), 96, 64)
+    assert np.array_equal(rgb_feed.value(), shown)
