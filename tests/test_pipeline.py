@@ -239,6 +239,27 @@ def test_matting_moves_a_video_background_by_the_frames_times(clip, seed32_ckpt,
         m.close()
 
 
+def test_a_transparent_video_background_moves_its_alpha_within_a_batch(clip, seed32_ckpt, tmp_path):
+    """A VP9 overlay with alpha behind 25 fps frames, two a batch: each frame of the batch
+    gets the overlay's frame at its time, with that frame's alpha as the mix graph's weight."""
+    from tests.video.test_backgrounds import _overlay_video
+
+    with open_source(str(clip)) as src:
+        w, h = src.layout.width, src.layout.height
+        overlay = _overlay_video(tmp_path / "wipe.webm", "libvpx-vp9", "yuva420p", frames=3)
+        m = Matting(src.layout, [parse_background(str(overlay))], _opener(seed32_ckpt, src.layout, 32), 2)
+        frames = [f for f in src.items() if isinstance(f, Frame)][:5]  # 0, 0.04, ... 0.16 s
+        m.process(frames[:2])
+        first = m.backend._background.copy()
+        m.process(frames[3:5])  # (0.12 and 0.16 s: the overlay's second frame, from 0.1 s)
+        second = m.backend._background
+        assert m.backend.spec.background == "mix" and not m.backend.spec.planar
+        assert first.shape == (2, h, w, 4)
+        assert np.array_equal(first[0, ..., 3], first[1, ..., 3])  # (both within the overlay's first frame)
+        assert (second[0, ..., 3] > 127).sum() > (first[0, ..., 3] > 127).sum() > 0  # the wipe went on
+        m.close()
+
+
 def test_a_mix_matting_runs_every_background_on_one_graph(clip, seed32_ckpt, tmp_path):
     """Live on a GPU: blur, a colour and an image on one "mix" graph (two blur strengths need
     two), switched with the temporal state kept in the one backend, each composite what

@@ -47,7 +47,7 @@ class BackgroundChoice:
     path: Path | None = None
     color: tuple[int, int, int] = (0, 0, 0)
     strength: int = 16  # a blur's; a transparent image's shows the room blurred this much
-    transparent: bool = False  # an image with transparency (a logo): over the blurred room
+    transparent: bool = False  # an image or video with transparency (a logo): over the blurred room
 
     @property
     def graph_kind(self) -> Background:
@@ -97,7 +97,7 @@ def parse_background(text: str) -> BackgroundChoice:
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         return BackgroundChoice("image", path=path, transparent=read_image(path).shape[2] == 4)
     if path.is_file():
-        return BackgroundChoice("video", path=path)
+        return BackgroundChoice("video", path=path, transparent=_video_is_transparent(path))
     raise P3MError(f"background {text!r} is not a file that exists; give {HELP}")
 
 
@@ -290,11 +290,10 @@ class BackgroundFeed:
                 if not container.streams.video:
                     raise P3MError(f"background {path} has no video stream; give {HELP}")
                 stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
                 step = 1 / float(stream.average_rate or stream.guessed_rate or 25)
                 first = last = None
                 tone_mapper = None
-                for f in container.decode(stream):
+                for f in _decoded(container):
                     t = f.time if f.time is not None else (0.0 if last is None else last + step)
                     if first is None:
                         first = t
@@ -318,7 +317,11 @@ class BackgroundFeed:
         """How to make a decoded frame into a background: SDR, upright, covering the frame."""
 
         def make() -> Pair:
-            rgb = tone_mapper.rgb(f) if tone_mapper else f.to_ndarray(format="rgb24")
+            if self.choice.transparent:  # (an HDR overlay: its colours tone-mapped, its alpha as it is)
+                rgba = f.to_ndarray(format="rgba")
+                rgb = np.dstack([tone_mapper.rgb(f), rgba[..., 3]]) if tone_mapper else rgba
+            else:
+                rgb = tone_mapper.rgb(f) if tone_mapper else f.to_ndarray(format="rgb24")
             upright = rotate_planes(rgb, "rgb", quarter_turns(f.rotation))  # phone clips, as inputs
             return self._pair(cover(upright, self.width, self.height, self.sar))
 
@@ -367,6 +370,42 @@ class _Prefetch:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2.0)
+
+
+def _decoded(container) -> Iterator:
+    """The frames of ``container``'s first video stream, with their alpha where they have
+    one: a WebM's VP9 alpha is a side stream that only libvpx's decoder reads (FFmpeg's own
+    drops it)."""
+    import av
+
+    stream = container.streams.video[0]
+    if stream.codec_context.name != "vp9" or stream.metadata.get("alpha_mode") != "1":
+        stream.thread_type = "AUTO"
+        yield from container.decode(stream)
+        return
+    decoder = av.CodecContext.create("libvpx-vp9", "r")
+    decoder.thread_type = "AUTO"
+    for packet in container.demux(stream):
+        yield from decoder.decode(packet)  # (the last, empty packet flushes it)
+
+
+def _video_is_transparent(path: Path) -> bool:
+    """Whether a video background has alpha with something transparent in its first frame
+    (a lower third, an animated logo: ProRes 4444, VP9 or FFV1 with alpha, QuickTime
+    Animation, GIF). One that does not is shown as an opaque video; one that cannot be read
+    says so when it is opened."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return False
+            frame = next(_decoded(container), None)
+    except (av.error.FFmpegError, OSError):
+        return False
+    if frame is None or not any(c.is_alpha for c in frame.format.components):
+        return False
+    return bool(frame.to_ndarray(format="rgba")[..., 3].min() < 255)
 
 
 def read_image(path: Path | None) -> np.ndarray:

@@ -303,3 +303,64 @@ def test_a_transparent_image_feeds_its_alpha_after_its_planes(tmp_path):
     assert np.array_equal(value[:96], rgb_to_planes(shown[None, ..., :3], "bt601", False)[0])
     rgb_feed = BackgroundFeed(parse_background(str(tmp_path / "logo.png")), 96, 64)
     assert np.array_equal(rgb_feed.value(), shown)
+
+
+def _overlay_video(path, codec, pix_fmt, frames=5, opaque=False):
+    """A 10 fps overlay whose opaque part grows by 4 columns a frame (a wipe), red."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=10)
+        s.width, s.height, s.pix_fmt = 48, 32, pix_fmt
+        for i in range(frames):
+            rgba = np.zeros((32, 48, 4), np.uint8)
+            rgba[..., 0], rgba[:, : 16 + 4 * i, 3] = 200, 255
+            if opaque:
+                rgba[..., 3] = 255
+            f = av.VideoFrame.from_ndarray(rgba, format="rgba").reformat(format=pix_fmt)
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, codec, pix_fmt",
+    [("wipe.webm", "libvpx-vp9", "yuva420p"), ("wipe.mov", "prores_ks", "yuva444p10le"), ("wipe.mkv", "ffv1", "bgra")],
+)
+def test_a_video_with_alpha_moves_its_transparency_over_the_blur(tmp_path, name, codec, pix_fmt):
+    """VP9 with alpha (read with libvpx, since FFmpeg's own VP9 decoder drops it), ProRes
+    4444 and FFV1: each frame's alpha goes to the mix graph, as the video plays."""
+    video = _overlay_video(tmp_path / name, codec, pix_fmt)
+    choice = parse_background(str(video))
+    assert choice.kind == "video" and choice.transparent and choice.graph_kind == "mix"
+    feed = BackgroundFeed(choice, 48, 32, ("bt601", False))
+    values = feed.value([0.0, 0.1, 0.2])
+    assert values.shape == (3, 48 + 32, 48)
+    opaque_columns = [(v[48:] > 127).all(axis=0).sum() for v in values]
+    assert [abs(n - want) <= 1 for n, want in zip(opaque_columns, (16, 20, 24))] == [True] * 3
+    assert feed.peek().shape == (32, 48, 4)
+    feed.close()
+
+
+def test_a_video_that_could_hold_alpha_but_is_opaque_is_an_ordinary_video(tmp_path):
+    video = _overlay_video(tmp_path / "opaque.mov", "prores_ks", "yuva444p10le", opaque=True)
+    assert not parse_background(str(video)).transparent
+    assert parse_background(str(make_clip(tmp_path / "plain.mp4", frames=2, audio_rate=None))).graph_kind == "image"
+
+
+def test_an_animated_gif_with_transparency_is_a_transparent_video(tmp_path):
+    from PIL import Image
+
+    frames = []
+    for i in range(3):
+        rgba = np.zeros((32, 48, 4), np.uint8)
+        rgba[:, : 16 + 8 * i] = (200, 0, 0, 255)
+        frames.append(Image.fromarray(rgba))
+    frames[0].save(tmp_path / "sticker.gif", save_all=True, append_images=frames[1:], duration=100, disposal=2)
+    choice = parse_background(str(tmp_path / "sticker.gif"))
+    assert choice.kind == "video" and choice.transparent
+    feed = BackgroundFeed(choice, 48, 32)
+    alphas = [v[..., 3] for v in feed.value([0.0, 0.1, 0.2])]
+    assert [int((a == 255).all(axis=0).sum()) for a in alphas] == [16, 24, 32]
+    feed.close()
