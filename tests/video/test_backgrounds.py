@@ -326,7 +326,12 @@ def _overlay_video(path, codec, pix_fmt, frames=5, opaque=False):
 
 @pytest.mark.parametrize(
     "name, codec, pix_fmt",
-    [("wipe.webm", "libvpx-vp9", "yuva420p"), ("wipe.mov", "prores_ks", "yuva444p10le"), ("wipe.mkv", "ffv1", "bgra")],
+    [
+        ("wipe.webm", "libvpx-vp9", "yuva420p"),
+        ("wipe.mov", "prores_ks", "yuva444p10le"),
+        ("wipe.mkv", "ffv1", "bgra"),
+        ("wipe-qtrle.mov", "qtrle", "argb"),
+    ],
 )
 def test_a_video_with_alpha_moves_its_transparency_over_the_blur(tmp_path, name, codec, pix_fmt):
     """VP9 with alpha (read with libvpx, since FFmpeg's own VP9 decoder drops it), ProRes
