@@ -22,7 +22,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TypeVar
@@ -518,31 +518,31 @@ class Retired:
         self.waiting.append((src, [sink.fence() for sink in sinks]))
 
     def close_written(self) -> None:
-        for src, fences in [w for w in self.waiting if all(f.is_set() for f in w[1])]:
+        written = [w for w in self.waiting if all(fence.is_set() for fence in w[1])]
+        for src, _ in written:
             src.close()
-            self.waiting.remove((src, fences))
+        self.waiting = [w for w in self.waiting if w not in written]
 
     def close_all(self, sound: queue.Queue) -> None:
         """At the end, the outputs drained: every one still open, those marked in ``sound`` too."""
-        while True:
-            try:
-                item = sound.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, _Replaced):
-                self.left.append(item.source)
+        self.left += [item.source for item in _queued(sound) if isinstance(item, _Replaced)]
         for src in [*(src for src, _ in self.waiting), *self.left]:
             src.close()
         self.waiting, self.left = [], []
 
 
-def _pass_sound(sound: queue.Queue, sinks: Sequence[Sink], retired: Retired) -> None:
-    """Hand the audio packets read so far to the outputs (files and streams copy them)."""
+def _queued(q: queue.Queue) -> Iterator:
+    """What is in ``q`` now, taken out."""
     while True:
         try:
-            packet = sound.get_nowait()
+            yield q.get_nowait()
         except queue.Empty:
             return
+
+
+def _pass_sound(sound: queue.Queue, sinks: Sequence[Sink], retired: Retired) -> None:
+    """Hand the audio packets read so far to the outputs (files and streams copy them)."""
+    for packet in _queued(sound):
         if isinstance(packet, _Replaced):
             retired.after(packet.source, sinks)
             continue
