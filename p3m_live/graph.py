@@ -285,13 +285,50 @@ def foreground_params(height: int, width: int) -> tuple[tuple[int, int], int]:
     return (max(2, round(90 * scale)), max(1, round(6 * scale))), (2 if min(height, width) >= 540 else 1)
 
 
-def blur_background(rgb: Tensor, strength: int) -> Tensor:
-    """A wide, smooth blur at low cost: box-downscale by ``strength``, blur, upscale."""
-    h, w = rgb.shape[-2:]
+BLUR_FILL = 0.02  # a blur window with less than about this weight of background takes a wider window's colour
+
+
+def blur_size(height: int, width: int, strength: int) -> tuple[int, int]:
+    """The size the frame is blurred at: ``strength`` times smaller."""
     s = max(1, strength)
-    small = downscale(rgb, (max(1, h // s), max(1, w // s)))
-    small = box(box(small, 1), 1)  # two box passes ~ a small Gaussian
-    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    return max(1, height // s), max(1, width // s)
+
+
+def blur_background(x: Tensor, alpha: Tensor, size: tuple[int, int]) -> Tensor:
+    """The background of ``x`` blurred without the person, at ``size`` (see ``blur_size``),
+    to be upscaled: a wide, smooth blur at low cost (box-downscale, then two box passes,
+    about a small Gaussian) of ``x`` weighted by 1 - ``alpha``, divided by the same blur of
+    that weight (normalised convolution). So the person's colours do not spread into a
+    bright or dark halo around them, as they do in a blur of the whole frame (Zoom's and
+    NVIDIA Broadcast's blurs show none). Behind the person, where a window holds little or
+    no background, the colour comes from ever wider windows (pull-push, see ``_filled``)."""
+    keep = 1.0 - alpha
+    c = x.shape[1]
+    small = box(box(downscale(torch.cat((x * keep, keep, x), 1), size), 1), 1)
+    return _filled(small[:, :c], small[:, c : c + 1], small[:, c + 1 :])
+
+
+def _filled(weighted: Tensor, weight: Tensor, plain: Tensor) -> Tensor:
+    """``weighted / weight``, and where the weight is near 0, the same at half the size,
+    upscaled: down to one pixel, the mean of all the background, and where there is none
+    (a frame that is all person), the ``plain`` blur. The sizes are the spec's, so the
+    recursion unrolls in the export (about log2 of the blur's size: 7 levels at 1080p)."""
+    h, w = weighted.shape[-2:]
+    if h == w == 1:
+        fill = plain
+    else:
+        both = torch.cat((weighted, weight, plain), 1)
+        # Exact 2x2 means (a last odd row or column is its own mean), so each level weighs
+        # every pixel of the one below alike.
+        half = F.avg_pool2d(both, (2 if h > 1 else 1, 2 if w > 1 else 1), ceil_mode=True)
+        c = weighted.shape[1]
+        coarse = _filled(half[:, :c], half[:, c : c + 1], half[:, c + 1 :])
+        fill = upscale(coarse, (h, w))
+    return (weighted + BLUR_FILL * fill) / (weight + BLUR_FILL)
+
+
+def upscale(x: Tensor, size: tuple[int, int]) -> Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def mix_over_blur(image: Tensor, weight: Tensor, blurred: Tensor) -> Tensor:
@@ -394,6 +431,13 @@ class FrameGraph(nn.Module):
         out = prev_a if prev_l is None else torch.cat((prev_a, prev_l), 1)
         return torch.cat(frames, 0), out
 
+    def _blurs_small(self, size: tuple[int, int]) -> bool:
+        """Whether a blur at ``size`` is made from the model's input, which has all of its
+        detail and less to pool, rather than from the full frame (a light blur, finer than
+        the model's input, needs that)."""
+        mh, mw = self.spec.model_hw
+        return mh >= size[0] and mw >= size[1]
+
     def forward(self, frame: Tensor, *rest: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         s = self.spec
         background = rest[0] if s.background != "blur" else None
@@ -407,8 +451,12 @@ class FrameGraph(nn.Module):
             alpha = guided_upsample(alpha_lo, rgb_lo, rgb)
         else:
             alpha = F.interpolate(alpha_lo, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
+        if s.background in ("blur", "mix"):
+            size = blur_size(s.height, s.width, s.blur_strength)
+            source = (rgb_lo, alpha_lo) if self._blurs_small(size) else (rgb, alpha)
+            blurred = upscale(blur_background(*source, size), rgb.shape[-2:])
         if s.background == "blur":
-            bg = blur_background(rgb, s.blur_strength)
+            bg = blurred
         elif s.background == "color":
             assert background is not None
             bg = (background.float() / 255.0).view(-1, 3, 1, 1)
@@ -416,7 +464,7 @@ class FrameGraph(nn.Module):
             assert background is not None
             bg = background.float().permute(0, 3, 1, 2) / 255.0
             if s.background == "mix":  # RGBA: the image, weighted over a blur of the frame
-                bg = mix_over_blur(bg[:, :3], bg[:, 3:], blur_background(rgb, s.blur_strength))
+                bg = mix_over_blur(bg[:, :3], bg[:, 3:], blurred)
         if s.foreground == "estimate":
             fg = estimate_foreground(rgb, alpha, *foreground_params(s.height, s.width))
         else:
@@ -436,15 +484,21 @@ class FrameGraph(nn.Module):
         RGB is ever made; that is most of the CPU time of the RGB path at 1080p."""
         s = self.spec
         luma, chroma = yuv_planes(frame, s.in_format, s.matrix, s.full_range)
-        rgb_lo = yuv_to_rgb(downscale(luma, s.model_hw), downscale(chroma, s.model_hw), s.matrix)
+        luma_lo, chroma_lo = downscale(luma, s.model_hw), downscale(chroma, s.model_hw)
+        rgb_lo = yuv_to_rgb(luma_lo, chroma_lo, s.matrix)
         alpha_lo, state_out = self.smooth(self.matte(rgb_lo), state, luma_of(rgb_lo))
         if s.upsampler == "guided":
             alpha = guided_upsample_planes(alpha_lo, rgb_lo, luma, chroma, s.matrix)
         else:
             alpha = F.interpolate(alpha_lo, size=luma.shape[-2:], mode="bilinear", align_corners=False)
         if s.background in ("blur", "mix"):
-            bg_luma = blur_background(luma, s.blur_strength)
-            bg_chroma = blur_background(chroma, max(1, s.blur_strength // 2))  # half the pixels, same reach
+            size, half = blur_size(s.height, s.width, s.blur_strength), chroma.shape[-2:]
+            if self._blurs_small(size):  # luma and chroma in one pass, from the model's input
+                both = blur_background(torch.cat((luma_lo, chroma_lo), 1), alpha_lo, size)
+                bg_luma, bg_chroma = upscale(both[:, :1], luma.shape[-2:]), upscale(both[:, 1:], half)
+            else:
+                bg_luma = upscale(blur_background(luma, alpha, size), luma.shape[-2:])
+                bg_chroma = upscale(blur_background(chroma, F.avg_pool2d(alpha, 2), size), half)
         if s.background != "blur":
             assert background is not None
             if s.background == "color":

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from p3m_live.graph import (
     FrameGraph,
     GraphSpec,
+    blur_background,
+    blur_size,
     composite_planes,
     decode_frame,
     downscale,
@@ -21,6 +23,7 @@ from p3m_live.graph import (
     guided_upsample_planes,
     model_size,
     rgb_to_yuv,
+    upscale,
     yuv_luma,
     yuv_planes,
 )
@@ -287,6 +290,52 @@ def test_color_and_blur_backgrounds(p3m_native, portraits):
         np.abs(np.diff(blurred, axis=1))[bg_only[:, 1:]].mean()
         < np.abs(np.diff(img[0].astype(float), axis=1))[bg_only[:, 1:]].mean()
     )
+
+
+class BrightIsPerson(torch.nn.Module):
+    """A test double for the network: alpha 1 where the model-size frame is bright (a lit
+    person), else 0, so the matte is known exactly."""
+
+    def matte(self, rgb: torch.Tensor) -> torch.Tensor:
+        return (rgb.mean(1, keepdim=True) > 0.5).float()
+
+
+@pytest.mark.parametrize("in_format", ["rgb", "i420"])  # the RGB path, and the planes path
+@pytest.mark.parametrize("strength", [16, 2])  # from the model's input, and (finer than it) the full frame
+def test_the_blur_leaves_no_halo_of_the_person_around_them(in_format, strength):
+    """A bright person on a dark room: next to them, the blurred room stays as dark as the
+    room, where a blur of the whole frame would spread their light into a halo."""
+    h, w = 128, 256  # (the model's input a quarter of it: the double's matte has exact edges)
+    rgb = np.full((h, w, 3), 40, np.uint8)
+    rgb[16:112, 64:192] = 235  # the person, wider than the blur's windows
+    ring = np.zeros((h, w), bool)
+    ring[6:122, 54:202] = True
+    ring[12:116, 60:196] = False  # a band 4 to 10 pixels outside them
+    frame = rgb if in_format == "rgb" else rgb_to_planes(rgb[None], "bt601", True)[0]
+    spec = GraphSpec(h, w, in_format, in_format, model_short_side=32, background="blur", blur_strength=strength,
+                     temporal="off", foreground="frame", upsampler="bilinear", full_range=True)  # fmt: skip
+    graph = FrameGraph(BrightIsPerson(), spec).eval()
+    assert graph.planar == (in_format == "i420") and graph._blurs_small(blur_size(h, w, strength)) == (strength == 16)
+    comp, alpha, _ = _run(graph, frame[None])
+    comp, alpha = comp[0].numpy().astype(int), alpha[0].numpy()
+    assert (alpha[ring] == 0).all() and (alpha[24:104, 72:184] == 255).all()
+    assert np.abs(comp[:h][ring] - 40).max() <= 3  # (RGB, or the luma plane: a grey's luma is its level)
+    if strength == 16:  # (a light blur has no reach to make a halo of)
+        whole = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255  # a blur of the whole frame, there
+        plain = upscale(blur_background(whole, torch.zeros_like(whole[:, :1]), blur_size(h, w, strength)), (h, w))
+        assert (plain[0].permute(1, 2, 0).numpy()[ring] * 255).mean() > 40 + 20
+
+
+def test_a_frame_that_is_all_person_blurs_as_a_whole():
+    """No background anywhere (a face filling the camera): no division by nothing, a blur of
+    it all; half of it: the background's colour everywhere, behind the person too."""
+    x = torch.rand(1, 3, 64, 96)
+    all_person = blur_background(x, torch.ones(1, 1, 64, 96), (8, 12))
+    assert torch.isfinite(all_person).all() and (all_person - x.mean()).abs().max() < 0.05
+    x[..., :48], x[..., 48:] = 0.9, 0.1
+    alpha = torch.zeros(1, 1, 64, 96)
+    alpha[..., :48] = 1  # the left half is the person: the room is 0.1 behind them too
+    assert (blur_background(x, alpha, (8, 12)) - 0.1).abs().max() < 0.01
 
 
 def test_ema_state(p3m_native, portraits):
