@@ -304,26 +304,24 @@ def blur_background(x: Tensor, alpha: Tensor, size: tuple[int, int]) -> Tensor:
     no background, the colour comes from ever wider windows (pull-push, see ``_filled``)."""
     keep = 1.0 - alpha
     c = x.shape[1]
-    small = box(box(downscale(torch.cat((x * keep, keep, x), 1), size), 1), 1)
-    return _filled(small[:, :c], small[:, c : c + 1], small[:, c + 1 :])
+    small = box(box(downscale(torch.cat((x * keep, keep), 1), size), 1), 1)
+    return _filled(small[:, :c], small[:, c:], x.mean((2, 3), keepdim=True))
 
 
-def _filled(weighted: Tensor, weight: Tensor, plain: Tensor) -> Tensor:
+def _filled(weighted: Tensor, weight: Tensor, mean: Tensor) -> Tensor:
     """``weighted / weight``, and where the weight is near 0, the same at half the size,
-    upscaled: down to one pixel, the mean of all the background, and where there is none
-    (a frame that is all person), the ``plain`` blur. The sizes are the spec's, so the
+    upscaled: down to one pixel, the mean of all the room, and where there is none (a
+    frame that is all person), the frame's ``mean``. The sizes are the spec's, so the
     recursion unrolls in the export (about log2 of the blur's size: 7 levels at 1080p)."""
     h, w = weighted.shape[-2:]
     if h == w == 1:
-        fill = plain
+        fill = mean
     else:
-        both = torch.cat((weighted, weight, plain), 1)
         # Exact 2x2 means (a last odd row or column is its own mean), so each level weighs
         # every pixel of the one below alike.
-        half = F.avg_pool2d(both, (2 if h > 1 else 1, 2 if w > 1 else 1), ceil_mode=True)
+        half = F.avg_pool2d(torch.cat((weighted, weight), 1), (2 if h > 1 else 1, 2 if w > 1 else 1), ceil_mode=True)
         c = weighted.shape[1]
-        coarse = _filled(half[:, :c], half[:, c : c + 1], half[:, c + 1 :])
-        fill = upscale(coarse, (h, w))
+        fill = upscale(_filled(half[:, :c], half[:, c:], mean), (h, w))
     return (weighted + BLUR_FILL * fill) / (weight + BLUR_FILL)
 
 
