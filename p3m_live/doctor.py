@@ -164,7 +164,7 @@ def _video_devices(sys_root: Path) -> list[tuple[str, str]]:
 def check_cameras(system: str = sys.platform, sys_root: Path = Path("/sys"), dshow=None) -> list[Check]:
     """``dshow``: what lists DirectShow's cameras (Windows; a stand-in in tests)."""
     if system.startswith("win"):
-        from .video.sources import list_dshow_cameras
+        from .video.devices import list_dshow_cameras
 
         names = (dshow or list_dshow_cameras)()
         if names:

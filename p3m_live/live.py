@@ -36,10 +36,11 @@ from .live_clock import LiveClock
 from .pipeline import Matting
 from .privacy import PrivacyFrames
 from .stats import Latencies, RateMeter
+from .video.devices import SoundSource
 from .video.frames import Frame
 from .video.preview import PreviewWindow
 from .video.sinks import Sink
-from .video.sources import SoundSource, Source
+from .video.sources import Source
 
 log = logging.getLogger("p3m_live")
 

@@ -23,6 +23,7 @@ from .spec import FOREGROUNDS, TEMPORALS
 from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.backgrounds import BackgroundChoice, parse_background
 from .video.deinterlace import MODES
+from .video.devices import SoundSource, open_microphone, open_webcam
 from .video.frames import IMAGE_SUFFIXES, Layout
 from .video.preview import NO_DISPLAY_FIX, display_problem
 from .video.relay import Relay
@@ -35,16 +36,7 @@ from .video.sinks import (
     check_output,
     is_image_sequence,
 )
-from .video.sources import (
-    LIVE_SCHEMES,
-    PIPES,
-    ImageSource,
-    SoundSource,
-    Source,
-    open_microphone,
-    open_source,
-    open_webcam,
-)
+from .video.sources import LIVE_SCHEMES, PIPES, ImageSource, Source, open_source
 from .video.targets import stdout_problem, stream_target
 
 log = logging.getLogger("p3m_live")

@@ -378,7 +378,7 @@ def test_outputs_stay_on_one_clock_across_a_reconnect_with_their_sound(tmp_path,
 def test_a_microphone_stands_in_for_the_sources_own_sound_without_a_word(caplog):
     """With a microphone, the source's own sound (lavfi's, here) is simply not used: no
     warning that it "came back with other sound"."""
-    from p3m_live.video.sources import SoundSource
+    from p3m_live.video.devices import SoundSource
 
     caplog.set_level(logging.INFO, logger="p3m_live")
     graph = "testsrc2=size=96x64:rate=30,realtime[out0];sine=frequency=440:sample_rate=16000,arealtime[out1]"
@@ -396,8 +396,8 @@ def test_a_microphone_that_stops_is_reopened(tmp_path, caplog):
     """A microphone unplugged mid-call (here FFmpeg's lavfi sine, in real time, ending after
     0.8 s each time it is opened): the outputs go on without sound until it is back, then
     with its sound again, on the run's clock."""
+    from p3m_live.video.devices import SoundSource
     from p3m_live.video.sinks import FileSink
-    from p3m_live.video.sources import SoundSource
 
     caplog.set_level(logging.INFO, logger="p3m_live")
 

@@ -32,9 +32,10 @@ from p3m_live.live import run_live  # noqa: E402
 from p3m_live.model import resolve_model_weights  # noqa: E402
 from p3m_live.pipeline import Matting, graph_spec  # noqa: E402
 from p3m_live.video.backgrounds import parse_background  # noqa: E402
+from p3m_live.video.devices import SoundSource  # noqa: E402
 from p3m_live.video.relay import Relay  # noqa: E402
 from p3m_live.video.sinks import FileSink, Sink  # noqa: E402
-from p3m_live.video.sources import AVSource, SoundSource  # noqa: E402
+from p3m_live.video.sources import AVSource  # noqa: E402
 
 STATUS = re.compile(r"out ([\d.]+) fps, dropped (\d+), latency p50 (\d+) ms, p95 (\d+) ms")
 

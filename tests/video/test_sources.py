@@ -15,16 +15,7 @@ import pytest
 from p3m_live.errors import P3MError
 from p3m_live.video.frames import Frame, matrix_of, planes_to_rgb, rotate_planes
 from p3m_live.video.sinks import FileSink
-from p3m_live.video.sources import (
-    NONBLOCK,
-    AVSource,
-    ImageSource,
-    list_dshow_cameras,
-    open_source,
-    parse_dshow_devices,
-    webcam_options,
-    webcam_url,
-)
+from p3m_live.video.sources import NONBLOCK, AVSource, ImageSource, open_source
 from tests.media import (
     audio_onset,
     audio_samples,
@@ -281,42 +272,6 @@ def test_matrix_follows_the_tag_then_the_size():
     assert matrix_of(2, 1920, 1080) == "bt709" and matrix_of(2, 640, 480) == "bt601"
 
 
-def test_webcam_urls_and_options():
-    assert webcam_url("0", "linux") == ("/dev/video0", "v4l2")
-    assert webcam_url("/dev/video4", "linux") == ("/dev/video4", "v4l2")
-    assert webcam_url("1", "darwin") == ("1:none", "avfoundation")
-    assert webcam_url("Integrated Camera", "win32") == ("video=Integrated Camera", "dshow")
-    # DirectShow opens by name only: an index picks the Nth camera it lists (a stand-in lister here)
-    listed = lambda: ["Integrated Camera", "OBS Virtual Camera"]  # noqa: E731
-    assert webcam_url("1", "win32", cameras=listed) == ("video=OBS Virtual Camera", "dshow")
-    assert webcam_url("5", "win32", cameras=listed) == ("video=5", "dshow")  # fails later, naming the cameras
-    hd = webcam_options((1280, 720), 30, "linux")
-    assert hd == {"video_size": "1280x720", "framerate": "30", "input_format": "mjpeg"}
-    assert "input_format" not in webcam_options((640, 480), None, "linux")
-
-
-def test_directshow_device_lists_of_both_ffmpeg_styles():
-    """FFmpeg 4.4+ writes one line per device with its kind; older ones write headings. Audio
-    devices and the alternative names are not cameras. (On this Linux machine the real listing
-    finds no dshow demuxer and gives an empty list, without an error.)"""
-    new = [
-        '"Integrated Camera" (video)\n',
-        '  Alternative name "@device_pnp_\\\\?\\usb#vid_04f2"\n',
-        '"Microphone (Realtek(R) Audio)" (audio)\n',
-        '"OBS Virtual Camera" (video)\n',
-    ]
-    old = [
-        "DirectShow video devices (some may be both video and audio devices)\n",
-        '  "Integrated Camera"\n',
-        '     Alternative name "@device_pnp_\\\\?\\usb#vid_04f2"\n',
-        "DirectShow audio devices\n",
-        '  "Microphone (Realtek(R) Audio)"\n',
-    ]
-    assert parse_dshow_devices(new) == ["Integrated Camera", "OBS Virtual Camera"]
-    assert parse_dshow_devices(old) == ["Integrated Camera"]
-    assert list_dshow_cameras() == []
-
-
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -343,13 +298,6 @@ def test_truncated_file_still_yields_what_it_has(tmp_path):
     with open_source(str(cut)) as src:
         n = len(_frames(src))
     assert 0 < n < 20
-
-
-def test_no_camera_says_how_to_list_them():
-    with pytest.raises(P3MError, match="list the cameras"):
-        from p3m_live.video.sources import open_webcam
-
-        open_webcam("/dev/video-p3m-missing")
 
 
 def make_audio_only(path):
@@ -658,15 +606,3 @@ def test_the_main_video_stream_is_read_not_a_cover_picture_before_it(tmp_path):
                 out.mux(p)
     with open_source(str(covered)) as src:
         assert src.video.index == 1 and len(_frames(src)) == 12
-
-
-def test_microphone_urls():
-    from p3m_live.video.sources import microphone_url
-
-    assert microphone_url(None, "linux") == ("default", "alsa")
-    assert microphone_url("plughw:1,0", "linux") == ("plughw:1,0", "alsa")
-    assert microphone_url(None, "darwin") == (":0", "avfoundation")
-    assert microphone_url("2", "darwin") == (":2", "avfoundation")
-    assert microphone_url("Microphone (USB)", "win32") == ("audio=Microphone (USB)", "dshow")
-    with pytest.raises(P3MError, match="name the microphone"):
-        microphone_url(None, "win32")

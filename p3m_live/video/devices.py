@@ -1,0 +1,170 @@
+"""Cameras and microphones: which device ``--webcam`` and ``--audio`` name on each system,
+and how FFmpeg opens it (v4l2 and ALSA on Linux, AVFoundation on macOS, DirectShow on
+Windows). Cameras are read as :class:`~p3m_live.video.sources.AVSource`; a microphone is
+a :class:`SoundSource`, whose packets go to a live run's file and stream outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import av
+
+from ..errors import P3MError, reason
+from .sources import STALL, AVSource
+
+ALSA_CONFIG = "/usr/share/alsa/alsa.conf"  # the system's ALSA configuration (where the cards are named)
+
+
+def parse_dshow_devices(lines: Sequence[str]) -> list[str]:
+    """The video devices in FFmpeg's DirectShow device list, by name, in its order.
+
+    FFmpeg 4.4 and later print one line per device, ``"Integrated Camera" (video)``;
+    older ones print a "DirectShow video devices" heading, then one quoted name per
+    line (each followed by an "Alternative name" line), then the audio heading."""
+    names: list[str] = []
+    section = None
+    for line in lines:
+        text = line.strip()
+        if "DirectShow video devices" in text:
+            section = "video"
+        elif "DirectShow audio devices" in text:
+            section = "audio"
+        elif "Alternative name" not in text and text.count('"') >= 2:
+            name = text[text.index('"') + 1 : text.rindex('"')]
+            kind = text[text.rindex('"') + 1 :].strip()
+            if kind.startswith("(video") or (kind == "" and section == "video"):
+                names.append(name)
+    return names
+
+
+def list_dshow_cameras() -> list[str]:
+    """The cameras DirectShow has, by name (Windows; empty elsewhere): FFmpeg prints its list
+    to the log when asked to open the device list, which is captured here."""
+    import av.logging
+
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.INFO)
+    try:
+        with av.logging.Capture(local=False) as logs:
+            try:
+                av.open("dummy", format="dshow", options={"list_devices": "true"}).close()
+            except (av.error.FFmpegError, ValueError, OSError):
+                pass  # the listing always ends in an error: "dummy" is no device
+    finally:
+        av.logging.set_level(level)
+    return parse_dshow_devices([entry[2] if isinstance(entry, tuple) else entry.message for entry in logs])
+
+
+def webcam_url(device: str, system: str = sys.platform, cameras=list_dshow_cameras) -> tuple[str, str]:
+    """(url, demuxer) for ``--webcam DEVICE``: an index or a device name/path. DirectShow
+    opens cameras by name only, so on Windows an index N picks the Nth camera it lists."""
+    if system.startswith("linux"):
+        return (f"/dev/video{device}" if device.isdigit() else device), "v4l2"
+    if system == "darwin":
+        return (f"{device}:none" if device.isdigit() else device), "avfoundation"
+    if system.startswith("win"):
+        if device.isdigit():
+            names = cameras()
+            device = names[int(device)] if int(device) < len(names) else device
+        return (device if device.startswith("video=") else f"video={device}"), "dshow"
+    raise P3MError(f"webcams are not supported on {system}; give a video file or a stream URL")
+
+
+def webcam_options(size: tuple[int, int] | None, fps: float | None, system: str = sys.platform) -> dict[str, str]:
+    """Capture options: size, rate, and MJPEG at 720p and up (raw YUYV over USB 2 caps
+    most cameras at 5-10 fps there)."""
+    opts: dict[str, str] = {}
+    if size:
+        opts["video_size"] = f"{size[0]}x{size[1]}"
+    if fps:
+        opts["framerate"] = f"{fps:g}"
+    if size and size[0] * size[1] >= 1280 * 720:
+        key = "input_format" if system.startswith("linux") else "vcodec"
+        if not system == "darwin":
+            opts[key] = "mjpeg"
+    return opts
+
+
+def open_webcam(
+    device: str = "0",
+    size: tuple[int, int] | None = None,
+    fps: float | None = None,
+    system: str = sys.platform,
+    short_side: int | None = None,
+    deinterlace: str = "auto",
+) -> AVSource:
+    url, fmt = webcam_url(device, system)
+    options = webcam_options(size, fps, system)
+    try:
+        return AVSource(
+            url, format=fmt, options=options, live=True, name=f"camera {url}", short_side=short_side,
+            deinterlace=deinterlace, stall=STALL,
+        )  # fmt: skip
+    except P3MError as e:
+        names = list_dshow_cameras() if fmt == "dshow" else []
+        if names:
+            raise P3MError(f"{e}; the cameras here are {', '.join(map(repr, names))}: pass --webcam N or a name") from e
+        hint = "v4l2-ctl --list-devices" if fmt == "v4l2" else f"ffmpeg -f {fmt} -list_devices true -i dummy"
+        raise P3MError(f"{e}; list the cameras with `{hint}` and pass --webcam N or a device") from e
+
+
+def microphone_url(device: str | None, system: str = sys.platform) -> tuple[str, str]:
+    """(url, demuxer) for ``--audio [DEVICE]``: ALSA on Linux (its default device, which
+    PulseAudio and PipeWire serve), AVFoundation on macOS (a number or a name), DirectShow
+    on Windows (by name only)."""
+    if system.startswith("linux"):
+        return device or "default", "alsa"
+    if system == "darwin":
+        device = device or "0"
+        return f":{device}", "avfoundation"
+    if system.startswith("win"):
+        if not device:
+            raise P3MError(
+                'name the microphone: --audio "Microphone (...)"; list them with '
+                "`ffmpeg -f dshow -list_devices true -i dummy`"
+            )
+        return (device if device.startswith("audio=") else f"audio={device}"), "dshow"
+    raise P3MError(f"microphones are not supported on {system}; give --audio-format and a device FFmpeg reads")
+
+
+class SoundSource:
+    """A microphone, or any sound FFmpeg reads, for a live run's file and stream outputs: a
+    camera has no sound of its own. Its packets are read on a thread of their own."""
+
+    def __init__(self, url: str, format: str, name: str) -> None:
+        self.name = name
+        try:
+            self.container = av.open(url, format=format, timeout=(10.0, 10.0))
+        except (av.error.FFmpegError, OSError) as e:
+            if format == "alsa":  # PyAV's wheels bundle an ALSA without plugins (PulseAudio, PipeWire)
+                hint = "name a card: --audio plughw:CARD,DEVICE from `arecord -l`"
+            else:
+                hint = "check --audio DEVICE"
+            raise P3MError(f"{name} cannot be opened ({reason(e)}); {hint}") from e
+        if not self.container.streams.audio:
+            self.close()
+            raise P3MError(f"{name} gives no sound; give --audio a microphone")
+        self.audio_streams = [self.container.streams.audio[0]]
+
+    def packets(self) -> Iterator[av.Packet]:
+        for packet in self.container.demux(self.audio_streams[0]):
+            if packet.dts is not None:  # (flush packets carry nothing)
+                yield packet
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+
+
+def open_microphone(device: str | None, format: str | None = None, system: str = sys.platform) -> SoundSource:
+    """``--audio [DEVICE]`` with ``--audio-format FORMAT`` (then DEVICE is what FFmpeg opens
+    with it, as ffmpeg -f FORMAT -i DEVICE), or the platform's microphone."""
+    url, fmt = (device or "default", format) if format else microphone_url(device, system)
+    if fmt == "alsa" and "ALSA_CONFIG_PATH" not in os.environ and Path(ALSA_CONFIG).is_file():
+        os.environ["ALSA_CONFIG_PATH"] = ALSA_CONFIG  # PyAV's own ALSA looks where it was built
+    return SoundSource(url, fmt, f"the microphone {url} ({fmt})")
