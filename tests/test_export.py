@@ -86,6 +86,27 @@ def test_inner_uint8_is_refused(tmp_path):
     assert check_tensorrt_ops(path).problems == ["UINT8 intermediate tensor mid"]
 
 
+@pytest.mark.parametrize("size", [(19, 25), (8, 12)])  # odd sizes at every pull-push level, and even ones
+def test_the_blur_of_the_room_alone_is_the_same_on_onnxruntime(tmp_path, size):
+    """The blur's pull-push levels pool odd sizes with ceil_mode (a last row or column on
+    its own): exported, ONNX Runtime computes what torch does."""
+    from p3m_live.graph import blur_background, upscale
+
+    class Blur(torch.nn.Module):
+        def forward(self, x, alpha):
+            return upscale(blur_background(x, alpha, size), (96, 128))
+
+    g = torch.Generator().manual_seed(5)
+    x, alpha = torch.rand(1, 3, 96, 128, generator=g), torch.zeros(1, 1, 96, 128)
+    alpha[..., 20:90, 30:100] = 1  # a person with room around them
+    path = export_onnx(Blur(), (x, alpha), tmp_path / "blur.onnx", ["x", "alpha"], ["y"])
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x.numpy(), "alpha": alpha.numpy()}
+    )
+    want = Blur()(x, alpha).numpy()
+    assert np.abs(got[0] - want).max() < 1e-5
+
+
 @pytest.mark.parametrize("background", ["blur", "image", "mix"])
 @pytest.mark.parametrize("foreground", ["frame", "estimate"])
 def test_frame_graphs_pass_the_tensorrt_op_check(seed32_ckpt, tmp_path, background, foreground):
