@@ -401,11 +401,11 @@ def _video_is_transparent(path: Path) -> bool:
             if not container.streams.video:
                 return False
             frame = next(_decoded(container), None)
-    except (av.error.FFmpegError, OSError):
+            if frame is None or not any(c.is_alpha for c in frame.format.components):
+                return False
+            return bool(frame.to_ndarray(format="rgba")[..., 3].min() < 255)
+    except (av.error.FFmpegError, OSError, ValueError):
         return False
-    if frame is None or not any(c.is_alpha for c in frame.format.components):
-        return False
-    return bool(frame.to_ndarray(format="rgba")[..., 3].min() < 255)
 
 
 def read_image(path: Path | None) -> np.ndarray:
