@@ -59,3 +59,16 @@ def test_bench_start_prints_its_table():
     before, after = rows["all decoded (before)"], rows["from the keyframe before"]
     assert before[1].strip() == after[1].strip() == "25"  # the same part, a second of frames
     assert int(after[2]) < int(before[2]) / 2  # from the keyframe at 6 s (before 8 - 1 s), not from 0
+
+
+def test_bench_quality_prints_its_tables():
+    """On one shared portrait: every table, the blur's among them, with the room-alone blur's
+    error below the whole frame's."""
+    from tests.conftest import PORTRAITS
+
+    cmd = [sys.executable, str(ROOT / "tools" / "bench_quality.py"), "--data", str(PORTRAITS), "--limit", "1"]
+    r = subprocess.run([*cmd, "--frames", "3"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert all(f"# {k}. " in r.stdout for k in "abcd")
+    whole, alone = (float(r.stdout.split(f"| {name} | ")[1].split(" |")[0]) for name in ("whole frame", "room alone"))
+    assert alone < whole / 2
