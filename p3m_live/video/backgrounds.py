@@ -94,7 +94,7 @@ def parse_background(text: str) -> BackgroundChoice:
     if colour is not None:
         return BackgroundChoice("color", color=colour)
     path = Path(t).expanduser()
-    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not is_animated_png(path):
         return BackgroundChoice("image", path=path, transparent=read_image(path).shape[2] == 4)
     if path.is_file():
         return BackgroundChoice("video", path=path, transparent=_video_is_transparent(path))
@@ -370,6 +370,23 @@ class _Prefetch:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2.0)
+
+
+def is_animated_png(path: Path) -> bool:
+    """Whether ``path`` is an animated PNG (APNG: an animated sticker), which plays as a
+    video (FFmpeg's apng decoder) rather than showing its first frame: an ``acTL`` chunk
+    before the first image data."""
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            return False
+        while len(head := f.read(8)) == 8:
+            size, kind = int.from_bytes(head[:4], "big"), head[4:]
+            if kind == b"acTL":
+                return True
+            if kind == b"IDAT":
+                return False
+            f.seek(size + 4, 1)  # (the chunk's data and CRC)
+    return False
 
 
 def _decoded(container) -> Iterator:

@@ -354,7 +354,8 @@ def test_a_video_that_could_hold_alpha_but_is_opaque_is_an_ordinary_video(tmp_pa
     assert parse_background(str(make_clip(tmp_path / "plain.mp4", frames=2, audio_rate=None))).graph_kind == "image"
 
 
-def test_an_animated_gif_with_transparency_is_a_transparent_video(tmp_path):
+@pytest.mark.parametrize("name", ["sticker.gif", "sticker.png"])  # GIF, and an animated PNG (APNG)
+def test_an_animated_sticker_with_transparency_is_a_transparent_video(tmp_path, name):
     from PIL import Image
 
     frames = []
@@ -362,10 +363,13 @@ def test_an_animated_gif_with_transparency_is_a_transparent_video(tmp_path):
         rgba = np.zeros((32, 48, 4), np.uint8)
         rgba[:, : 16 + 8 * i] = (200, 0, 0, 255)
         frames.append(Image.fromarray(rgba))
-    frames[0].save(tmp_path / "sticker.gif", save_all=True, append_images=frames[1:], duration=100, disposal=2)
-    choice = parse_background(str(tmp_path / "sticker.gif"))
+    gif = {"disposal": 2} if name.endswith(".gif") else {}  # (each GIF frame whole)
+    frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], duration=100, **gif)
+    frames[0].save(tmp_path / "still.png")
+    choice = parse_background(str(tmp_path / name))
     assert choice.kind == "video" and choice.transparent
+    assert parse_background(str(tmp_path / "still.png")).kind == "image"
     feed = BackgroundFeed(choice, 48, 32)
-    alphas = [v[..., 3] for v in feed.value([0.0, 0.1, 0.2])]
+    alphas = [v[..., 3] for v in feed.value([0.0, 0.1, 0.2])]  # (as the frames' clock asks)
     assert [int((a == 255).all(axis=0).sum()) for a in alphas] == [16, 24, 32]
     feed.close()
