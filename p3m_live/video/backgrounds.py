@@ -375,17 +375,19 @@ class _Prefetch:
 def is_animated_png(path: Path) -> bool:
     """Whether ``path`` is an animated PNG (APNG: an animated sticker), which plays as a
     video (FFmpeg's apng decoder) rather than showing its first frame: an ``acTL`` chunk
-    before the first image data."""
-    with open(path, "rb") as f:
-        if f.read(8) != b"\x89PNG\r\n\x1a\n":
-            return False
-        while len(head := f.read(8)) == 8:
-            size, kind = int.from_bytes(head[:4], "big"), head[4:]
-            if kind == b"acTL":
-                return True
-            if kind == b"IDAT":
+    before the first image data. One that cannot be read is not (reading it as an image
+    then says why)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
                 return False
-            f.seek(size + 4, 1)  # (the chunk's data and CRC)
+            while len(head := f.read(8)) == 8:
+                size, kind = int.from_bytes(head[:4], "big"), head[4:]
+                if kind in (b"acTL", b"IDAT"):
+                    return kind == b"acTL"
+                f.seek(size + 4, 1)  # (the chunk's data and CRC)
+    except OSError:
+        pass
     return False
 
 
