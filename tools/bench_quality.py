@@ -224,23 +224,26 @@ def main() -> int:
         moving = np.mean([r[0] for r in tm[("moving", mode)]]) / np.mean([r[0] for r in tm[("moving", "off")]]) - 1
         print(f"{mode}: still dtSSD {still:+.0%} lower; moving MSE {moving:+.0%} higher than off")
     print()
-    comp = compositing(portraits)
-    print(f"# c. re-compositing onto a new background, {n} portraits, mean |error| in the edge band")
-    print("| foreground colours | edge error |")
-    print("| --- | ---: |")
-    for name, rows in comp.items():
-        print(f"| {name} | {np.mean(rows):.4f} |")
-    gain = 1 - np.mean(comp["estimated foreground"]) / np.mean(comp["frame colours"])
-    print(f"foreground estimation: edge error {gain:+.0%} lower\n")
-    glow = blur_glow(portraits)
-    print(f"# d. the blur background, {n} portraits, mean |error| in the room 40 px around the person")
-    print("| blur of | error |")
-    print("| --- | ---: |")
-    for name, rows in glow.items():
-        print(f"| {name} | {np.mean(rows):.4f} |")
-    gain = 1 - np.mean(glow["room alone"]) / np.mean(glow["whole frame"])
-    print(f"the room alone: error {gain:+.0%} lower")
+    comp = _error_table(
+        f"c. re-compositing onto a new background, {n} portraits, mean |error| in the edge band",
+        ("foreground colours", "edge error"), compositing(portraits),
+    )  # fmt: skip
+    print(f"foreground estimation: edge error {1 - comp['estimated foreground'] / comp['frame colours']:+.0%} lower\n")
+    glow = _error_table(
+        f"d. the blur background, {n} portraits, mean |error| in the room 40 px around the person",
+        ("blur of", "error"), blur_glow(portraits),
+    )  # fmt: skip
+    print(f"the room alone: error {1 - glow['room alone'] / glow['whole frame']:+.0%} lower")
     return 0
+
+
+def _error_table(title: str, columns: tuple[str, str], rows: dict[str, list[float]]) -> dict[str, float]:
+    """Print a table of mean errors, one row a method; return the means."""
+    means = {name: float(np.mean(errors)) for name, errors in rows.items()}
+    print(f"# {title}\n| {columns[0]} | {columns[1]} |\n| --- | ---: |")
+    for name, m in means.items():
+        print(f"| {name} | {m:.4f} |")
+    return means
 
 
 if __name__ == "__main__":
