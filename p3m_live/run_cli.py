@@ -107,7 +107,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
     look = p.add_argument_group("matting")
     look.add_argument(
-        "--background", action="append", metavar="BG", help=f"{BACKGROUND_HELP}; repeat to switch with b (default blur)"
+        "--background",
+        action="append",
+        metavar="BG",
+        help=f"{BACKGROUND_HELP}; an image or video with transparency goes over the blurred room; repeat to "
+        "switch with b (default blur)",
     )
     look.add_argument(
         "--temporal",
