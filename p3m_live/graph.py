@@ -185,8 +185,8 @@ def guided_upsample(alpha_lo: Tensor, guide_lo: Tensor, guide_hi: Tensor, r: int
     (BENCHMARKS.md)."""
     coef, bias = guided_coefficients(alpha_lo, guide_lo, r, eps)
     size = guide_hi.shape[-2:]
-    coef_hi = F.interpolate(coef, size=size, mode="bilinear", align_corners=False)
-    bias_hi = F.interpolate(bias, size=size, mode="bilinear", align_corners=False)
+    coef_hi = resize(coef, size)
+    bias_hi = resize(bias, size)
     return torch.clamp((coef_hi * guide_hi).sum(1, keepdim=True) + bias_hi, 0.0, 1.0)
 
 
@@ -205,12 +205,17 @@ def guided_upsample_planes(
     c_y = cr_ + cg + cb_  # R, G and B each carry luma with weight 1
     c_b = 2 * (1 - kb) * (cb_ - cg * kb / kg)
     c_r = 2 * (1 - kr) * (cr_ - cg * kr / kg)
-    c_half = F.interpolate(torch.cat((c_b, c_r), 1), size=chroma.shape[-2:], mode="bilinear", align_corners=False)
+    c_half = resize(torch.cat((c_b, c_r), 1), chroma.shape[-2:])
     chroma_term = c_half[:, 0:1] * chroma[:, 0:1] + c_half[:, 1:2] * chroma[:, 1:2]
     size = luma.shape[-2:]
-    hi = F.interpolate(torch.cat((c_y, bias), 1), size=size, mode="bilinear", align_corners=False)
-    chroma_hi = F.interpolate(chroma_term, size=size, mode="bilinear", align_corners=False)
+    hi = resize(torch.cat((c_y, bias), 1), size)
+    chroma_hi = resize(chroma_term, size)
     return torch.clamp(hi[:, 0:1] * luma + hi[:, 1:2] + chroma_hi, 0.0, 1.0)
+
+
+def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear, with pixel centres aligned (``align_corners=False``, as OpenCV resizes)."""
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def downscale(x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -218,7 +223,7 @@ def downscale(x: Tensor, size: tuple[int, int]) -> Tensor:
     k = min(x.shape[-2] // size[0], x.shape[-1] // size[1])
     if k >= 2:
         x = F.avg_pool2d(x, k)
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return resize(x, size)
 
 
 def box_sep(x: Tensor, r: int) -> Tensor:
@@ -237,7 +242,7 @@ def wide_blur(x: Tensor, r: int) -> Tensor:
     f = r // 4
     h, w = x.shape[-2:]
     small = downscale(x, (max(1, h // f), max(1, w // f)))
-    return F.interpolate(box_sep(small, 4), size=(h, w), mode="bilinear", align_corners=False)
+    return resize(box_sep(small, 4), (h, w))
 
 
 def estimate_foreground(image: Tensor, alpha: Tensor, radii: tuple[int, int] = (90, 6), factor: int = 1) -> Tensor:
@@ -256,7 +261,7 @@ def estimate_foreground(image: Tensor, alpha: Tensor, radii: tuple[int, int] = (
         image_lo, alpha_lo = downscale(image, small), downscale(alpha, small)
         lo_radii = (max(1, radii[0] // factor), max(1, radii[1] // factor))
         correction = estimate_foreground(image_lo, alpha_lo, lo_radii) - image_lo
-        up = F.interpolate(correction, size=(h, w), mode="bilinear", align_corners=False)
+        up = resize(correction, (h, w))
         return torch.clamp(image + up, 0.0, 1.0)
     fg, bg = image, image
     for r in radii:
@@ -321,12 +326,8 @@ def _filled(weighted: Tensor, weight: Tensor, mean: Tensor) -> Tensor:
         # every pixel of the one below alike.
         half = F.avg_pool2d(torch.cat((weighted, weight), 1), (2 if h > 1 else 1, 2 if w > 1 else 1), ceil_mode=True)
         c = weighted.shape[1]
-        fill = upscale(_filled(half[:, :c], half[:, c:], mean), (h, w))
+        fill = resize(_filled(half[:, :c], half[:, c:], mean), (h, w))
     return (weighted + BLUR_FILL * fill) / (weight + BLUR_FILL)
-
-
-def upscale(x: Tensor, size: tuple[int, int]) -> Tensor:
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def mix_over_blur(image: Tensor, weight: Tensor, blurred: Tensor) -> Tensor:
@@ -448,11 +449,11 @@ class FrameGraph(nn.Module):
         if s.upsampler == "guided":
             alpha = guided_upsample(alpha_lo, rgb_lo, rgb)
         else:
-            alpha = F.interpolate(alpha_lo, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
+            alpha = resize(alpha_lo, rgb.shape[-2:])
         if s.background in ("blur", "mix"):
             size = blur_size(s.height, s.width, s.blur_strength)
             source = (rgb_lo, alpha_lo) if self._blurs_small(size) else (rgb, alpha)
-            blurred = upscale(blur_background(*source, size), rgb.shape[-2:])
+            blurred = resize(blur_background(*source, size), rgb.shape[-2:])
         if s.background == "blur":
             bg = blurred
         elif s.background == "color":
@@ -488,15 +489,15 @@ class FrameGraph(nn.Module):
         if s.upsampler == "guided":
             alpha = guided_upsample_planes(alpha_lo, rgb_lo, luma, chroma, s.matrix)
         else:
-            alpha = F.interpolate(alpha_lo, size=luma.shape[-2:], mode="bilinear", align_corners=False)
+            alpha = resize(alpha_lo, luma.shape[-2:])
         if s.background in ("blur", "mix"):
             size, half = blur_size(s.height, s.width, s.blur_strength), chroma.shape[-2:]
             if self._blurs_small(size):  # luma and chroma in one pass, from the model's input
                 both = blur_background(torch.cat((luma_lo, chroma_lo), 1), alpha_lo, size)
-                bg_luma, bg_chroma = upscale(both[:, :1], luma.shape[-2:]), upscale(both[:, 1:], half)
+                bg_luma, bg_chroma = resize(both[:, :1], luma.shape[-2:]), resize(both[:, 1:], half)
             else:
-                bg_luma = upscale(blur_background(luma, alpha, size), luma.shape[-2:])
-                bg_chroma = upscale(blur_background(chroma, F.avg_pool2d(alpha, 2), size), half)
+                bg_luma = resize(blur_background(luma, alpha, size), luma.shape[-2:])
+                bg_chroma = resize(blur_background(chroma, F.avg_pool2d(alpha, 2), size), half)
         if s.background != "blur":
             assert background is not None
             if s.background == "color":

@@ -90,11 +90,11 @@ def test_inner_uint8_is_refused(tmp_path):
 def test_the_blur_of_the_room_alone_is_the_same_on_onnxruntime(tmp_path, size):
     """The blur's pull-push levels pool odd sizes with ceil_mode (a last row or column on
     its own): exported, ONNX Runtime computes what torch does."""
-    from p3m_live.graph import blur_background, upscale
+    from p3m_live.graph import blur_background, resize
 
     class Blur(torch.nn.Module):
         def forward(self, x, alpha):
-            return upscale(blur_background(x, alpha, size), (96, 128))
+            return resize(blur_background(x, alpha, size), (96, 128))
 
     g = torch.Generator().manual_seed(5)
     x, alpha = torch.rand(1, 3, 96, 128, generator=g), torch.zeros(1, 1, 96, 128)

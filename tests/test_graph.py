@@ -22,8 +22,8 @@ from p3m_live.graph import (
     guided_upsample,
     guided_upsample_planes,
     model_size,
+    resize,
     rgb_to_yuv,
-    upscale,
     yuv_luma,
     yuv_planes,
 )
@@ -90,7 +90,7 @@ def test_model_size_policy():
     assert model_size(1080, 1920) == (512, 896)
     assert model_size(720, 1280) == (512, 896)
     assert model_size(1920, 1080) == (896, 512)
-    assert model_size(64, 64) == (64, 64)  # never upscaled beyond the frame
+    assert model_size(64, 64) == (64, 64)  # never resized beyond the frame
     for h, w in ((480, 640), (1080, 1920), (2160, 3840), (100, 37)):
         mh, mw = model_size(h, w)
         assert mh % 32 == 0 and mw % 32 == 0
@@ -322,7 +322,7 @@ def test_the_blur_leaves_no_halo_of_the_person_around_them(in_format, strength):
     assert np.abs(comp[:h][ring] - 40).max() <= 3  # (RGB, or the luma plane: a grey's luma is its level)
     if strength == 16:  # (a light blur has no reach to make a halo of)
         whole = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255  # a blur of the whole frame, there
-        plain = upscale(blur_background(whole, torch.zeros_like(whole[:, :1]), blur_size(h, w, strength)), (h, w))
+        plain = resize(blur_background(whole, torch.zeros_like(whole[:, :1]), blur_size(h, w, strength)), (h, w))
         assert (plain[0].permute(1, 2, 0).numpy()[ring] * 255).mean() > 40 + 20
 
 

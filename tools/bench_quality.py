@@ -45,7 +45,7 @@ from p3m_live.graph import (  # noqa: E402
     foreground_params,
     guided_upsample,
     luma_of,
-    upscale,
+    resize,
 )
 from p3m_live.metrics import dtssd, gradient_error, mse, sad  # noqa: E402
 
@@ -182,11 +182,11 @@ def blur_glow(portraits, strength: int = 16) -> dict[str, list[float]]:
         a = alpha[..., None]
         shot = a * rgb + (1 - a) * room
         size, none = blur_size(h, w, strength), torch.zeros(1, 1, h, w)
-        truth = upscale(blur_background(t(room), none, size), (h, w))[0].permute(1, 2, 0).numpy()
+        truth = resize(blur_background(t(room), none, size), (h, w))[0].permute(1, 2, 0).numpy()
         near = cv2.dilate((alpha > 0.01).astype(np.uint8), np.ones((81, 81), np.uint8)) > 0
         band = near & (alpha <= 0.01)  # the room within 40 pixels of the person
         for name, mask in (("whole frame", none), ("room alone", t(alpha))):
-            got = upscale(blur_background(t(shot), mask, size), (h, w))[0].permute(1, 2, 0).numpy()
+            got = resize(blur_background(t(shot), mask, size), (h, w))[0].permute(1, 2, 0).numpy()
             rows[name].append(float(np.abs(got - truth)[band].mean()))
     return rows
 
