@@ -87,9 +87,10 @@ class Matting:
         return self.backgrounds[self.current]
 
     def _graph_for(self, choice: BackgroundChoice) -> BackgroundChoice:
-        """What ``choice`` runs on: its own kind of graph, or with ``mix`` the mix graph with
-        its blur strength (or the first blur's asked for)."""
-        if not self.mix:
+        """What ``choice`` runs on: its own kind of graph, or the mix graph (with ``mix``, and
+        for a transparent background anywhere) with its blur strength, or the first blur's
+        asked for (else blur:16): a transparent background shows the room blurred as that."""
+        if not (self.mix or choice.transparent):
             return choice
         blurs = [c.strength for c in (choice, *self.backgrounds) if c.kind == "blur"]
         return BackgroundChoice("mix", strength=blurs[0]) if blurs else BackgroundChoice("mix")

@@ -8,7 +8,6 @@ or :func:`~p3m_live.live.run_live`.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from fractions import Fraction
@@ -251,9 +250,6 @@ def _backgrounds(args: argparse.Namespace, live: bool) -> list[BackgroundChoice]
     composite = args.output or args.virtual_cam is not None or args.preview
     if any(c.kind == "none" for c in choices) and composite:
         raise P3MError("--background none writes no composite; drop -o (keep --alpha-out/--fg-out) or pick one")
-    blurs = [c.strength for c in choices if c.kind == "blur"]
-    if blurs:  # a transparent background shows the room as blurred as the first blur asked for
-        choices = [dataclasses.replace(c, strength=blurs[0]) if c.transparent else c for c in choices]
     if live:  # b cycles through what was asked, then blur and green
         for extra in ("blur", "green"):
             c = parse_background(extra)
