@@ -58,7 +58,6 @@ class Relay(Sink):
         self._frames = 0  # frames in _items
         self._cond = threading.Condition()
         self._closing = False
-        self._busy = False  # writing an item taken from _items
         self._next_try = 0.0
         self._thread = threading.Thread(target=self._run, name=f"p3m-output {name}", daemon=True)
         self._thread.start()
@@ -96,15 +95,12 @@ class Relay(Sink):
     def _next(self) -> tuple[Frame, np.ndarray, np.ndarray] | av.Packet | threading.Event | None:
         """The next item to write, waiting for one; None once closing and all are written."""
         with self._cond:
-            self._busy = False
-            self._cond.notify_all()  # (drain waits for this)
             while not self._items and not self._closing:
                 self._cond.wait()
             if not self._items:
                 return None
             item = self._items.popleft()
             self._frames -= isinstance(item, tuple)
-            self._busy = True
             return item
 
     def status(self) -> str | None:
@@ -116,11 +112,11 @@ class Relay(Sink):
         """Wait until everything given is written (or the thread has stopped), at most
         ``DRAIN_WAIT`` s; whether it is. The run closes its source only after this: a queued
         audio packet still reads the source's stream."""
-        end = time.monotonic() + DRAIN_WAIT
-        with self._cond:
-            while (self._items or self._busy) and self._thread.is_alive() and time.monotonic() < end:
-                self._cond.wait(0.1)
-            return not (self._items or self._busy) or not self._thread.is_alive()
+        written, end = self.fence(), time.monotonic() + DRAIN_WAIT
+        while not written.wait(0.1):
+            if not self._thread.is_alive() or time.monotonic() >= end:
+                return not self._thread.is_alive()
+        return True
 
     def _run(self) -> None:
         while (item := self._next()) is not None:
