@@ -52,9 +52,7 @@ class PrivacyFrames:
         if planes is None or shown is not value:  # converted once per picture: a video's moves on, or holds
             image = np.asarray(value, np.uint8)
             rgb = np.broadcast_to(image, (1, lay.height, lay.width, 3)) if choice.kind == "color" else image[None]
-            planes = rgb_to_planes(np.ascontiguousarray(rgb[..., :3]), lay.matrix, lay.full_range)[0]
-            if rgb.shape[3] == 4:  # a transparent image: its weight plane after the planes
-                planes = np.concatenate([planes, rgb[0, ..., 3]])
+            planes = rgb_to_planes(rgb, lay.matrix, lay.full_range)[0]  # (a transparent image's alpha after)
             self._cache[m.current] = (value, planes)
         if planes.shape != self.shape:
             return _over(planes[: self.shape[0]], planes[self.shape[0] :], self._blurred())

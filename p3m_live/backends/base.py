@@ -90,8 +90,7 @@ class Backend(ABC):
             if not (bg.shape[1:] == rgb or (mix and bg.shape[1:] == rgba)):
                 raise P3MError(f"background must be {s.width}x{s.height} RGB, got shape {bg.shape}")
             if s.planar:  # the graph takes it as I420 (GraphSpec.background_shape), alpha after
-                yuv = rgb_to_planes(np.ascontiguousarray(bg[..., :3]), s.matrix, s.full_range)
-                bg = np.concatenate([yuv, bg[..., 3]], axis=1) if bg.shape[3] == 4 else yuv
+                bg = rgb_to_planes(bg, s.matrix, s.full_range)
         if bg.shape[0] not in (1, s.batch):
             raise P3MError(f"background must be one image or {s.batch}, got {bg.shape[0]}")
         if mix and bg.shape[1:] not in (weighted, rgba):  # a weight for what has none

@@ -204,10 +204,7 @@ class BackgroundFeed:
     def _pair(self, rgb: np.ndarray) -> Pair:
         """An RGB frame and, for a planar graph, its I420 planes; RGBA and, for a planar
         graph, its I420 planes followed by its alpha (the "mix" graph's weight plane)."""
-        if not self.planes:
-            return rgb, None
-        planes = rgb_to_planes(np.ascontiguousarray(rgb[None, ..., :3]), *self.planes)[0]
-        return rgb, (planes if rgb.shape[2] == 3 else np.concatenate([planes, rgb[..., 3]]))
+        return rgb, (rgb_to_planes(rgb[None], *self.planes)[0] if self.planes else None)
 
     @property
     def moving(self) -> bool:
