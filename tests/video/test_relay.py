@@ -76,7 +76,11 @@ def test_a_stream_that_drops_is_reopened_and_the_writes_never_wait(caplog):
     assert second[0][1] and second[0][0] > dropped_at  # a fresh stream: a keyframe first, later frames
     assert [p for p, _ in second] == sorted(p for p, _ in second) and len(second) >= 40
     assert first[-1][0] < second[0][0]
-    assert 0 < relay.dropped < 60 and max(waits) < 0.05
+    # No write waits on the network: a write is a copy and a queue append, well under a
+    # millisecond; the bound leaves room for two cores' thread scheduling under a full suite
+    # (one write took 51 ms there once), still under the reconnect period a blocking write
+    # would show.
+    assert 0 < relay.dropped < 60 and sorted(waits)[len(waits) // 2] < 0.005 and max(waits) < 0.15
     assert "failed after" in caplog.text and "the run goes on, and it is reopened every 0.2 s" in caplog.text
     assert f"{target.name}: sending again" in caplog.text
 
