@@ -6,6 +6,7 @@ way a wallpaper fills a screen, so nothing is stretched.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
@@ -94,7 +95,7 @@ def parse_background(text: str) -> BackgroundChoice:
     if colour is not None:
         return BackgroundChoice("color", color=colour)
     path = Path(t).expanduser()
-    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not is_animated_png(path):
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not is_animated(path):
         return BackgroundChoice("image", path=path, transparent=read_image(path).shape[2] == 4)
     if path.is_file():
         return BackgroundChoice("video", path=path, transparent=_video_is_transparent(path))
@@ -273,37 +274,54 @@ class BackgroundFeed:
 
     def _loop(self, path: Path) -> Iterator[tuple[float, _Picture]]:
         """The video's frames with their times from its start, over and over: each pass
-        starts where the last one ended (its last frame's time plus a frame). A frame is
-        handed on once the next one is decoded, which says until when it shows."""
-        import av
-
+        starts where the last one ended (its last frame's time plus that frame's duration).
+        A frame is handed on once the next one is decoded, which says until when it shows."""
+        frames = self._webp_frames if is_animated_webp(path) else self._av_frames
         offset, pending = 0.0, None
         while True:
-            try:
-                container = av.open(str(path))
-            except (av.error.FFmpegError, OSError) as e:
-                raise P3MError(f"background {path} cannot be read ({e}); give {HELP}") from e
-            with container:
-                if not container.streams.video:
-                    raise P3MError(f"background {path} has no video stream; give {HELP}")
-                stream = container.streams.video[0]
-                step = 1 / float(stream.average_rate or stream.guessed_rate or 25)
-                first = last = None
-                tone_mapper = None
-                for f in _decoded(container):
-                    t = f.time if f.time is not None else (0.0 if last is None else last + step)
-                    if first is None:
-                        first = t
-                        tone_mapper = tone_mapper_for(f)  # an HDR clip as background: SDR, as sources do
-                    last = t
+            first = last = None
+            with contextlib.closing(frames(path)) as each:  # (a file closes with the pass)
+                for t, duration, make in each:
+                    first = t if first is None else first
+                    last, held = t, duration
                     shown_from = offset + max(t - first, 0.0)
                     if pending is not None:
                         yield self._picture(*pending, until=shown_from)
-                    pending = (shown_from, self._maker(f, tone_mapper))
+                    pending = (shown_from, make)
                     self.decoded += 1
             if first is None:
                 raise P3MError(f"background {path} has no frames; give {HELP}")
-            offset += last - first + step
+            offset += last - first + held
+
+    def _av_frames(self, path: Path) -> Iterator[tuple[float, float, Callable[[], Pair]]]:
+        """One pass over a video file with PyAV: each frame's time, how long a frame lasts,
+        and how to make it into a background (SDR, upright, covering the frame)."""
+        import av
+
+        try:
+            container = av.open(str(path))
+        except (av.error.FFmpegError, OSError) as e:
+            raise P3MError(f"background {path} cannot be read ({e}); give {HELP}") from e
+        with container:
+            if not container.streams.video:
+                raise P3MError(f"background {path} has no video stream; give {HELP}")
+            stream = container.streams.video[0]
+            step = 1 / float(stream.average_rate or stream.guessed_rate or 25)
+            last, tone_mapper = None, None
+            for f in _decoded(container):
+                if last is None:
+                    tone_mapper = tone_mapper_for(f)  # an HDR clip as background: SDR, as sources do
+                last = f.time if f.time is not None else (0.0 if last is None else last + step)
+                yield last, step, self._maker(f, tone_mapper)
+
+    def _webp_frames(self, path: Path) -> Iterator[tuple[float, float, Callable[[], Pair]]]:
+        """One pass over an animated WebP, which FFmpeg's WebP decoder cannot read: OpenCV
+        decodes its frames (whole canvases) at once, so one too big to hold is refused."""
+        t = 0.0
+        for image, duration in read_webp_animation(path):
+            rgb = image if self.choice.transparent else image[..., :3]
+            yield t, duration, lambda rgb=rgb: self._pair(cover(rgb, self.width, self.height, self.sar))
+            t += duration
 
     def _picture(self, shown_from: float, make: Callable[[], Pair], until: float) -> tuple[float, _Picture]:
         ahead = self._shown(shown_from, until)
@@ -388,6 +406,70 @@ def is_animated_png(path: Path) -> bool:
     return False
 
 
+def is_animated_webp(path: Path) -> bool:
+    """Whether ``path`` is an animated WebP (a sticker, a GIF converted by a website): the
+    animation flag of its ``VP8X`` header."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(21)
+    except OSError:
+        return False
+    return len(head) == 21 and head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and bool(head[20] & 0x02)
+
+
+def is_animated(path: Path) -> bool:
+    """Whether an image file is animated (APNG or WebP), and so plays as a video."""
+    return is_animated_png(path) or is_animated_webp(path)
+
+
+# An animated WebP is decoded whole; past this many bytes of decoded frames it is refused.
+WEBP_ANIMATION_BYTES = 1 << 30
+
+
+def read_webp_animation(
+    path: Path, count: int | None = None, limit: int = WEBP_ANIMATION_BYTES
+) -> list[tuple[np.ndarray, float]]:
+    """An animated WebP's frames (its first ``count``; all by default) as RGB (RGBA where
+    the file has alpha) uint8 canvases, each with how many seconds it shows, or a one-line
+    error. Its size is read from its header first, so that one too big to hold is refused
+    before it is decoded."""
+    import cv2
+
+    width, height, frames = _webp_canvas(path)
+    count = frames if count is None else min(count, frames)
+    if width * height * 4 * count > limit:
+        raise P3MError(
+            f"background {path} is an animation of {frames} frames of {width}x{height}, too big to "
+            f"hold decoded ({width * height * 4 * count / 2**30:.1f} GiB, more than {limit / 2**30:.1f}); "
+            "make it a video (ProRes 4444 .mov, or VP9 .webm for transparency)"
+        )
+    if not hasattr(cv2, "imreadanimation"):
+        raise P3MError(f"background {path} is an animated WebP, which needs opencv-python 4.11 or later to read")
+    ok, animation = cv2.imreadanimation(str(path), 0, max(count, 1))
+    if not ok or not animation.frames:
+        raise P3MError(f"background {path} cannot be read as an animated WebP; give {HELP}")
+    code = {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGBA}
+    return [
+        (cv2.cvtColor(f, code[f.shape[2]]), max(float(d), 10.0) / 1000)  # (0 ms frames last 10, as browsers)
+        for f, d in zip(animation.frames, animation.durations)
+    ]
+
+
+def _webp_canvas(path: Path) -> tuple[int, int, int]:
+    """An animated WebP's canvas width and height (its ``VP8X`` chunk) and its number of
+    frames (``ANMF`` chunks)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    width = int.from_bytes(data[24:27], "little") + 1
+    height = int.from_bytes(data[27:30], "little") + 1
+    count, at = 0, 12
+    while at + 8 <= len(data):
+        size = int.from_bytes(data[at + 4 : at + 8], "little")
+        count += data[at : at + 4] == b"ANMF"
+        at += 8 + size + (size & 1)  # (chunks are padded to an even size)
+    return width, height, count
+
+
 def _decoded(container) -> Iterator:
     """The frames of ``container``'s first video stream, with their alpha where they have
     one: a WebM's VP9 alpha is a side stream that only libvpx's decoder reads (FFmpeg's own
@@ -412,6 +494,12 @@ def _video_is_transparent(path: Path) -> bool:
     says so when it is opened."""
     import av
 
+    if is_animated_webp(path):
+        try:
+            first = read_webp_animation(path, count=1)[0][0]
+        except P3MError:
+            return False  # (opening it says why)
+        return first.shape[2] == 4 and bool(first[..., 3].min() < 255)
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import cv2
@@ -11,7 +12,7 @@ import pytest
 
 from p3m_live.errors import P3MError
 from p3m_live.spec import rgb_to_planes
-from p3m_live.video.backgrounds import BackgroundFeed, cover, parse_background
+from p3m_live.video.backgrounds import BackgroundFeed, cover, is_animated_webp, parse_background, read_webp_animation
 from tests.media import make_clip, make_hdr_clip
 
 
@@ -354,17 +355,19 @@ def test_a_video_that_could_hold_alpha_but_is_opaque_is_an_ordinary_video(tmp_pa
     assert parse_background(str(make_clip(tmp_path / "plain.mp4", frames=2, audio_rate=None))).graph_kind == "image"
 
 
-@pytest.mark.parametrize("name", ["sticker.gif", "sticker.png"])  # GIF, and an animated PNG (APNG)
+@pytest.mark.parametrize("name", ["sticker.gif", "sticker.png", "sticker.webp"])  # GIF, APNG, animated WebP
 def test_an_animated_sticker_with_transparency_is_a_transparent_video(tmp_path, name):
     from PIL import Image
 
     frames = []
     for i in range(3):
         rgba = np.zeros((32, 48, 4), np.uint8)
+        if name.endswith(".webp"):  # (WebP's encoder crops a wholly transparent margin off and
+            rgba[..., 3] = 64  # marks the file opaque, as PIL and OpenCV then read it)
         rgba[:, : 16 + 8 * i] = (200, 0, 0, 255)
         frames.append(Image.fromarray(rgba))
-    gif = {"disposal": 2} if name.endswith(".gif") else {}  # (each GIF frame whole)
-    frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], duration=100, **gif)
+    options = {".gif": {"disposal": 2}, ".webp": {"lossless": True}}.get(Path(name).suffix, {})  # (GIF frames whole)
+    frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], duration=100, **options)
     frames[0].save(tmp_path / "still.png")
     choice = parse_background(str(tmp_path / name))
     assert choice.kind == "video" and choice.transparent
@@ -373,3 +376,45 @@ def test_an_animated_sticker_with_transparency_is_a_transparent_video(tmp_path, 
     alphas = [v[..., 3] for v in feed.value([0.0, 0.1, 0.2])]  # (as the frames' clock asks)
     assert [int((a == 255).all(axis=0).sum()) for a in alphas] == [16, 24, 32]
     feed.close()
+
+
+def _webp(path, durations, alpha):
+    """An animated WebP (lossless) whose frame i is red 60 * (i + 1), with a transparent
+    left half where ``alpha``."""
+    from PIL import Image
+
+    frames = []
+    for i in range(len(durations)):
+        rgba = np.zeros((32, 48, 4), np.uint8)
+        rgba[...] = (60 * (i + 1), 10, 0, 255)
+        if alpha:
+            rgba[:, :24, 3] = 0
+        frames.append(Image.fromarray(rgba if alpha else rgba[..., :3]))
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, lossless=True)
+    return path
+
+
+def test_an_animated_webp_plays_each_frame_for_its_own_duration_and_loops(tmp_path):
+    """FFmpeg cannot decode animated WebP; OpenCV does. Frames of 100, 200 and 50 ms: the
+    frames' clock sees the second one twice, then the third, then the first again."""
+    choice = parse_background(str(_webp(tmp_path / "opaque.webp", [100, 200, 50], alpha=False)))
+    assert choice.kind == "video" and not choice.transparent and choice.graph_kind == "image"
+    feed = BackgroundFeed(choice, 48, 32)
+    values = feed.value([0.0, 0.1, 0.2, 0.3, 0.35, 0.45])
+    assert values.shape == (6, 32, 48, 3)
+    assert [tuple(v[0, 0]) for v in values] == [(n, 10, 0) for n in (60, 120, 120, 180, 60, 120)]
+    feed.close()
+    still = tmp_path / "still.webp"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(still)
+    assert not is_animated_webp(still) and parse_background(str(still)).kind == "image"
+
+
+def test_an_animated_webp_with_alpha_is_transparent_and_one_too_big_to_hold_is_refused(tmp_path):
+    path = _webp(tmp_path / "sticker.webp", [100, 100], alpha=True)
+    choice = parse_background(str(path))
+    assert choice.kind == "video" and choice.transparent
+    assert [(f.shape, d) for f, d in read_webp_animation(path)] == [((32, 48, 4), 0.1)] * 2
+    with pytest.raises(P3MError, match=r"animation of 2 frames of 48x32, too big to hold decoded"):
+        read_webp_animation(path, limit=2 * 48 * 32 * 4 - 1)
