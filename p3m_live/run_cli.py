@@ -19,8 +19,8 @@ from .errors import P3MError
 from .export_cli import parse_device, parse_size
 from .graph import MODELS
 from .spec import FOREGROUNDS, TEMPORALS
+from .video.backgrounds import FITS, BackgroundChoice, parse_background
 from .video.backgrounds import HELP as BACKGROUND_HELP
-from .video.backgrounds import BackgroundChoice, parse_background
 from .video.deinterlace import MODES
 from .video.devices import SoundSource, open_microphone, open_webcam
 from .video.frames import IMAGE_SUFFIXES, Layout
@@ -111,6 +111,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         metavar="BG",
         help=f"{BACKGROUND_HELP}; an image or video with transparency goes over the blurred room; repeat to "
         "switch with b (default blur)",
+    )
+    look.add_argument(
+        "--background-fit",
+        choices=FITS,
+        default="cover",
+        help="how an image or video background meets the frame: cover (scaled to fill it, centre-cropped; "
+        "default) or contain (whole, centred, the margins showing the room blurred)",
     )
     look.add_argument(
         "--temporal",
@@ -246,7 +253,7 @@ def _model(args: argparse.Namespace, live: bool, on_gpu: bool) -> str:
 
 
 def _backgrounds(args: argparse.Namespace, live: bool) -> list[BackgroundChoice]:
-    choices = [parse_background(b) for b in (args.background or ["blur"])]
+    choices = [parse_background(b, args.background_fit) for b in (args.background or ["blur"])]
     composite = args.output or args.virtual_cam is not None or args.preview
     if any(c.kind == "none" for c in choices) and composite:
         raise P3MError("--background none writes no composite; drop -o (keep --alpha-out/--fg-out) or pick one")

@@ -126,6 +126,31 @@ def test_a_transparent_image_puts_the_blurred_room_behind_it(run, talk, tmp_path
     assert np.abs(planes["opaque"][:, y, 36:] - planes["blur"][:, y, 36:]).mean() > 5  # (they do differ there)
 
 
+def test_a_contained_background_shows_whole_with_the_blurred_room_in_its_margins(run, talk, tmp_path):
+    """--background-fit contain: a 3:1 image behind the 3:2 talk is the run over that image
+    padded to the frame's shape with transparent rows, blur:16 behind them; covering, the
+    image fills those rows instead."""
+    from PIL import Image
+
+    wide = np.zeros((32, 96, 3), np.uint8)
+    wide[:, :48], wide[:, 48:] = (220, 40, 30), (30, 40, 220)
+    padded = np.zeros((64, 96, 4), np.uint8)
+    padded[16:48, :, :3], padded[16:48, :, 3] = wide, 255
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    Image.fromarray(padded).save(tmp_path / "padded.png")
+    planes = {}
+    runs = {"contained": ["wide.png", "--background-fit", "contain"], "padded": ["padded.png"], "covered": ["wide.png"]}
+    for name, (image, *fit) in runs.items():
+        out = tmp_path / f"{name}.mkv"
+        assert run(talk, "-o", out, "--background", tmp_path / image, *fit, "--codec", "ffv1", "--max-frames", "3") == 0
+        with av.open(str(out)) as c:
+            planes[name] = np.stack([f.to_ndarray(format="yuv420p") for f in c.decode(video=0)]).astype(int)
+    assert planes["contained"].shape == (3, 96, 96)
+    assert np.abs(planes["contained"] - planes["padded"]).max() <= 1
+    margins = np.r_[0:12, 52:64]  # (luma rows clear of the image's edges)
+    assert np.abs(planes["contained"][:, margins] - planes["covered"][:, margins]).mean() > 5
+
+
 def test_image_folder_to_video(run, tmp_path):
     folder = tmp_path / "frames"
     folder.mkdir()

@@ -1,7 +1,8 @@
 """``--background``: an image, a video (looped), a colour, a blur, or none.
 
 Images and video frames are scaled to cover the frame and centre-cropped, the
-way a wallpaper fills a screen, so nothing is stretched.
+way a wallpaper fills a screen, so nothing is stretched; or, with ``--background-fit
+contain``, scaled to fit inside it, whole, the margins showing the room blurred.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (128, 0, 128),
 }
 HELP = "an image, a video, a colour (#RRGGBB or a name), blur[:strength] or none"
+FITS = ("cover", "contain")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class BackgroundChoice:
     color: tuple[int, int, int] = (0, 0, 0)
     strength: int = 16  # a blur's; a transparent image's shows the room blurred this much
     transparent: bool = False  # an image or video with transparency (a logo): over the blurred room
+    fit: str = "cover"  # an image's or video's: "cover" (filling, cropped) or "contain" (whole, margins transparent)
 
     @property
     def graph_kind(self) -> Background:
@@ -61,7 +64,7 @@ class BackgroundChoice:
 
     def __str__(self) -> str:
         if self.path is not None:
-            return f"{self.kind} {self.path.name}"
+            return f"{self.kind} {self.path.name}" + (" (contained)" if self.fit == "contain" else "")
         if self.kind == "color":
             r, g, b = self.color
             return f"colour #{r:02x}{g:02x}{b:02x}"
@@ -81,8 +84,11 @@ def parse_colour(text: str) -> tuple[int, int, int] | None:
     return None
 
 
-def parse_background(text: str) -> BackgroundChoice:
-    """Parse ``--background``; files must exist, everything else must be well formed."""
+def parse_background(text: str, fit: str = "cover") -> BackgroundChoice:
+    """Parse ``--background``; files must exist, everything else must be well formed. An
+    image or video ``fit`` inside the frame ("contain") has transparent margins wherever
+    its shape differs from the frame's, so it runs as a transparent one, over the blurred
+    room (the shape is not known here: a live camera's size is settled later)."""
     t = text.strip()
     if t.lower() == "none":
         return BackgroundChoice("none")
@@ -95,29 +101,38 @@ def parse_background(text: str) -> BackgroundChoice:
     if colour is not None:
         return BackgroundChoice("color", color=colour)
     path = Path(t).expanduser()
+    contain = fit == "contain"
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not is_animated(path):
-        return BackgroundChoice("image", path=path, transparent=read_image(path).shape[2] == 4)
+        return BackgroundChoice("image", path, transparent=contain or read_image(path).shape[2] == 4, fit=fit)
     if path.is_file():
-        return BackgroundChoice("video", path=path, transparent=_video_is_transparent(path))
+        return BackgroundChoice("video", path, transparent=contain or _video_is_transparent(path), fit=fit)
     raise P3MError(f"background {text!r} is not a file that exists; give {HELP}")
 
 
-def cover(image: np.ndarray, width: int, height: int, sar: Fraction = Fraction(1)) -> np.ndarray:
-    """Scale ``image`` (H, W, 3, or RGBA) to cover width x height and centre-crop it. For
+def cover(
+    image: np.ndarray, width: int, height: int, sar: Fraction = Fraction(1), fit: str = "cover"
+) -> np.ndarray:
+    """Scale ``image`` (H, W, 3, or RGBA) to cover width x height and centre-crop it; or,
+    with ``fit="contain"``, to fit inside it, centred, as RGBA with transparent margins. For
     anamorphic frames (pixels ``sar`` times as wide as high) it is squeezed as their pixels
     are first, so that it shows in its own shape where the frames do. RGBA is scaled with
     its colours premultiplied, so that the colour of what is transparent does not bleed
     into the edges of what is not."""
+    contain = fit == "contain"
+    if contain and image.shape[2] == 3:
+        image = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
     if image.shape[2] == 4:
         a = image[..., 3:].astype(np.float32) / 255
-        scaled = _scaled_to_cover(np.dstack([image[..., :3] * a, a * 255]), width, height, sar)
+        scaled = _scaled(np.dstack([image[..., :3] * a, a * 255]), width, height, sar, contain)
         weight = scaled[..., 3:] / 255
         colour = np.where(weight > 0, scaled[..., :3] / np.maximum(weight, 1e-6), 0)
         return np.dstack([colour, scaled[..., 3:]]).round().clip(0, 255).astype(np.uint8)
-    return _scaled_to_cover(image, width, height, sar)
+    return _scaled(image, width, height, sar, contain)
 
 
-def _scaled_to_cover(image: np.ndarray, width: int, height: int, sar: Fraction) -> np.ndarray:
+def _scaled(image: np.ndarray, width: int, height: int, sar: Fraction, contain: bool) -> np.ndarray:
+    """``image`` scaled to width x height: covering it and centre-cropped, or (``contain``)
+    inside it and centred on zeros."""
     import cv2
 
     h, w = image.shape[:2]
@@ -125,10 +140,19 @@ def _scaled_to_cover(image: np.ndarray, width: int, height: int, sar: Fraction) 
         squeezed = max(1, round(w / sar))
         image = cv2.resize(image, (squeezed, h), interpolation=cv2.INTER_AREA if squeezed < w else cv2.INTER_LINEAR)
         h, w = image.shape[:2]
-    scale = max(width / w, height / h)
-    nw, nh = max(width, round(w * scale)), max(height, round(h * scale))
+    if contain:
+        scale = min(width / w, height / h)
+        nw, nh = min(width, max(1, round(w * scale))), min(height, max(1, round(h * scale)))
+    else:
+        scale = max(width / w, height / h)
+        nw, nh = max(width, round(w * scale)), max(height, round(h * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (nw, nh), interpolation=interp)
+    resized = cv2.resize(image, (nw, nh), interpolation=interp).reshape(nh, nw, -1)
+    if contain:
+        out = np.zeros((height, width, resized.shape[2]), resized.dtype)
+        x, y = (width - nw) // 2, (height - nh) // 2
+        out[y : y + nh, x : x + nw] = resized
+        return out
     x, y = (nw - width) // 2, (nh - height) // 2
     return np.ascontiguousarray(resized[y : y + height, x : x + width])
 
@@ -188,7 +212,7 @@ class BackgroundFeed:
         self._still: Pair | None = None  # an image
         self._video: _Prefetch | None = None
         if choice.kind == "image":
-            self._still = self._pair(cover(read_image(choice.path), width, height, sar))
+            self._still = self._fitted(read_image(choice.path))
         elif choice.kind == "video":
             # The background's frames decoded, made ahead on its thread, and made late on the
             # matting thread (where the guess of the frames' clock missed).
@@ -201,6 +225,10 @@ class BackgroundFeed:
             self._last: float | None = None  # the last frame time asked for
             self._step: float | None = None  # how far apart the frames' times are, smoothed
             self._started = False
+
+    def _fitted(self, image: np.ndarray) -> Pair:
+        """An upright image or video frame (RGB or RGBA), scaled as asked to the frame."""
+        return self._pair(cover(image, self.width, self.height, self.sar, self.choice.fit))
 
     def _pair(self, rgb: np.ndarray) -> Pair:
         """An RGB frame and, for a planar graph, its I420 planes; RGBA and, for a planar
@@ -320,7 +348,7 @@ class BackgroundFeed:
         t = 0.0
         for image, duration in read_webp_animation(path):
             rgb = image if self.choice.transparent else image[..., :3]
-            yield t, duration, lambda rgb=rgb: self._pair(cover(rgb, self.width, self.height, self.sar))
+            yield t, duration, lambda rgb=rgb: self._fitted(rgb)
             t += duration
 
     def _picture(self, shown_from: float, make: Callable[[], Pair], until: float) -> tuple[float, _Picture]:
@@ -338,7 +366,7 @@ class BackgroundFeed:
             else:
                 rgb = tone_mapper.rgb(f) if tone_mapper else f.to_ndarray(format="rgb24")
             upright = rotate_planes(rgb, "rgb", quarter_turns(f.rotation))  # phone clips, as inputs
-            return self._pair(cover(upright, self.width, self.height, self.sar))
+            return self._fitted(upright)
 
         return make
 

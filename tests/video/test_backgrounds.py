@@ -13,7 +13,7 @@ import pytest
 from p3m_live.errors import P3MError
 from p3m_live.spec import rgb_to_planes
 from p3m_live.video.backgrounds import BackgroundFeed, cover, is_animated_webp, parse_background, read_webp_animation
-from tests.media import make_clip, make_hdr_clip
+from tests.media import encode_all, make_clip, make_hdr_clip
 
 
 @pytest.mark.parametrize(
@@ -311,17 +311,15 @@ def _overlay_video(path, codec, pix_fmt, frames=5, opaque=False):
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=10)
         s.width, s.height, s.pix_fmt = 48, 32, pix_fmt
+        video = []
         for i in range(frames):
             rgba = np.zeros((32, 48, 4), np.uint8)
             rgba[..., 0], rgba[:, : 16 + 4 * i, 3] = 200, 255
             if opaque:
                 rgba[..., 3] = 255
-            f = av.VideoFrame.from_ndarray(rgba, format="rgba").reformat(format=pix_fmt)
-            f.pts = i
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+            video.append(av.VideoFrame.from_ndarray(rgba, format="rgba").reformat(format=pix_fmt))
+            video[-1].pts = i
+        encode_all(c, s, video)
     return path
 
 
@@ -418,3 +416,85 @@ def test_an_animated_webp_with_alpha_is_transparent_and_one_too_big_to_hold_is_r
     assert [(f.shape, d) for f, d in read_webp_animation(path)] == [((32, 48, 4), 0.1)] * 2
     with pytest.raises(P3MError, match=r"animation of 2 frames of 48x32, too big to hold decoded"):
         read_webp_animation(path, limit=2 * 48 * 32 * 4 - 1)
+
+
+def test_contain_fits_the_whole_image_inside_the_frame_with_transparent_margins():
+    wide = np.zeros((20, 60, 3), np.uint8)
+    wide[..., 0], wide[:, 30:, 1] = 200, 100  # (red; its right half yellowish)
+    out = cover(wide, 30, 30, fit="contain")  # 60x20 into 30x30: 30x10, centred
+    assert out.shape == (30, 30, 4)
+    assert (out[:10, :, 3] == 0).all() and (out[20:, :, 3] == 0).all() and (out[10:20, :, 3] == 255).all()
+    assert np.array_equal(out[10:20, :, :3], cv2.resize(wide, (30, 10), interpolation=cv2.INTER_AREA))
+    tall = cover(wide.swapaxes(0, 1), 30, 30, fit="contain")  # 20x60: margins left and right
+    assert (tall[:, :10, 3] == 0).all() and (tall[:, 20:, 3] == 0).all() and (tall[:, 10:20, 3] == 255).all()
+    same_shape = cover(wide, 90, 30, fit="contain")
+    assert (same_shape[..., 3] == 255).all() and np.array_equal(same_shape[..., :3], cover(wide, 90, 30))
+    squeezed = cover(wide, 30, 30, Fraction(2), fit="contain")  # pixels twice as wide: 60x20 shows as 30x20
+    assert (squeezed[:5, :, 3] == 0).all() and (squeezed[5:25, :, 3] == 255).all()
+
+
+def test_contain_keeps_a_transparent_images_own_transparency_and_clean_edges():
+    rgba = np.zeros((20, 60, 4), np.uint8)
+    rgba[...] = (0, 255, 0, 0)
+    rgba[5:15, 10:50] = (255, 0, 0, 255)
+    out = cover(rgba, 30, 30, fit="contain")
+    seen = out[..., 3] > 0
+    assert (out[:10, :, 3] == 0).all() and not seen[10:20].all() and seen[10:20].any()
+    assert np.abs(out[seen][:, :3].astype(int) - (255, 0, 0)).max() <= 1  # (no green bled in)
+
+
+def test_a_contained_image_or_video_runs_as_a_transparent_one(tmp_path):
+    photo = tmp_path / "beach.jpg"
+    cv2.imwrite(str(photo), np.full((20, 60, 3), 90, np.uint8))
+    clip = make_clip(tmp_path / "clip.mp4", frames=3, audio_rate=None)  # 96x64
+    for path in (photo, clip):
+        assert not parse_background(str(path)).transparent
+        choice = parse_background(str(path), fit="contain")
+        assert choice.transparent and choice.graph_kind == "mix" and choice.fit == "contain"
+    feed = BackgroundFeed(parse_background(str(clip), fit="contain"), 96, 96, ("bt601", False))
+    values = feed.value([0.0, 0.04])  # 96x64 inside 96x96: margins of 16 rows
+    assert values.shape == (2, 144 + 96, 96)  # (the I420 planes, then the weight)
+    weight = values[:, 144:]
+    assert (weight[:, :16] == 0).all() and (weight[:, 16:80] == 255).all() and (weight[:, 80:] == 0).all()
+    assert feed.peek().shape == (96, 96, 4)
+    feed.close()
+    assert str(parse_background(str(photo), fit="contain")) == "image beach.jpg (contained)"
+
+
+def _pq_clip(path, alpha):
+    """A two-frame FFV1 HDR clip (PQ, BT.2020), 4:4:4 10-bit: orange, its right half
+    bright blue; with ``alpha``, its left half transparent."""
+    from av.video.reformatter import ColorRange, Colorspace
+
+    rgb = np.zeros((32, 48, 3), np.uint16)
+    rgb[...] = (40000, 20000, 0)
+    rgb[:, 24:, 2] = 52000
+    pix_fmt = "yuva444p10le" if alpha else "yuv444p10le"
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("ffv1", rate=25)
+        v.width, v.height, v.pix_fmt = 48, 32, pix_fmt
+        v.codec_context.color_trc, v.codec_context.color_primaries = 16, 9
+        v.codec_context.colorspace, v.codec_context.color_range = 9, 1
+        a = np.full((32, 48, 1), 65535, np.uint16)
+        a[:, :24] = 0
+        picture = av.VideoFrame.from_ndarray(*((np.dstack([rgb, a]), "rgba64le") if alpha else (rgb, "rgb48le")))
+        yuv = {"format": pix_fmt, "dst_colorspace": Colorspace.BT2020, "dst_color_range": ColorRange.MPEG}
+        video = [picture.reformat(**yuv), picture.reformat(**yuv)]
+        video[1].pts = 1
+        encode_all(out, v, video)
+    return path
+
+
+def test_an_hdr_overlay_with_alpha_is_tone_mapped_as_an_opaque_hdr_video_is_and_keeps_its_alpha(tmp_path):
+    overlay = parse_background(str(_pq_clip(tmp_path / "overlay.mkv", alpha=True)))
+    opaque = parse_background(str(_pq_clip(tmp_path / "opaque.mkv", alpha=False)))
+    assert overlay.transparent and not opaque.transparent
+    feeds = [BackgroundFeed(c, 48, 32) for c in (overlay, opaque)]
+    rgba, rgb = (f.peek() for f in feeds)
+    assert rgba.shape == (32, 48, 4) and (rgba[:, :24, 3] == 0).all() and (rgba[:, 24:, 3] == 255).all()
+    assert np.abs(rgba[:, 26:, :3].astype(int) - rgb[:, 26:]).max() <= 1  # (clear of the alpha's edge)
+    with av.open(str(tmp_path / "opaque.mkv")) as c:
+        untouched = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    assert np.abs(rgb[:, 26:].astype(int) - untouched[:, 26:]).max() > 30  # (the tone mapping did something)
+    for f in feeds:
+        f.close()
