@@ -109,9 +109,7 @@ def parse_background(text: str, fit: str = "cover") -> BackgroundChoice:
     raise P3MError(f"background {text!r} is not a file that exists; give {HELP}")
 
 
-def cover(
-    image: np.ndarray, width: int, height: int, sar: Fraction = Fraction(1), fit: str = "cover"
-) -> np.ndarray:
+def cover(image: np.ndarray, width: int, height: int, sar: Fraction = Fraction(1), fit: str = "cover") -> np.ndarray:
     """Scale ``image`` (H, W, 3, or RGBA) to cover width x height and centre-crop it; or,
     with ``fit="contain"``, to fit inside it, centred, as RGBA with transparent margins. For
     anamorphic frames (pixels ``sar`` times as wide as high) it is squeezed as their pixels

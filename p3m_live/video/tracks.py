@@ -110,9 +110,17 @@ def copied_stream(
     return out
 
 
-def encoder_rate(codec: str, rate: int) -> int:
-    """The sample rate to encode ``rate`` Hz audio at with ``codec``: the same where the
-    encoder takes it, else the next higher one it has (44.1 kHz -> 48 kHz for Opus)."""
+# Muxers that take one sample rate only, which no encoder's list says: FFmpeg's MXF muxer
+# writes 48 kHz audio alone (broadcast's rate).
+MUXER_RATES = {"mxf": 48000}
+
+
+def encoder_rate(codec: str, rate: int, muxer: str = "") -> int:
+    """The sample rate to encode ``rate`` Hz audio at with ``codec`` into ``muxer``: the
+    muxer's one rate where it has one, else the same where the encoder takes it, else the
+    next higher one it has (44.1 kHz -> 48 kHz for Opus)."""
+    if muxer in MUXER_RATES:
+        return MUXER_RATES[muxer]
     rates = av.Codec(codec, "w").audio_rates
     if not rates or rate in rates:
         return rate
@@ -168,7 +176,7 @@ class Track:
             self.stream.codec_context.subtitle_header = src.codec_context.subtitle_header
             self.stream.time_base = self.stream.codec_context.time_base = src.time_base
         else:
-            rate = encoder_rate(codec, src.codec_context.sample_rate)
+            rate = encoder_rate(codec, src.codec_context.sample_rate, container.format.name)
             self.stream = self._encoder = container.add_stream(codec, rate=rate)
             self.stream.layout = encoder_layout(codec, rate, src.codec_context.layout.name)
         self.stream.metadata.update(stream_metadata(src, container.format.name))

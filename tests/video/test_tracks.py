@@ -61,6 +61,7 @@ def test_an_encoder_gets_a_rate_it_has():
     assert encoder_rate("libopus", 16000) == 16000
     assert encoder_rate("libopus", 96000) == 48000  # nothing higher: its highest
     assert encoder_rate("aac", 44100) == 44100
+    assert encoder_rate("pcm_s16le", 44100) == 44100 and encoder_rate("pcm_s16le", 44100, "mxf") == 48000
 
 
 def test_an_encoder_gets_a_layout_it_has():
@@ -85,6 +86,7 @@ def _convert(run, clip, out, *extra):
         ("opus.mkv", ".mov", "aac", 48000),
         ("aac44.mp4", ".webm", "opus", 48000),
         ("ac3.mkv", ".webm", "opus", 48000),  # 5.1(side), which Opus does not take: as 5.1
+        ("aac44.mp4", ".mxf", "pcm_s16le", 48000),  # (MXF's muxer writes 48 kHz alone)
     ],
 )
 def test_reencoded_audio_keeps_its_place_in_time(run, clips, tmp_path, clip, suffix, codec, rate):
@@ -96,6 +98,7 @@ def test_reencoded_audio_keeps_its_place_in_time(run, clips, tmp_path, clip, suf
     assert info["audio_codec"] == codec and len(info["times"]) == 15
     with av.open(str(out)) as c:
         assert c.streams.audio[0].codec_context.sample_rate == rate
+        assert c.streams.video[0].codec_context.name == ("vp9" if suffix == ".webm" else "h264")
         channels = len(c.streams.audio[0].codec_context.layout.channels)
     assert channels == (6 if clip == "ac3.mkv" else 1)
     assert audio_onset(out) == pytest.approx(ONSET, abs=0.003)
