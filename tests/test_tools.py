@@ -61,6 +61,9 @@ def test_bench_start_prints_its_table():
     assert int(after[2]) < int(before[2]) / 2  # from the keyframe at 6 s (before 8 - 1 s), not from 0
 
 
+STUDIES = ("look-ahead 1", "forward-backward")  # (offline temporal filters measured, not built)
+
+
 def test_bench_quality_prints_its_tables():
     """On one shared portrait: every table, the blur's among them, with the room-alone blur's
     error below the whole frame's."""
@@ -70,5 +73,6 @@ def test_bench_quality_prints_its_tables():
     r = subprocess.run([*cmd, "--frames", "3"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert all(f"# {k}. " in r.stdout for k in "abcd")
+    assert all(f"| {motion} | {study} (study) | " in r.stdout for motion in ("still", "moving") for study in STUDIES)
     whole, alone = (float(r.stdout.split(f"| {name} | ")[1].split(" |")[0]) for name in ("whole frame", "room alone"))
     assert alone < whole / 2
