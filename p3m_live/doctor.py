@@ -95,6 +95,16 @@ def check_codecs() -> list[Check]:
     return out
 
 
+def check_animated_webp(cv2=None) -> Check:
+    """Animated WebP backgrounds are read by OpenCV's ``imreadanimation`` (4.11 on), as
+    FFmpeg cannot decode them."""
+    if cv2 is None:
+        import cv2
+    ok = hasattr(cv2, "imreadanimation")
+    detail = f"OpenCV {cv2.__version__} reads them" if ok else f"OpenCV {cv2.__version__} cannot read them"
+    return Check("animated WebP", ok, detail + " (--background sticker.webp)", "pip install 'opencv-python>=4.11'")
+
+
 def check_torch_cuda() -> list[Check]:
     try:
         import torch
@@ -292,6 +302,7 @@ def run_checks() -> list[Check]:
         check_python(),
         *check_packages(),
         *check_codecs(),
+        check_animated_webp(),
         *check_torch_cuda(),
         check_onnxruntime(),
         *check_cameras(),

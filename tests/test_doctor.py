@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from p3m_live.cli import main
-from p3m_live.doctor import check_cameras, check_engines, check_virtual_camera
+from p3m_live.doctor import check_animated_webp, check_cameras, check_engines, check_virtual_camera
 
 
 def _sysfs(root: Path, devices: dict[str, tuple[str, str]], loaded: bool = True, exclusive: str = "Y") -> Path:
@@ -88,6 +88,16 @@ def test_doctor_on_this_machine(capsys):
 
     backend, device, why = choose_backend()
     assert f"--backend auto runs {backend} on {device} ({why})" in out.splitlines()
+
+
+def test_animated_webp_needs_an_opencv_with_imreadanimation():
+    import types
+
+    import cv2
+
+    assert check_animated_webp().ok == hasattr(cv2, "imreadanimation")
+    old = check_animated_webp(types.SimpleNamespace(__version__="4.8.0"))  # (a double: OpenCV before 4.11)
+    assert not old.ok and "OpenCV 4.8.0 cannot read them" in old.detail and "opencv-python>=4.11" in old.fix
 
 
 def test_microphones_listed_from_the_kernels_sound_cards(tmp_path):
