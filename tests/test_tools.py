@@ -76,3 +76,18 @@ def test_bench_quality_prints_its_tables():
     assert all(f"| {motion} | {study} (study) | " in r.stdout for motion in ("still", "moving") for study in STUDIES)
     whole, alone = (float(r.stdout.split(f"| {name} | ")[1].split(" |")[0]) for name in ("whole frame", "room alone"))
     assert alone < whole / 2
+
+
+def test_bench_fast_prints_both_tables(fast_models):
+    """On one portrait: the fast model's quality table, and its own mattes under each
+    temporal filter, where the adaptive filter damps the flicker on a still subject."""
+    from tests.conftest import PORTRAITS
+
+    cmd = [sys.executable, str(ROOT / "tools" / "bench_fast.py"), "--data", str(PORTRAITS), "--limit", "1"]
+    r = subprocess.run([*cmd, "--frames", "6"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "# a. " in r.stdout and "# b. " in r.stdout
+    cells = [line.split("|")[1:-1] for line in r.stdout.split("# b. ")[1].splitlines() if line.startswith("| ")]
+    dtssd = {(c[0].strip(), c[1].strip()): float(c[3]) for c in cells[2:]}  # (after the header rows)
+    assert set(dtssd) == {(s, f) for s in ("0", "1", "3") for f in ("off", "ema", "adaptive")}
+    assert dtssd[("0", "adaptive")] < dtssd[("0", "off")] * 0.8
