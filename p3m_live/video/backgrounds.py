@@ -109,7 +109,9 @@ def parse_background(text: str, fit: str = "cover") -> BackgroundChoice:
     raise P3MError(f"background {text!r} is not a file that exists; give {HELP}")
 
 
-def cover(image: np.ndarray, width: int, height: int, sar: Fraction = Fraction(1), fit: str = "cover") -> np.ndarray:
+def fit_to_frame(
+    image: np.ndarray, width: int, height: int, sar: Fraction = Fraction(1), fit: str = "cover"
+) -> np.ndarray:
     """Scale ``image`` (H, W, 3, or RGBA) to cover width x height and centre-crop it; or,
     with ``fit="contain"``, to fit inside it, centred, as RGBA with transparent margins. For
     anamorphic frames (pixels ``sar`` times as wide as high) it is squeezed as their pixels
@@ -226,7 +228,7 @@ class BackgroundFeed:
 
     def _fitted(self, image: np.ndarray) -> Pair:
         """An upright image or video frame (RGB or RGBA), scaled as asked to the frame."""
-        return self._pair(cover(image, self.width, self.height, self.sar, self.choice.fit))
+        return self._pair(fit_to_frame(image, self.width, self.height, self.sar, self.choice.fit))
 
     def _pair(self, rgb: np.ndarray) -> Pair:
         """An RGB frame and, for a planar graph, its I420 planes; RGBA and, for a planar

@@ -1,4 +1,4 @@
-"""--background parsing, cover scaling and looped video backgrounds."""
+"""--background parsing, scaling to the frame (cover and contain) and looped video backgrounds."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import pytest
 
 from p3m_live.errors import P3MError
 from p3m_live.spec import rgb_to_planes
-from p3m_live.video.backgrounds import BackgroundFeed, cover, is_animated_webp, parse_background, read_webp_animation
+from p3m_live.video.backgrounds import (
+    BackgroundFeed,
+    fit_to_frame,
+    is_animated_webp,
+    parse_background,
+    read_webp_animation,
+)
 from tests.media import encode_all, make_clip, make_hdr_clip
 
 
@@ -41,9 +47,9 @@ def test_parse_errors_name_the_choices(text):
 def test_cover_keeps_aspect_and_centres():
     img = np.zeros((100, 200, 3), np.uint8)
     img[:, 50:150] = 255  # the middle half is white
-    out = cover(img, 60, 60)
+    out = fit_to_frame(img, 60, 60)
     assert out.shape == (60, 60, 3) and out.min() == 255  # a square crop of the centre: all white
-    tall = cover(img, 20, 80)
+    tall = fit_to_frame(img, 20, 80)
     assert tall.shape == (80, 20, 3)
 
 
@@ -207,8 +213,8 @@ def test_a_background_is_squeezed_as_anamorphic_pixels_are():
         ys, xs = np.nonzero(pixels[..., 0] > 127)
         return (xs.max() - xs.min() + 1) / (ys.max() - ys.min() + 1)
 
-    assert disc(cover(image, 144, 108)) == pytest.approx(1.0, abs=0.05)
-    assert disc(cover(image, 144, 108, Fraction(4, 3))) == pytest.approx(0.75, abs=0.05)
+    assert disc(fit_to_frame(image, 144, 108)) == pytest.approx(1.0, abs=0.05)
+    assert disc(fit_to_frame(image, 144, 108, Fraction(4, 3))) == pytest.approx(0.75, abs=0.05)
 
 
 def test_a_turned_frame_turns_its_pixel_shape():
@@ -288,7 +294,7 @@ def test_a_transparent_image_is_scaled_without_the_colour_under_its_transparency
     rgba[...] = (0, 255, 0, 0)
     rgba[5:15, 9:21] = (255, 0, 0, 255)
     for size in ((45, 30), (15, 10)):  # up and down
-        out = cover(rgba, *size)
+        out = fit_to_frame(rgba, *size)
         seen = out[..., 3] > 0
         assert out.shape == (size[1], size[0], 4) and (out[..., 3] < 255).any() and (out[..., 3][seen] > 0).all()
         assert np.abs(out[seen][:, :3].astype(int) - (255, 0, 0)).max() <= 1, size
@@ -421,15 +427,15 @@ def test_an_animated_webp_with_alpha_is_transparent_and_one_too_big_to_hold_is_r
 def test_contain_fits_the_whole_image_inside_the_frame_with_transparent_margins():
     wide = np.zeros((20, 60, 3), np.uint8)
     wide[..., 0], wide[:, 30:, 1] = 200, 100  # (red; its right half yellowish)
-    out = cover(wide, 30, 30, fit="contain")  # 60x20 into 30x30: 30x10, centred
+    out = fit_to_frame(wide, 30, 30, fit="contain")  # 60x20 into 30x30: 30x10, centred
     assert out.shape == (30, 30, 4)
     assert (out[:10, :, 3] == 0).all() and (out[20:, :, 3] == 0).all() and (out[10:20, :, 3] == 255).all()
     assert np.array_equal(out[10:20, :, :3], cv2.resize(wide, (30, 10), interpolation=cv2.INTER_AREA))
-    tall = cover(wide.swapaxes(0, 1), 30, 30, fit="contain")  # 20x60: margins left and right
+    tall = fit_to_frame(wide.swapaxes(0, 1), 30, 30, fit="contain")  # 20x60: margins left and right
     assert (tall[:, :10, 3] == 0).all() and (tall[:, 20:, 3] == 0).all() and (tall[:, 10:20, 3] == 255).all()
-    same_shape = cover(wide, 90, 30, fit="contain")
-    assert (same_shape[..., 3] == 255).all() and np.array_equal(same_shape[..., :3], cover(wide, 90, 30))
-    squeezed = cover(wide, 30, 30, Fraction(2), fit="contain")  # pixels twice as wide: 60x20 shows as 30x20
+    same_shape = fit_to_frame(wide, 90, 30, fit="contain")
+    assert (same_shape[..., 3] == 255).all() and np.array_equal(same_shape[..., :3], fit_to_frame(wide, 90, 30))
+    squeezed = fit_to_frame(wide, 30, 30, Fraction(2), fit="contain")  # pixels twice as wide: 60x20 shows as 30x20
     assert (squeezed[:5, :, 3] == 0).all() and (squeezed[5:25, :, 3] == 255).all()
 
 
@@ -437,7 +443,7 @@ def test_contain_keeps_a_transparent_images_own_transparency_and_clean_edges():
     rgba = np.zeros((20, 60, 4), np.uint8)
     rgba[...] = (0, 255, 0, 0)
     rgba[5:15, 10:50] = (255, 0, 0, 255)
-    out = cover(rgba, 30, 30, fit="contain")
+    out = fit_to_frame(rgba, 30, 30, fit="contain")
     seen = out[..., 3] > 0
     assert (out[:10, :, 3] == 0).all() and not seen[10:20].all() and seen[10:20].any()
     assert np.abs(out[seen][:, :3].astype(int) - (255, 0, 0)).max() <= 1  # (no green bled in)
