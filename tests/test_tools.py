@@ -87,7 +87,9 @@ def test_bench_fast_prints_both_tables(fast_models):
     r = subprocess.run([*cmd, "--frames", "6"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "# a. " in r.stdout and "# b. " in r.stdout
-    cells = [line.split("|")[1:-1] for line in r.stdout.split("# b. ")[1].splitlines() if line.startswith("| ")]
+    table = r.stdout.split("# b. ")[1].split("\n\n")[0]
+    cells = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ")]
     dtssd = {(c[0].strip(), c[1].strip()): float(c[3]) for c in cells[2:]}  # (after the header rows)
-    assert set(dtssd) == {(s, f) for s in ("0", "1", "3") for f in ("off", "ema", "adaptive")}
+    filters = ("off", "ema", "adaptive", "motion-compensated (study)")
+    assert set(dtssd) == {(s, f) for s in ("0", "1", "3") for f in filters}
     assert dtssd[("0", "adaptive")] < dtssd[("0", "off")] * 0.8
