@@ -444,7 +444,8 @@ def run(args: argparse.Namespace) -> int:
                     log.warning("interrupted before the first frame was finished: no output file is written")
                 return signals.exit_code()
     finally:
-        failing = sys.exc_info()[1] is not None
+        error = sys.exc_info()[1]
+        failing = error is not None
         with signals.held():  # a second Ctrl-C must not cut the file being finished
             for s in sinks or []:
                 try:
@@ -453,7 +454,8 @@ def run(args: argparse.Namespace) -> int:
                     if not failing:
                         raise
                     # The error that ended the run is the one to report, not its echo here.
-                    log.warning("an output could not be finished cleanly (%s)", e)
+                    if str(e) != str(error):
+                        log.warning("an output could not be finished cleanly (%s)", e)
             if microphone is not None:  # (after the outputs, which read its packets' stream)
                 microphone.close()
             if matting is not None:

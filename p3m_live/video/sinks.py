@@ -28,7 +28,7 @@ from ..errors import P3MError, reason
 from .frames import Frame, Layout, planes_to_rgb
 from .recording import Recording, recording_metadata
 from .targets import KEYFRAME_SECONDS, Target
-from .tracks import Track, copied_stream, open_track
+from .tracks import Track, copied_stream, muxer_takes, open_track
 
 log = logging.getLogger("p3m_live")
 
@@ -312,6 +312,12 @@ class _Encoder:
             except av.error.FFmpegError as e:
                 if failed := self._stream_failed(e):
                     raise failed from e
+                muxer = self.container.format.name
+                if not muxer_takes(muxer, self.stream):  # (our own video: .ogv takes no H.264)
+                    raise P3MError(
+                        f"{self.name}: the {muxer} muxer cannot hold {self.stream.codec_context.name} video; "
+                        "pick a --codec it takes, or use .mp4, .mov or .mkv"
+                    ) from e
                 # FFmpeg's generic -1 comes back as EPERM, "Operation not permitted": no reason at all.
                 why = "it gives no reason" if e.errno == errno.EPERM else reason(e)
                 raise P3MError(

@@ -247,6 +247,20 @@ def test_a_packet_the_muxer_refuses_is_one_line(run, clips, tmp_path, capsys, mo
     assert not (tmp_path / "out.mp4").exists()
 
 
+def test_a_container_that_cannot_hold_the_video_says_so_once(run, clips, tmp_path, capsys):
+    """Ogg takes no H.264: FFmpeg's muxer refuses the header, and the line names the video
+    codec (not "the source's streams"), once: closing the output fails the same way, and
+    that echo is not printed again."""
+    assert run(clips["aac.mp4"], "-o", tmp_path / "out.ogv") == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == (
+        "p3m-live: error: out.ogv: the ogv muxer cannot hold libx264 video; pick a --codec it takes, "
+        "or use .mp4, .mov or .mkv"
+    )
+    assert not any("libx264 video" in line for line in lines[:-1])
+    assert not list(tmp_path.glob("out.ogv*"))
+
+
 def test_mov_keeps_a_language_under_the_twin_its_table_has():
     from p3m_live.video.tracks import written_language
 
