@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -193,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from . import signals
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    # OpenCV's own log lines (a broken image's "can't read header") would stand beside
+    # ours: its failures come back as return values, which become one-line errors here.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # (read when cv2 is first imported)
     signals.install()
     try:
         args = _parse(argv)

@@ -98,6 +98,8 @@ def test_fuzz_inputs_and_options(tmp_path, fast_models):
         "doctor",
         "--deinterlace",
         "field",
+        "--background-fit",
+        "contain",
         "x.png",
         str(tmp_path / "interlaced.mp4"),
     ]

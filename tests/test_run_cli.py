@@ -834,3 +834,22 @@ def test_microphone_errors_are_one_line(run, talk, tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert "the microphone p3m-no-such-card (alsa) cannot be opened" in err and "arecord -l" in err
     assert not (tmp_path / "b.mkv").exists()
+
+
+def test_a_broken_animated_webp_background_is_one_line_without_opencvs_own(talk, seed32_ckpt, tmp_path):
+    """A real process: OpenCV logs its own "can't read header" lines to stderr when a
+    WebP cannot be parsed; p3m-live silences them, and its own line says what is wrong."""
+    from PIL import Image
+
+    frames = [Image.fromarray(np.full((16, 16, 3), 50 * i, np.uint8)) for i in range(3)]
+    frames[0].save(tmp_path / "sticker.webp", save_all=True, append_images=frames[1:], duration=100)
+    cut = tmp_path / "cut.webp"
+    cut.write_bytes((tmp_path / "sticker.webp").read_bytes()[:60])
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_LOG_LEVEL"}
+    cmd = [sys.executable, "-m", "p3m_live.cli", str(talk), "-o", str(tmp_path / "o.mp4"), "--background", str(cut),
+           "--weights", str(seed32_ckpt), "--model-size", "32", "--backend", "torch", "-q"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"p3m-live: error: background {cut} cannot be read as an animated WebP; give an image, a video, a colour "
+        "(#RRGGBB or a name), blur[:strength] or none"
+    ]
