@@ -66,8 +66,9 @@ class SharedScratch:
     A run can hold several engines (one per background kind offline, one per blur strength
     live), but runs one at a time, so their contexts can share what is usually the largest
     allocation of all. The block is as large as the largest context needs; a larger
-    newcomer gets a new block and every context is pointed at it. Contexts that share a block must never run at the same
-    time: :meth:`claim` refuses a call while another backend still has calls in flight."""
+    newcomer gets a new block and every context is pointed at it. Contexts that share a
+    block must never run at the same time: :meth:`claim` refuses a call while another
+    backend still has calls in flight."""
 
     def __init__(self, cuda) -> None:
         self.cuda = cuda
