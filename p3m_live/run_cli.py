@@ -24,6 +24,7 @@ from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.deinterlace import MODES
 from .video.devices import SoundSource, open_microphone, open_webcam
 from .video.frames import IMAGE_SUFFIXES, Layout
+from .video.orientation import TURNS, Orientation, oriented
 from .video.preview import NO_DISPLAY_FIX, display_problem
 from .video.relay import Relay
 from .video.sinks import (
@@ -35,7 +36,7 @@ from .video.sinks import (
     check_output,
     is_image_sequence,
 )
-from .video.sources import LIVE_SCHEMES, PIPES, ImageSource, Source, open_source
+from .video.sources import LIVE_SCHEMES, PIPES, Source, open_source
 from .video.targets import stdout_problem, stream_target
 
 log = logging.getLogger("p3m_live")
@@ -74,6 +75,18 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="interlaced video: auto (a frame per frame, 25i -> 25p; default), field (a frame per field, "
         "25i -> 50p) or off",
+    )
+    src.add_argument(
+        "--rotate",
+        type=int,
+        choices=TURNS,
+        default=0,
+        metavar="DEG",
+        help="turn the picture 90, 180 or 270 degrees clockwise (a camera mounted sideways or upside down); "
+        "a file's own rotation is applied first",
+    )
+    src.add_argument(
+        "--mirror", action="store_true", help="flip the picture left to right (a camera that sees through a mirror)"
     )
     mode = src.add_mutually_exclusive_group()
     mode.add_argument("--live", dest="live", action="store_const", const=True, help="newest frame wins, drop late ones")
@@ -266,14 +279,19 @@ def _backgrounds(args: argparse.Namespace, live: bool) -> list[BackgroundChoice]
 
 
 def open_run_source(args: argparse.Namespace, live: bool) -> Source:
+    """The run's source, turned as ``--rotate`` and ``--mirror`` say (each time a camera is
+    reopened, too)."""
     frames = {"short_side": args.downscale, "deinterlace": args.deinterlace}
     if args.webcam is not None:
         if args.format:
-            return open_source(args.webcam, format=args.format, live=True, **frames)
-        return open_webcam(args.webcam, args.camera_size, args.camera_fps, **frames)
-    rate = Fraction(args.fps).limit_denominator(1001)
-    part = {"start": args.start, "duration": args.duration}
-    return open_source(args.input, format=args.format, live=live, rate=rate, **frames, **part)
+            source = open_source(args.webcam, format=args.format, live=True, **frames)
+        else:
+            source = open_webcam(args.webcam, args.camera_size, args.camera_fps, **frames)
+    else:
+        rate = Fraction(args.fps).limit_denominator(1001)
+        part = {"start": args.start, "duration": args.duration}
+        source = open_source(args.input, format=args.format, live=live, rate=rate, **frames, **part)
+    return oriented(source, Orientation(args.rotate, args.mirror))
 
 
 def _sinks(
@@ -285,7 +303,7 @@ def _sinks(
     audio = microphone.audio_streams if microphone is not None else source.audio_streams
     sinks: list[Sink] = []
     try:
-        single = isinstance(source, ImageSource) and source.total_frames == 1  # a photo: NAME.png as named
+        single = source.still  # a photo: NAME.png as named
         target = stream_target(args.output)
         if args.output and target is None and is_image_sequence(Path(args.output)):
             sound = "; PNGs carry no sound, so the audio is left out" if audio else ""
@@ -357,14 +375,10 @@ def run(args: argparse.Namespace) -> int:
         except P3MError:
             source.close()
             raise
-    log.info(
-        "input: %s, %dx%d %s%s",
-        source.name,
-        layout.width,
-        layout.height,
-        layout.fmt,
-        f", rotated {layout.rotation} degrees" if layout.rotation else "",
-    )
+    turned = [f"rotated {layout.rotation} degrees"] if layout.rotation else []
+    turned += [Orientation(args.rotate, args.mirror).describe()] if args.rotate or args.mirror else []
+    log.info("input: %s, %dx%d %s%s", source.name, layout.width, layout.height, layout.fmt,
+             "".join(f", {t}" for t in turned))  # fmt: skip
 
     def opener(choice: BackgroundChoice, n: int):
         spec = graph_spec(

@@ -28,6 +28,13 @@ def test_command_line_wins(tmp_path):
     assert args.crf == 30 and args.backend == "torch" and args.overwrite is True
 
 
+def test_a_camera_mounted_upside_down_is_set_once(tmp_path):
+    cfg = _write(tmp_path, "rotate = 180\nmirror = true\n")
+    args = _parse(["--webcam", "--config", str(cfg)])
+    assert (args.rotate, args.mirror) == (180, True)
+    assert _parse(["--webcam"]).rotate == 0
+
+
 def test_default_location_under_xdg(tmp_path, monkeypatch):
     (tmp_path / "p3m-live").mkdir()
     (tmp_path / "p3m-live" / "config.toml").write_text('temporal = "off"\n')
@@ -43,6 +50,7 @@ def test_default_location_under_xdg(tmp_path, monkeypatch):
         ("camera-size = 'big'", "bad value for 'camera-size'"),
         ("overwrite = 'yes'", "must be true or false"),
         ("crf = ", "not valid TOML"),
+        ("rotate = 45", "'rotate' must be one of 0, 90, 180, 270"),
     ],
 )
 def test_bad_config_is_one_line(tmp_path, text, message):

@@ -100,6 +100,9 @@ def test_fuzz_inputs_and_options(tmp_path, fast_models):
         "field",
         "--background-fit",
         "contain",
+        "--rotate",
+        "90",
+        "--mirror",
         "x.png",
         str(tmp_path / "interlaced.mp4"),
     ]

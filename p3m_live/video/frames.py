@@ -123,23 +123,29 @@ def layout_of(frame: av.VideoFrame, rotation: float | None = None, sar: Fraction
     return Layout(w, h, fmt, full, matrix, rotation, 1 / sar if rotation in (90, 270) else sar)
 
 
-def rotate_planes(data: np.ndarray, fmt: PixelFormat, k: int) -> np.ndarray:
-    """Rotate a frame by ``k`` quarter turns counter-clockwise, plane by plane."""
-    if k == 0:
+def rotate_planes(data: np.ndarray, fmt: PixelFormat, k: int, mirror: bool = False) -> np.ndarray:
+    """Rotate a frame by ``k`` quarter turns counter-clockwise, then (``mirror``) flip it left
+    to right, plane by plane: pixels only move, so the colours stay exact."""
+    if k == 0 and not mirror:
         return data
+
+    def move(plane: np.ndarray) -> np.ndarray:
+        turned = np.rot90(plane, k)
+        return turned[:, ::-1] if mirror else turned
+
     if fmt in ("rgb", "bgr"):
-        return np.ascontiguousarray(np.rot90(data, k))
+        return np.ascontiguousarray(move(data))
     rows, w = data.shape
     h = rows * 2 // 3
     flat = data.reshape(-1)
-    y = np.rot90(flat[: h * w].reshape(h, w), k)
+    y = move(flat[: h * w].reshape(h, w))
     if fmt == "i420":
         q = h * w // 4
-        u = np.rot90(flat[h * w : h * w + q].reshape(h // 2, w // 2), k)
-        v = np.rot90(flat[h * w + q :].reshape(h // 2, w // 2), k)
+        u = move(flat[h * w : h * w + q].reshape(h // 2, w // 2))
+        v = move(flat[h * w + q :].reshape(h // 2, w // 2))
         chroma = [u.reshape(-1), v.reshape(-1)]
     else:
-        uv = np.rot90(flat[h * w :].reshape(h // 2, w // 2, 2), k)
+        uv = move(flat[h * w :].reshape(h // 2, w // 2, 2))  # (the U, V pairs move together)
         chroma = [uv.reshape(-1)]
     nh, nw = y.shape
     return np.concatenate([y.reshape(-1), *chroma]).reshape(nh * 3 // 2, nw)

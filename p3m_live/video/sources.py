@@ -80,6 +80,7 @@ class Source:
     audio_streams: Sequence = ()  # the source's audio streams to copy (AVSource fills them)
     subtitle_streams: Sequence = ()  # and its subtitle streams
     recording: Recording = Recording()  # its metadata, timecode, chapters, attachments: kept in outputs
+    still: bool = False  # one photo (ImageSource): its outputs are single files, named as given
     layout: Layout
 
     def items(self) -> Iterator[Item]:
@@ -491,6 +492,7 @@ class ImageSource(Source):
         self.paced = False
         self.time_base = 1 / rate
         self.total_frames = len(self.paths)
+        self.still = len(self.paths) == 1
         first = self._read(self.paths[0])
         h, w = first.shape[:2]
         if w < 2 or h < 2:
