@@ -61,6 +61,17 @@ def test_bench_start_prints_its_table():
     assert int(after[2]) < int(before[2]) / 2  # from the keyframe at 6 s (before 8 - 1 s), not from 0
 
 
+def test_bench_turns_prints_its_table():
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "bench_turns.py"), "--size", "96x64", "--rounds", "2"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("|")[1:-1] for line in r.stdout.splitlines() if line.startswith("| 96x64 ")]
+    assert [c[1].strip() for c in rows] == ["270 cw", "180 cw", "90 cw", "mirror", "270 cw + mirror"]
+    assert all(c[5].strip() == "yes" and float(c[3]) > 0 for c in rows)  # the same pixels both ways
+
+
 STUDIES = ("look-ahead 1", "forward-backward")  # (offline temporal filters measured, not built)
 
 

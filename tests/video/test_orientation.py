@@ -25,7 +25,8 @@ def ffmpeg_oriented(frames: list[av.VideoFrame], rotate: int, mirror: bool) -> l
     chain = FILTERS[rotate] + (["hflip"] if mirror else []) or ["null"]
     first = frames[0]
     graph = av.filter.Graph()
-    nodes = [graph.add_buffer(width=first.width, height=first.height, format=first.format.name, time_base=Fraction(1, 25))]
+    size = {"width": first.width, "height": first.height}
+    nodes = [graph.add_buffer(**size, format=first.format.name, time_base=Fraction(1, 25))]
     for f in chain:
         name, _, arg = f.partition("=")
         nodes.append(graph.add(name, arg or None))
@@ -91,7 +92,8 @@ def test_after_the_files_own_rotation(tmp_path):
     with open_source(str(make_clip(tmp_path / "drawn.mp4", frames=2, audio_rate=None))) as drawn:
         want = [f.data for f in drawn.items() if isinstance(f, Frame)]
     with OrientedSource(open_source(str(clip)), Orientation(270)) as src:
-        assert (src.layout.width, src.layout.height, src.layout.rotation) == (96, 64, 270)  # (the file's, counter-clockwise)
+        # (the layout's rotation is the file's own, counter-clockwise)
+        assert (src.layout.width, src.layout.height, src.layout.rotation) == (96, 64, 270)
         got = [f.data for f in src.items() if isinstance(f, Frame)]
     assert all(np.array_equal(a, b) for a, b in zip(got, want)) and len(got) == 2
 
