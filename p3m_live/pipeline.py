@@ -111,14 +111,23 @@ class Matting:
         return len(self._backends)
 
     def _select(self, i: int) -> None:
+        """Make background ``i`` the current one. Its feed opens first, so one that cannot
+        (a damaged video) changes nothing. A video's feed that is left is closed, so
+        switching through a folder of clips does not keep each one's decoding thread and
+        frames read ahead (up to 8 at the frame size); it starts again when it is back."""
         choice = self.backgrounds[i]
         previous = getattr(self, "backend", None)
-        self.backend = self._backend_for(choice)
+        backend = self._backend_for(choice)
         if i not in self._feeds:  # a planar graph gets its images as I420, made by the feed
-            planes = (self.layout.matrix, self.layout.full_range) if self.backend.spec.planar else None
+            planes = (self.layout.matrix, self.layout.full_range) if backend.spec.planar else None
             self._feeds[i] = BackgroundFeed(choice, self.layout.width, self.layout.height, planes, self.layout.sar)
-        if previous is not None and previous is not self.backend:
-            self.backend.state = previous.state  # keep the temporal history across a switch
+        left = self._feeds.get(self.current) if previous is not None and self.current != i else None
+        if left is not None and left.moving:
+            left.close()
+            del self._feeds[self.current]
+        self.backend = backend
+        if previous is not None and previous is not backend:
+            backend.state = previous.state  # keep the temporal history across a switch
         self.current = i
 
     def current_background(self) -> np.ndarray | tuple[int, int, int] | None:
@@ -126,7 +135,16 @@ class Matting:
         return self._feeds[self.current].peek()
 
     def next_background(self) -> BackgroundChoice:
-        self._select((self.current + 1) % len(self.backgrounds))
+        """Switch to the next background that opens; each one that does not is named in a
+        warning and passed over (the current one stays where none opens)."""
+        n = len(self.backgrounds)
+        for step in range(1, n):
+            i = (self.current + step) % n
+            try:
+                self._select(i)
+                break
+            except P3MError as e:
+                log.warning("background %s is passed over: %s", self.backgrounds[i], e)
         return self.background
 
     def _batch(self, frames: Sequence[Frame]) -> np.ndarray:

@@ -19,7 +19,7 @@ from .errors import P3MError
 from .export_cli import parse_device, parse_size
 from .graph import MODELS
 from .spec import FOREGROUNDS, TEMPORALS
-from .video.backgrounds import FITS, BackgroundChoice, parse_background
+from .video.backgrounds import FITS, BackgroundChoice, parse_background, parse_backgrounds
 from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.deinterlace import MODES
 from .video.devices import SoundSource, open_microphone, open_webcam
@@ -266,7 +266,7 @@ def _model(args: argparse.Namespace, live: bool, on_gpu: bool) -> str:
 
 
 def _backgrounds(args: argparse.Namespace, live: bool) -> list[BackgroundChoice]:
-    choices = [parse_background(b, args.background_fit) for b in (args.background or ["blur"])]
+    choices = [c for b in (args.background or ["blur"]) for c in parse_backgrounds(b, args.background_fit)]
     composite = args.output or args.virtual_cam is not None or args.preview
     if any(c.kind == "none" for c in choices) and composite:
         raise P3MError("--background none writes no composite; drop -o (keep --alpha-out/--fg-out) or pick one")

@@ -290,3 +290,35 @@ def test_a_mix_matting_runs_every_background_on_one_graph(clip, seed32_ckpt, tmp
         two = Matting(src.layout, [parse_background("blur:8"), parse_background("blur:24")], opener, mix=True)
         assert two.open_all() == 2
         two.close()
+
+
+def test_switching_passes_over_a_damaged_background_and_closes_a_video_left(clip, seed32_ckpt, tmp_path, caplog):
+    """``b`` through [a video, a damaged video, a colour]: the damaged one is named and passed
+    over, with the backend and the feed still agreeing (the colour's composite is what its
+    own graph gives); the video's feed left behind has stopped its thread, and a new one
+    starts when it comes round again."""
+    video = make_clip(tmp_path / "bg.mp4", frames=4, size=(48, 32), audio_rate=None)
+    (tmp_path / "broken.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    choices = [parse_background(str(p)) for p in (video, tmp_path / "broken.mp4")] + [parse_background("#3050a0")]
+    with open_source(str(clip)) as src:
+        frame = next(f for f in src.items() if isinstance(f, Frame))
+        opener = _opener(seed32_ckpt, src.layout, 32)
+        m = Matting(src.layout, choices, opener)
+        first = m._feeds[0]._video._thread
+        assert first.is_alive()
+        with caplog.at_level("WARNING", logger="p3m_live"):
+            assert m.next_background() is choices[2]
+        assert "background video broken.mp4 is passed over" in caplog.text
+        first.join(timeout=3)
+        assert not first.is_alive() and 0 not in m._feeds
+        own = Matting(src.layout, [choices[2]], opener)
+        m.backend.reset()
+        assert np.array_equal(m.process([frame])[0], own.process([frame])[0])
+        assert m.next_background() is choices[0]
+        assert m._feeds[0]._video._thread.is_alive() and m._feeds[0]._video._thread is not first
+        m.close()
+        stuck = Matting(src.layout, [choices[2], choices[1]], opener)  # nothing else opens: the colour stays
+        assert stuck.next_background() is choices[2]
+        stuck.backend.reset(), own.backend.reset()
+        assert np.array_equal(stuck.process([frame])[0], own.process([frame])[0])
+        stuck.close(), own.close()

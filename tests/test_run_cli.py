@@ -101,6 +101,25 @@ def test_image_and_video_backgrounds(run, talk, tmp_path, portrait_paths):
         assert len(probe(out)["times"]) == 5
 
 
+def test_a_folder_of_backgrounds_starts_with_the_first_by_name(run, talk, tmp_path):
+    """Offline, where nothing switches: the run over a folder is the run over its first file
+    in name order, to the bit (FFV1)."""
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for name in ("9.png", "10.png", "b.png"):
+        cv2.imwrite(str(folder / name), rng.integers(0, 256, (40, 60, 3), dtype=np.uint8))
+    flags = ["--codec", "ffv1", "--max-frames", "3"]
+    assert run(talk, "-o", tmp_path / "folder.mkv", "--background", folder, *flags) == 0
+    assert run(talk, "-o", tmp_path / "nine.mkv", "--background", folder / "9.png", *flags) == 0
+    assert run(talk, "-o", tmp_path / "ten.mkv", "--background", folder / "10.png", *flags) == 0
+    decoded = {}
+    for name in ("folder", "nine", "ten"):
+        with av.open(str(tmp_path / f"{name}.mkv")) as c:
+            decoded[name] = np.stack([f.to_ndarray() for f in c.decode(video=0)])
+    assert np.array_equal(decoded["folder"], decoded["nine"]) and not np.array_equal(decoded["nine"], decoded["ten"])
+
+
 def test_a_transparent_image_puts_the_blurred_room_behind_it(run, talk, tmp_path):
     """--background logo.png with transparency: where it is opaque, the run is the run over
     the same image made opaque; where it is transparent, the run over the first blur listed

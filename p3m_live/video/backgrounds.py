@@ -8,6 +8,7 @@ contain``, scaled to fit inside it, whole, the margins showing the room blurred.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import queue
 import threading
@@ -21,8 +22,10 @@ import numpy as np
 from ..errors import P3MError
 from ..graph import Background
 from ..spec import rgb_to_planes
-from .frames import IMAGE_SUFFIXES, quarter_turns, read_rgb, rotate_planes
+from .frames import IMAGE_SUFFIXES, natural_key, quarter_turns, read_rgb, rotate_planes
 from .hdr import tone_mapper_for
+
+log = logging.getLogger("p3m_live")
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (0, 0, 0),
@@ -38,7 +41,10 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "orange": (255, 165, 0),
     "purple": (128, 0, 128),
 }
-HELP = "an image, a video, a colour (#RRGGBB or a name), blur[:strength] or none"
+HELP = "an image, a video, a folder of them, a colour (#RRGGBB or a name), blur[:strength] or none"
+# What a folder of backgrounds offers besides images (other files in it, such as notes or
+# thumbnails, are passed over).
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mxf", ".gif", ".apng"}
 FITS = ("cover", "contain")
 
 
@@ -103,10 +109,35 @@ def parse_background(text: str, fit: str = "cover") -> BackgroundChoice:
     path = Path(t).expanduser()
     contain = fit == "contain"
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not is_animated(path):
-        return BackgroundChoice("image", path, transparent=contain or read_image(path).shape[2] == 4, fit=fit)
+        transparent = read_image(path).shape[2] == 4 or contain  # (read either way: a damaged one fails here)
+        return BackgroundChoice("image", path, transparent=transparent, fit=fit)
     if path.is_file():
         return BackgroundChoice("video", path, transparent=contain or _video_is_transparent(path), fit=fit)
     raise P3MError(f"background {text!r} is not a file that exists; give {HELP}")
+
+
+def parse_backgrounds(text: str, fit: str = "cover") -> list[BackgroundChoice]:
+    """``--background``, where a folder stands for every image and video in it, in name
+    order (``2.jpg`` before ``10.jpg``); one that cannot be read is passed over with a
+    warning, as damaged images in an input folder are."""
+    folder = Path(text.strip()).expanduser()
+    if not folder.is_dir():
+        return [parse_background(text, fit)]
+    media = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    files = sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in media and not p.name.startswith(".") and p.is_file()),
+        key=natural_key,
+    )
+    choices = []
+    for path in files:
+        try:
+            choices.append(parse_background(str(path), fit))
+        except P3MError as e:
+            log.warning("background %s is left out: %s", path.name, e)
+    if not choices:
+        kinds = ", ".join(sorted(media))
+        raise P3MError(f"background folder {folder} holds no image or video that can be read ({kinds})")
+    return choices
 
 
 def fit_to_frame(

@@ -17,6 +17,7 @@ from p3m_live.video.backgrounds import (
     fit_to_frame,
     is_animated_webp,
     parse_background,
+    parse_backgrounds,
     read_webp_animation,
 )
 from tests.media import encode_all, make_clip, make_hdr_clip
@@ -42,6 +43,39 @@ def test_parse(text, kind, colour, strength):
 def test_parse_errors_name_the_choices(text):
     with pytest.raises(P3MError, match=r"blur|#RRGGBB"):
         parse_background(text)
+
+
+def test_a_folder_is_every_image_and_video_in_it_in_name_order(tmp_path, caplog):
+    """Natural order (2 before 10), videos and transparent images with the rest; notes,
+    hidden files and a damaged image passed over, the damaged one in a warning."""
+    folder = tmp_path / "backgrounds"
+    folder.mkdir()
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[:4, :, 3] = 255
+    cv2.imwrite(str(folder / "10-logo.png"), rgba)
+    cv2.imwrite(str(folder / "2-office.jpg"), np.full((8, 8, 3), 90, np.uint8))
+    make_clip(folder / "3-beach.mp4", frames=2, size=(16, 16), audio_rate=None)
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    (folder / "notes.txt").write_text("the blue one for Mondays")
+    (folder / ".hidden.png").write_bytes((folder / "10-logo.png").read_bytes())
+    (folder / "sub.png").mkdir()  # (a folder named like an image)
+    with caplog.at_level("WARNING", logger="p3m_live"):
+        choices = parse_backgrounds(str(folder), "contain")
+    assert [(c.path.name, c.kind, c.transparent, c.fit) for c in choices] == [
+        ("2-office.jpg", "image", True, "contain"),  # (contained: transparent margins)
+        ("3-beach.mp4", "video", True, "contain"),
+        ("10-logo.png", "image", True, "contain"),
+    ]
+    assert "broken.jpg is left out" in caplog.text and "notes" not in caplog.text
+    assert [c.transparent for c in parse_backgrounds(str(folder))] == [False, False, True]
+    assert parse_backgrounds("#102030") == [parse_background("#102030")]
+
+
+def test_a_folder_with_no_background_in_it_is_one_line(tmp_path):
+    (tmp_path / "readme.txt").write_text("nothing here")
+    with pytest.raises(P3MError, match="holds no image or video that can be read") as e:
+        parse_backgrounds(str(tmp_path))
+    assert "\n" not in str(e.value)
 
 
 def test_cover_keeps_aspect_and_centres():
