@@ -21,6 +21,7 @@ import numpy as np
 
 from .backends.base import Backend
 from .errors import P3MError
+from .framing import AutoFrame
 from .graph import GraphSpec
 from .stats import Progress, StageClock
 from .video.backgrounds import BackgroundChoice, BackgroundFeed
@@ -68,7 +69,9 @@ class Matting:
         opener: BackendOpener,
         batch: int = 1,
         mix: bool = False,
+        framer: AutoFrame | None = None,
     ) -> None:
+        """``framer`` (``--auto-frame``) crops every composite and alpha to follow the person."""
         if not backgrounds:
             raise ValueError("at least one background")
         self.layout = layout
@@ -76,6 +79,7 @@ class Matting:
         self.opener = opener
         self.batch = batch
         self.mix = mix
+        self.framer = framer
         self._backends: dict[tuple[str, int], Backend] = {}
         self._feeds: dict[int, BackgroundFeed] = {}
         self._pending: list[Sequence[Frame]] = []  # batches submitted, results not yet returned
@@ -165,7 +169,14 @@ class Matting:
         """Composites and alphas for ``frames`` (at most ``batch`` of them), at once."""
         n = len(frames)
         composite, alpha = self.backend.process(self._batch(frames))
-        return composite[:n], alpha[:n]
+        return self._framed(frames, composite[:n], alpha[:n])
+
+    def _framed(
+        self, frames: Sequence[Frame], composite: np.ndarray, alpha: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if self.framer is None:
+            return composite, alpha
+        return self.framer(composite, alpha, [f.time for f in frames])
 
     Done = tuple[Sequence[Frame], np.ndarray, np.ndarray]
 
@@ -184,7 +195,7 @@ class Matting:
         done = []
         for composite, alpha in results:
             frames = self._pending.pop(0)
-            done.append((frames, composite[: len(frames)], alpha[: len(frames)]))
+            done.append((frames, *self._framed(frames, composite[: len(frames)], alpha[: len(frames)])))
         return done
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from . import signals
 from .backends import BACKENDS, choose_backend, open_backend
 from .errors import P3MError
 from .export_cli import parse_device, parse_size
+from .framing import AutoFrame
 from .graph import MODELS
 from .spec import FOREGROUNDS, TEMPORALS
 from .video.backgrounds import FITS, BackgroundChoice, parse_background, parse_backgrounds
@@ -133,6 +134,14 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "default) or contain (whole, centred, the margins showing the room blurred)",
     )
     look.add_argument(
+        "--auto-frame",
+        nargs="?",
+        type=float,
+        const=2.0,
+        metavar="ZOOM",
+        help="follow the person: crop to them, zooming in up to ZOOM times (default 2), gliding as they move",
+    )
+    look.add_argument(
         "--temporal",
         choices=TEMPORALS,
         default="adaptive",
@@ -206,6 +215,13 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
         raise P3MError(f"--downscale is the short side in pixels (16 or more, like 720), not {args.downscale}")
     if args.crf is not None and not 0 <= args.crf <= 63:
         raise P3MError(f"--crf must be from 0 to 63, not {args.crf}")
+    if args.auto_frame is not None and not 1 <= args.auto_frame <= 8:
+        raise P3MError(f"--auto-frame takes the most zoom, from 1 to 8 (like 2), not {args.auto_frame:g}")
+    if args.auto_frame is not None and (args.alpha_out or args.fg_out):
+        raise P3MError(
+            "--auto-frame crops the composite; --alpha-out and --fg-out are whole frames for editors: "
+            "drop one or the other"
+        )
     if "-" in (args.alpha_out, args.fg_out):
         raise P3MError("only the composite can go to standard output (-o -); give --alpha-out and --fg-out file names")
     target = stream_target(args.output)
@@ -400,7 +416,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Live on a GPU: one graph for every background (see Matting), not an engine for each.
         mix = live and on_gpu and len({c.graph_kind for c in backgrounds}) > 1
-        matting = Matting(layout, backgrounds, opener, batch, mix=mix)
+        framer = None if args.auto_frame is None else AutoFrame(layout.width, layout.height, args.auto_frame)
+        matting = Matting(layout, backgrounds, opener, batch, mix=mix, framer=framer)
         if live or args.prepare:
             graphs = matting.open_all()  # before any output starts: switching backgrounds must not stall
             if args.prepare:

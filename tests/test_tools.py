@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -70,6 +72,17 @@ def test_bench_turns_prints_its_table():
     rows = [line.split("|")[1:-1] for line in r.stdout.splitlines() if line.startswith("| 96x64 ")]
     assert [c[1].strip() for c in rows] == ["270 cw", "180 cw", "90 cw", "mirror", "270 cw + mirror"]
     assert all(c[5].strip() == "yes" and float(c[3]) > 0 for c in rows)  # the same pixels both ways
+
+
+def test_bench_framing_prints_its_table(fast_models):
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "bench_framing.py"), "--size", "160x96", "--iters", "2", "--repeat", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (row,) = [line.split("|")[1:-1] for line in r.stdout.splitlines() if line.startswith("| 160x96 ")]
+    graph, framing, ratio = (float(c) for c in row[1:])
+    assert graph > 0 and framing > 0 and ratio == pytest.approx(framing / graph, rel=0.1, abs=0.002)
 
 
 STUDIES = ("look-ahead 1", "forward-backward")  # (offline temporal filters measured, not built)
