@@ -169,3 +169,27 @@ def test_the_run_follows_a_real_person(tmp_path, portrait_paths, fast_models):
     # Towards the middle (as far as the window can go: it stays inside the frame) and larger.
     assert spots["plain"][0] < 0.25 and spots["framed"][0] > spots["plain"][0] + 0.05
     assert spots["framed"][1] > 1.5 * spots["plain"][1]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--auto-frame", "0.5"], "--auto-frame takes the most zoom, from 1 to 8"),
+        (["--auto-frame", "--alpha-out", "m.mov"], "--auto-frame crops the composite"),
+    ],
+)
+def test_auto_frame_misuse_is_one_line(run, tmp_path, capsys, extra, message):
+    from tests.media import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", frames=2, audio_rate=None)
+    assert run(clip, "-o", tmp_path / "o.mp4", *[str(tmp_path / a) if a.endswith(".mov") else a for a in extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not list(tmp_path.glob("o*"))
+
+
+def test_auto_frame_in_the_config_file_is_the_default_zoom(tmp_path):
+    from p3m_live.cli import _parse
+
+    (tmp_path / "c.toml").write_text("auto-frame = true\n")
+    assert _parse(["--webcam", "--config", str(tmp_path / "c.toml")]).auto_frame == 2.0
+    assert _parse(["--webcam"]).auto_frame is None

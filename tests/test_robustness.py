@@ -103,6 +103,7 @@ def test_fuzz_inputs_and_options(tmp_path, fast_models):
         "--rotate",
         "90",
         "--mirror",
+        "--auto-frame",
         "x.png",
         str(tmp_path / "interlaced.mp4"),
     ]
