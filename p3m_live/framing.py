@@ -82,7 +82,7 @@ class AutoFrame:
         if far > self.deadband * self.height:
             self._goal = goal
         dt = 1 / 30 if time is None or self._time is None else min(max(time - self._time, 0.0), 1.0)
-        self._time = time if time is not None else None
+        self._time = time
         k = 1 - math.exp(-dt / self.tau)
         w, g = self.window, self._goal
         self.window = Window(w.cx + k * (g.cx - w.cx), w.cy + k * (g.cy - w.cy), w.h + k * (g.h - w.h))

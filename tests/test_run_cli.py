@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from p3m_live.cli import main
+from p3m_live.video.backgrounds import HELP as BACKGROUND_HELP
 from tests.media import encode_all, make_clip, probe, shapes_frame, with_chapters, with_subtitles, write_heic
 
 
@@ -869,6 +870,5 @@ def test_a_broken_animated_webp_background_is_one_line_without_opencvs_own(talk,
            "--weights", str(seed32_ckpt), "--model-size", "32", "--backend", "torch", "-q"]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
-        f"p3m-live: error: background {cut} cannot be read as an animated WebP; give an image, a video, a colour "
-        "(#RRGGBB or a name), blur[:strength] or none"
+        f"p3m-live: error: background {cut} cannot be read as an animated WebP; give {BACKGROUND_HELP}"
     ]
