@@ -46,7 +46,10 @@ class AutoFrame:
         tau: float = 0.5,
         margin: float = 0.12,
         deadband: float = 0.06,
+        following: bool = True,
     ) -> None:
+        """``following`` False: the whole frame, until it is turned on (the ``f`` key of a
+        live run); either way the window glides."""
         if not 1.0 <= max_zoom <= 8.0:
             raise ValueError(f"max_zoom must be from 1 to 8, not {max_zoom}")
         self.width, self.height = width, height
@@ -55,10 +58,14 @@ class AutoFrame:
         self.window = self.whole
         self._goal = self.whole
         self._time: float | None = None
+        self.following = following
 
     def target(self, alpha: np.ndarray) -> Window:
         """Where the window should be for this matte: the person with a margin (more above,
-        for headroom), in the frame's aspect, inside the frame."""
+        for headroom), in the frame's aspect, inside the frame; the whole frame when not
+        following."""
+        if not self.following:
+            return self.whole
         step = max(1, min(self.width, self.height) // 128)  # a 128-pixel grid is plenty
         person = alpha[::step, ::step] > 127
         if person.mean() < MIN_PERSON:
@@ -117,8 +124,12 @@ class AutoFrame:
     def __call__(
         self, composites: np.ndarray, alphas: np.ndarray, times: list[float | None]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """A batch, frame by frame, in order."""
-        framed = [self.apply(c, a, self.step(a, t)) for c, a, t in zip(composites, alphas, times)]
+        """A batch, frame by frame, in order; the batch itself, not a copy, where no frame
+        is cropped (the whole frame shown, or not following)."""
+        pairs = [(c, a) for c, a in zip(composites, alphas)]
+        framed = [self.apply(c, a, self.step(a, t)) for (c, a), t in zip(pairs, times)]
+        if all(fc is c for (c, _), (fc, _) in zip(pairs, framed)):
+            return composites, alphas
         return np.stack([c for c, _ in framed]), np.stack([a for _, a in framed])
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from .errors import P3MError, reason
 from .graph import frame_shape
+from .keys import TerminalKeys
 from .live_clock import LiveClock
 from .pipeline import Matting
 from .privacy import PrivacyFrames
@@ -224,6 +225,7 @@ def run_live(
     sinks: Sequence[Sink],
     *,
     preview: PreviewWindow | None = None,
+    keys: TerminalKeys | None = None,
     duration: float | None = None,
     status_interval: float = 1.0,
     deadline: float | None = None,
@@ -245,7 +247,8 @@ def run_live(
     source once its reader thread has stopped (a reader stuck in a dead network read
     is left to die with the process rather than closed under it). ``microphone``: the
     outputs' sound, read on a thread of its own, instead of the source's (the caller
-    closes it, after the outputs), and reopened with ``reopen_microphone`` when it stops."""
+    closes it, after the outputs), and reopened with ``reopen_microphone`` when it stops.
+    ``keys``: the terminal's keys, taken as the preview's are (the caller closes it)."""
     box = Mailbox()
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -454,16 +457,22 @@ def run_live(
                 sink.write(frame, composite, alpha)
             last_out = time.monotonic()
             rate_out.tick()
+            action = None
             if preview is not None:
                 action = preview.show(composite, alpha)
                 if action == "closed" and sinks:
                     log.info("preview closed; the outputs go on (Ctrl-C to stop)")
                     preview.close()
-                    preview = None
-                elif action in ("quit", "closed"):
-                    break
-                if action == "background":
-                    worker.switch_background.set()
+                    preview, action = None, None
+            if action is None and keys is not None and (action := keys.poll()) and preview is not None:
+                preview.handle(action)
+            if action in ("quit", "closed"):
+                break
+            if action == "background":
+                worker.switch_background.set()
+            elif action == "frame" and matting.framer is not None:
+                matting.framer.following = not matting.framer.following
+                log.info("auto framing %s", "on" if matting.framer.following else "off")
     except KeyboardInterrupt:
         log.info("interrupted")
     finally:

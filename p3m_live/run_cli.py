@@ -19,6 +19,8 @@ from .errors import P3MError
 from .export_cli import parse_device, parse_size
 from .framing import AutoFrame
 from .graph import MODELS
+from .keys import HELP as KEYS_HELP
+from .keys import TerminalKeys
 from .spec import FOREGROUNDS, TEMPORALS
 from .video.backgrounds import FITS, BackgroundChoice, parse_background, parse_backgrounds
 from .video.backgrounds import HELP as BACKGROUND_HELP
@@ -411,12 +413,15 @@ def run(args: argparse.Namespace) -> int:
         )
         return open_backend(backend, spec, weights, device, engine_dir=args.engine_dir)
 
-    matting = sinks = microphone = None
+    matting = sinks = microphone = keys = None
     live_started = False
     try:
         # Live on a GPU: one graph for every background (see Matting), not an engine for each.
         mix = live and on_gpu and len({c.graph_kind for c in backgrounds}) > 1
-        framer = None if args.auto_frame is None else AutoFrame(layout.width, layout.height, args.auto_frame)
+        # Live runs always have a framer, for the f key to turn on; offline only with --auto-frame.
+        following = args.auto_frame is not None
+        framer = AutoFrame(layout.width, layout.height, args.auto_frame or 2.0, following=following)
+        framer = framer if live or following else None
         matting = Matting(layout, backgrounds, opener, batch, mix=mix, framer=framer)
         if live or args.prepare:
             graphs = matting.open_all()  # before any output starts: switching backgrounds must not stall
@@ -439,6 +444,9 @@ def run(args: argparse.Namespace) -> int:
                 from .video.preview import PreviewWindow
 
                 preview = PreviewWindow(layout)
+            keys = TerminalKeys.of_stdin()
+            if keys is not None:
+                log.info("keys: %s (in this terminal)", KEYS_HELP)
             live_started = True
             # A camera or a network stream is reopened when it drops; a file or a pipe just ends.
             reopenable = args.webcam is not None or not (Path(args.input).is_file() or args.input in PIPES)
@@ -449,6 +457,7 @@ def run(args: argparse.Namespace) -> int:
                 preview=preview,
                 duration=args.duration,
                 status_interval=1e9 if args.quiet else 1.0,
+                keys=keys,
                 reopen=(lambda: open_run_source(args, live)) if reopenable else None,
                 microphone=microphone,
                 reopen_microphone=open_mic,
@@ -475,6 +484,8 @@ def run(args: argparse.Namespace) -> int:
                     log.warning("interrupted before the first frame was finished: no output file is written")
                 return signals.exit_code()
     finally:
+        if keys is not None:  # the terminal back as it was, first
+            keys.close()
         error = sys.exc_info()[1]
         failing = error is not None
         with signals.held():  # a second Ctrl-C must not cut the file being finished

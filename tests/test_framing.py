@@ -116,6 +116,25 @@ def test_the_box_is_even_and_inside_the_frame_at_its_edges():
         assert all(v % 2 == 0 for v in (x, y, w, h)) and 0 <= x <= W - w and 0 <= y <= H - h
 
 
+def test_turned_off_it_glides_back_to_the_whole_frame_and_crops_nothing():
+    """The f key: not following, the window returns to the whole frame (gliding, as it
+    came) and the batch then comes back as it was given, not even copied."""
+    framer = AutoFrame(W, H, max_zoom=4)
+    alphas = np.stack([person(0.1, 0.25, 0.5)])
+    composites = np.zeros((1, H * 3 // 2, W), np.uint8)
+    t = 0.0
+    for _ in range(100):
+        framer(composites, alphas, [t := t + 0.04])
+    zoomed = framer.window
+    assert zoomed.h < 0.7 * H
+    framer.following = False
+    framer(composites, alphas, [t := t + 0.04])
+    assert zoomed.h < framer.window.h < H  # on its way out, not there at once
+    for _ in range(100):
+        got = framer(composites, alphas, [t := t + 0.04])
+    assert framer.box(framer.window) == (0, 0, W, H) and got[0] is composites and got[1] is alphas
+
+
 def test_a_zoom_out_of_range_is_refused():
     with pytest.raises(ValueError, match="max_zoom"):
         AutoFrame(W, H, max_zoom=0.5)

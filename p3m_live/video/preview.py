@@ -1,6 +1,7 @@
 """The preview window (OpenCV): the output as the call sees it, with a few keys.
 
-Keys: q or Esc quit, b next background, m show the matte, space pause. Closing the
+Keys (p3m_live/keys.py): q or Esc quit, b next background, f auto framing, m show
+the matte, space pause. Closing the
 window quits a run whose only output it is; with a virtual camera, the call goes
 on. OpenCV's window functions are called from the thread that runs the live loop,
 which is the main thread, as macOS requires.
@@ -16,6 +17,7 @@ from types import ModuleType
 import numpy as np
 
 from ..errors import P3MError
+from ..keys import KEYS as TERMINAL_KEYS
 from .frames import Layout, planes_to_rgb
 
 NO_DISPLAY_FIX = "drop --preview, or run p3m-live in a desktop session"
@@ -32,7 +34,7 @@ def display_problem(system: str = sys.platform, env: Mapping[str, str] = os.envi
     return "no display: DISPLAY and WAYLAND_DISPLAY are not set (an SSH session or a container)"
 
 
-KEYS = {ord("q"): "quit", 27: "quit", ord("b"): "background", ord("m"): "matte", ord(" "): "pause"}
+KEYS = {**TERMINAL_KEYS, 27: "quit"}  # (Esc)
 
 
 class PreviewWindow:
@@ -64,11 +66,15 @@ class PreviewWindow:
         action = KEYS.get(self.gui.waitKey(1) & 0xFF)
         if action is None and not self._visible():
             return "closed"  # the window's close button: imshow would only open it again
+        self.handle(action)
+        return action
+
+    def handle(self, action: str | None) -> None:
+        """Take the window's own actions (from its keys, or the terminal's)."""
         if action == "matte":
             self.show_matte = not self.show_matte
         elif action == "pause":
             self.paused = not self.paused
-        return action
 
     def _visible(self) -> bool:
         try:  # 0 once closed; -1 where a GUI backend cannot tell, which must not end the run

@@ -100,6 +100,18 @@ def test_keys_switch_matte_pause_and_background(seed32_ckpt):
     assert len(gui.shown) == 3 and window.paused  # paused: the fourth frame was not drawn
 
 
+@pytest.mark.parametrize(("keys", "following"), [("fq", True), ("ffq", False)])
+def test_f_turns_auto_framing_on_and_off(seed32_ckpt, keys, following):
+    from p3m_live.framing import AutoFrame
+
+    src = AVSource("testsrc2=size=96x64:rate=30,realtime", format="lavfi", live=True)
+    matting = _torch_matting(src.layout, seed32_ckpt)
+    matting.framer = AutoFrame(96, 64, following=False)
+    window = PreviewWindow(src.layout, gui=GuiDouble(keys=keys))
+    run_live(src, matting, [], preview=window, status_interval=1e9, deadline=30.0)
+    assert matting.framer.following is following
+
+
 def test_no_display_is_one_line():
     class NoDisplay(GuiDouble):
         def namedWindow(self, title, flags):  # noqa: N802
