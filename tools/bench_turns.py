@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
@@ -25,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from p3m_live.export_cli import parse_size  # noqa: E402
+from p3m_live.timing import time_calls  # noqa: E402
 from p3m_live.video.frames import rotate_planes  # noqa: E402
 
 CASES = [(1, False), (2, False), (3, False), (0, True), (1, True)]  # (quarter turns ccw, mirror)
@@ -39,15 +38,6 @@ def numpy_turn(data: np.ndarray, k: int, mirror: bool) -> np.ndarray:
     moved = [np.rot90(p, k)[:, ::-1] if mirror else np.rot90(p, k) for p in planes]
     nh, nw = moved[0].shape
     return np.concatenate([p.reshape(-1) for p in moved]).reshape(nh * 3 // 2, nw)
-
-
-def median_ms(fn, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -66,8 +56,8 @@ def main() -> int:
             same = np.array_equal(numpy_turn(data, k, mirror), rotate_planes(data, "i420", k, mirror))
             a = b = 0.0
             for _ in range(3):  # interleaved, so both see the same machine
-                a += median_ms(partial(numpy_turn, data, k, mirror), args.rounds) / 3
-                b += median_ms(partial(rotate_planes, data, "i420", k, mirror), args.rounds) / 3
+                a += time_calls(partial(numpy_turn, data, k, mirror), args.rounds).p50 / 3
+                b += time_calls(partial(rotate_planes, data, "i420", k, mirror), args.rounds).p50 / 3
             turn = f"{(4 - k) % 4 * 90} cw" + (" + mirror" if mirror else "") if k else "mirror"
             print(f"| {w}x{h} | {turn} | {a:.2f} | {b:.2f} | {b / a:.2f} | {'yes' if same else 'NO'} |")
     return 0
