@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import signal
 import subprocess
 import sys
 import termios
@@ -62,10 +63,11 @@ def _controlling_terminal() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
-def test_a_live_run_takes_b_f_and_q_from_its_terminal(tmp_path, fast_models):
+@pytest.mark.parametrize("stop", ["q", "SIGTERM"])
+def test_a_live_run_takes_b_f_and_q_from_its_terminal(tmp_path, fast_models, stop):
     """A real process whose standard input is a pseudo-terminal, its controlling one: b
-    switches the background, f turns auto framing on, q ends the run (long before its
-    --duration) with a finished file and the terminal as it was."""
+    switches the background, f turns auto framing on, and q (or a SIGTERM) ends the run,
+    long before its --duration, with a finished file and the terminal as it was."""
     master, slave = pty.openpty()
     before = termios.tcgetattr(slave)
     out = tmp_path / "live.mp4"
@@ -81,9 +83,14 @@ def test_a_live_run_takes_b_f_and_q_from_its_terminal(tmp_path, fast_models):
             if "keys: b next background" in line:
                 break
         start = time.monotonic()
-        for key in (b"b", b"f", b"q"):
+        for key in (b"b", b"f"):
             time.sleep(0.6)
             os.write(master, key)
+        time.sleep(0.6)
+        if stop == "q":
+            os.write(master, b"q")
+        else:
+            proc.send_signal(signal.SIGTERM)
         _, rest = proc.communicate(timeout=30)
         took = time.monotonic() - start
         after = termios.tcgetattr(slave)  # (while the pty is open: closing its master hangs it up)
@@ -92,7 +99,7 @@ def test_a_live_run_takes_b_f_and_q_from_its_terminal(tmp_path, fast_models):
             proc.kill()
         err = "".join(lines) + (rest or "")
         os.close(master)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, err  # (a live run stopped is a live run ended: Ctrl-C, SIGTERM or q)
     assert "background: colour #00b140" in err and "auto framing on" in err and took < 10
     assert after == before
     os.close(slave)
