@@ -86,7 +86,7 @@ class AutoFrame:
         there is none) and return it."""
         goal = self.target(alpha)
         far = max(abs(goal.cx - self._goal.cx), abs(goal.cy - self._goal.cy), abs(goal.h - self._goal.h))
-        if far > self.deadband * self.height:
+        if far > self.deadband * self.height or not self.following:  # (off: all the way out)
             self._goal = goal
         dt = 1 / 30 if time is None or self._time is None else min(max(time - self._time, 0.0), 1.0)
         self._time = time

@@ -125,14 +125,13 @@ class Matting:
         if i not in self._feeds:  # a planar graph gets its images as I420, made by the feed
             planes = (self.layout.matrix, self.layout.full_range) if backend.spec.planar else None
             self._feeds[i] = BackgroundFeed(choice, self.layout.width, self.layout.height, planes, self.layout.sar)
-        left = self._feeds.get(self.current) if previous is not None and self.current != i else None
-        if left is not None and left.moving:
-            left.close()
-            del self._feeds[self.current]
         self.backend = backend
         if previous is not None and previous is not backend:
             backend.state = previous.state  # keep the temporal history across a switch
-        self.current = i
+        left, self.current = self.current, i
+        # (only now: the output thread may be asking for the current feed, for privacy frames)
+        if previous is not None and left != i and self._feeds[left].moving:
+            self._feeds.pop(left).close()
 
     def current_background(self) -> np.ndarray | tuple[int, int, int] | None:
         """What the current background looks like now (RGB image, colour, or None for blur)."""

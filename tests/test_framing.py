@@ -133,6 +133,12 @@ def test_turned_off_it_glides_back_to_the_whole_frame_and_crops_nothing():
     for _ in range(100):
         got = framer(composites, alphas, [t := t + 0.04])
     assert framer.box(framer.window) == (0, 0, W, H) and got[0] is composites and got[1] is alphas
+    near_whole = AutoFrame(W, H, max_zoom=4)  # a goal inside the deadband of the whole frame
+    near_whole.window = near_whole._goal = Window(W / 2, H / 2, 0.96 * H)
+    near_whole.following = False
+    for _ in range(100):
+        near_whole.step(alphas[0], t := t + 0.04)
+    assert near_whole.box(near_whole.window) == (0, 0, W, H)  # off is all the way out
 
 
 def test_a_zoom_out_of_range_is_refused():
