@@ -75,6 +75,8 @@ EXAMPLES = """examples:
   p3m-live --webcam                                      camera -> virtual camera + preview
   p3m-live --webcam 1 --camera-size 1280x720 --virtual-cam --background blur:24
   p3m-live talk.mp4 -o out.mp4 --model fast                no GPU, no P3M-Net weights: MediaPipe's segmenter
+  p3m-live --webcam --background ~/Pictures/bgs/ --auto-frame   b: next background, f: framing (keys here too)
+  p3m-live --webcam --rotate 180 --mirror                a camera upside down, seen in a mirror
 
 other commands: p3m-live matte, eval, doctor, weights path|fetch [p3m|fast], export, build-engine
 (see p3m-live COMMAND --help)"""
