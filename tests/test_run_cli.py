@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -781,6 +782,16 @@ def test_live_on_the_cpu_without_the_fast_model_keeps_p3m(seed32_ckpt, tmp_path,
     err = capsys.readouterr().err
     assert "for real time, run: p3m-live weights fetch fast" in err and "model: fast" not in err
     assert len(probe(out)["times"]) >= 1
+
+
+def test_a_lavfi_graph_without_realtime_is_paced_like_a_camera(seed32_ckpt, tmp_path, capsys):
+    """A test source (no camera at hand) run live: played at its own rate, not decoded as
+    fast as FFmpeg can make it, which would take a core from the matting."""
+    out = tmp_path / "live.mp4"
+    argv = ["testsrc2=size=64x48:rate=30", "--format", "lavfi", "--live", "-o", str(out), "--duration", "1.5"]
+    assert main([*argv, "--weights", str(seed32_ckpt), "--model-size", "32", "--backend", "torch"]) == 0
+    received = int(re.search(r"live: (\d+) frames in, ", capsys.readouterr().err).group(1))
+    assert 30 <= received <= 50  # 1.5 s at 30 fps (unpaced: thousands)
 
 
 def test_a_live_stream_that_ends_keeps_the_output_going(run, tmp_path, capsys):

@@ -130,8 +130,9 @@ class AVSource(Source):
         self._deinterlace = deinterlace
         self.live = live
         # A file read as a live source (say, a clip played into the virtual camera) must
-        # be paced to its timestamps; devices, streams and lavfi graphs pace themselves.
-        self.paced = format is not None or url.startswith(NETWORK_SCHEMES)
+        # be paced to its timestamps; devices and streams pace themselves. So does a lavfi
+        # graph only with FFmpeg's realtime filter in it; without, it is paced here too.
+        self.paced = (format is not None and format != "lavfi") or url.startswith(NETWORK_SCHEMES)
         options = dict(options or {})
         if stall is not None:
             options["fflags"] = NONBLOCK
