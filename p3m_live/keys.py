@@ -2,12 +2,12 @@
 
 A virtual camera often runs without a preview (no display, or the call's own view
 is enough), so the terminal takes the same keys: ``b`` next background, ``f``
-auto framing on or off, ``q`` quit (and, with a preview, ``m`` the matte, space
-pause). The terminal is put in cbreak mode while the run lasts (keys one at a
-time, not echoed; Ctrl-C still interrupts) and restored after. Only a terminal
-that is standard input and whose foreground this process is (not ``p3m-live &``,
-which reading would stop) is read. POSIX only: on Windows the preview's keys are
-the keys.
+auto framing on or off, ``h`` hide (the background alone, on demand), ``q`` quit
+(and, with a preview, ``m`` the matte, space pause). The terminal is put in cbreak
+mode while the run lasts (keys one at a time, not echoed; Ctrl-C still interrupts)
+and restored after. Only a terminal that is standard input and whose foreground
+this process is (not ``p3m-live &``, which reading would stop) is read. POSIX only:
+on Windows the preview's keys are the keys.
 """
 
 from __future__ import annotations
@@ -21,8 +21,15 @@ import threading
 
 # Key codes (as OpenCV's waitKey and a terminal give them) -> actions; the preview also
 # takes Esc, which a terminal sends at the start of every arrow key.
-KEYS = {ord("q"): "quit", ord("b"): "background", ord("f"): "frame", ord("m"): "matte", ord(" "): "pause"}
-HELP = "b next background, f auto framing, q quit"
+KEYS = {
+    ord("q"): "quit",
+    ord("b"): "background",
+    ord("f"): "frame",
+    ord("h"): "hide",
+    ord("m"): "matte",
+    ord(" "): "pause",
+}
+HELP = "b next background, f auto framing, h hide, q quit"
 
 
 class TerminalKeys:

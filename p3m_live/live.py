@@ -389,6 +389,7 @@ def run_live(
     shown = 0
     t0 = last_out = time.monotonic()
     silent = False  # a live source went quiet without an error (a stalled camera)
+    hidden = False  # the h key: privacy frames on demand
     next_status = t0 + status_interval
     last_frame: Frame | None = None
     reader.start()
@@ -426,7 +427,9 @@ def run_live(
             silent = quiet
             if result is not None:
                 last_frame = result.frame
-                if result.problem is None:
+                if hidden:  # h: the background alone, on demand (someone walked in)
+                    composite, alpha = guard.lost(), None
+                elif result.problem is None:
                     composite, alpha = guard.good(result.composite), result.alpha
                     latency.add(time.monotonic() - result.frame.captured)
                     shown += 1
@@ -470,6 +473,9 @@ def run_live(
                 break
             if action == "background":
                 worker.switch_background.set()
+            elif action == "hide":
+                hidden = not hidden
+                log.info("hidden: the outputs show the background alone (h to show again)" if hidden else "shown again")
             elif action == "frame" and matting.framer is not None:
                 matting.framer.following = not matting.framer.following
                 log.info("auto framing %s", "on" if matting.framer.following else "off")

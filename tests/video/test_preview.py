@@ -112,6 +112,27 @@ def test_f_turns_auto_framing_on_and_off(seed32_ckpt, keys, following):
     assert matting.framer.following is following
 
 
+def test_h_hides_the_person_and_the_room_until_pressed_again(seed32_ckpt):
+    """h: the outputs show the background alone (here flat green) from the next frame on,
+    until h again; the matting goes on meanwhile."""
+    src = AVSource("testsrc2=size=96x64:rate=30,realtime", format="lavfi", live=True)
+    lay = src.layout
+
+    def opener(choice, batch):
+        spec = GraphSpec(lay.height, lay.width, lay.fmt, "i420", model_short_side=32, background=choice.graph_kind)
+        return open_backend("torch", spec, seed32_ckpt)
+
+    matting = Matting(lay, [parse_background("green")], opener)
+    cam = VirtualCamSink(lay, 30.0, camera_factory=CameraDouble)
+    window = PreviewWindow(lay, gui=GuiDouble(keys="xxhxxxhxxq"))  # (x: no key)
+    run_live(src, matting, [cam], preview=window, status_interval=1e9, deadline=30.0)
+    sent = cam.camera.sent
+    assert len(sent) == 10
+    flat = [bool(np.ptp(f[: lay.height]) == 0) for f in sent]  # the Y plane all one value
+    assert flat == [False] * 3 + [True] * 4 + [False] * 3
+    assert all(np.array_equal(sent[3], f) for f in sent[4:7])
+
+
 def test_no_display_is_one_line():
     class NoDisplay(GuiDouble):
         def namedWindow(self, title, flags):  # noqa: N802
