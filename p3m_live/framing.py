@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .spec import i420_planes
+
 MIN_PERSON = 0.01  # the share of the frame the matte must cover to count as a person in view
 
 
@@ -114,7 +116,7 @@ class AutoFrame:
 
         W, H = self.width, self.height
         out = np.empty_like(composite)
-        for i, (src, to) in enumerate(zip(_i420_planes(composite, W, H), _i420_planes(out, W, H))):
+        for i, (src, to) in enumerate(zip(i420_planes(composite), i420_planes(out))):
             d = 1 if i == 0 else 2
             crop = src[y // d : (y + h) // d, x // d : (x + w) // d]
             cv2.resize(crop, (to.shape[1], to.shape[0]), dst=to, interpolation=cv2.INTER_LINEAR)
@@ -131,13 +133,6 @@ class AutoFrame:
         if all(fc is c for (c, _), (fc, _) in zip(pairs, framed)):
             return composites, alphas
         return np.stack([c for c, _ in framed]), np.stack([a for _, a in framed])
-
-
-def _i420_planes(data: np.ndarray, width: int, height: int) -> list[np.ndarray]:
-    """Views of the Y, U and V planes of an I420 frame (H*3/2, W)."""
-    flat, n, q = data.reshape(-1), width * height, width * height // 4
-    half = (height // 2, width // 2)
-    return [data[:height], flat[n : n + q].reshape(half), flat[n + q :].reshape(half)]
 
 
 def _extent(mass: np.ndarray) -> tuple[float, float]:

@@ -13,20 +13,17 @@ import cv2  # imported here, not at the first failure: importing takes ~0.5 s, w
 import numpy as np
 
 from .pipeline import Matting
-from .spec import frame_shape, rgb_to_planes
+from .spec import frame_shape, i420_planes, rgb_to_planes
 
 
 def blur_i420(frame: np.ndarray, factor: int = 24) -> np.ndarray:
     """A blur too heavy to recognise anyone by: each plane shrunk ``factor`` times and back."""
-    rows, w = frame.shape
-    h = rows * 2 // 3
-    planes = [frame[:h], frame[h:].reshape(2, h // 2, w // 2)[0], frame[h:].reshape(2, h // 2, w // 2)[1]]
     out = []
-    for p in planes:
+    for p in i420_planes(frame):
         ph, pw = p.shape
         small = cv2.resize(p, (max(1, pw // factor), max(1, ph // factor)), interpolation=cv2.INTER_AREA)
         out.append(cv2.resize(small, (pw, ph), interpolation=cv2.INTER_LINEAR).reshape(-1))
-    return np.concatenate(out).reshape(rows, w)
+    return np.concatenate(out).reshape(frame.shape)
 
 
 class PrivacyFrames:

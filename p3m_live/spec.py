@@ -148,6 +148,15 @@ def frame_shape(fmt: PixelFormat, batch: int, height: int, width: int) -> tuple[
     return (batch, height, width, 4 if fmt == "rgba" else 3)
 
 
+def i420_planes(data: np.ndarray) -> list[np.ndarray]:
+    """Views of the Y, U and V planes of one I420 frame, (H*3/2, W) (writable where it is)."""
+    rows, width = data.shape
+    height = rows * 2 // 3
+    flat, n, q = data.reshape(-1), width * height, width * height // 4
+    half = (height // 2, width // 2)
+    return [data[:height], flat[n : n + q].reshape(half), flat[n + q :].reshape(half)]
+
+
 def yuv_constants(matrix: str, full_range: bool) -> tuple[float, float, float, float, float]:
     """(Kr, Kb, luma offset, luma scale, chroma scale) of a YUV matrix and range."""
     kr, kb = MATRICES[matrix]
