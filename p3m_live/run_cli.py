@@ -27,7 +27,7 @@ from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.deinterlace import MODES
 from .video.devices import SoundSource, open_microphone, open_webcam
 from .video.frames import IMAGE_SUFFIXES, Layout
-from .video.orientation import TURNS, Orientation, oriented
+from .video.orientation import TURNS, Orientation, OrientedSource, oriented
 from .video.preview import NO_DISPLAY_FIX, display_problem
 from .video.relay import Relay
 from .video.sinks import (
@@ -394,7 +394,7 @@ def run(args: argparse.Namespace) -> int:
             source.close()
             raise
     turned = [f"rotated {layout.rotation} degrees"] if layout.rotation else []
-    turned += [Orientation(args.rotate, args.mirror).describe()] if args.rotate or args.mirror else []
+    turned += [source.orientation.describe()] if isinstance(source, OrientedSource) else []
     log.info("input: %s, %dx%d %s%s", source.name, layout.width, layout.height, layout.fmt,
              "".join(f", {t}" for t in turned))  # fmt: skip
 

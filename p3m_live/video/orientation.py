@@ -46,15 +46,12 @@ class Orientation:
         return ", ".join([*parts, "mirrored"] if self.mirror else parts)
 
     def layout(self, layout: Layout) -> Layout:
-        """The layout of the frames once oriented; the inverse is :meth:`unturned`."""
+        """The layout of the frames once oriented. It is its own inverse (a quarter turn
+        either way swaps the same sides and pixel shape): given the oriented layout, it
+        is the one the source must give."""
         if not self.sideways:
             return layout
         return dataclasses.replace(layout, width=layout.height, height=layout.width, sar=1 / layout.sar)
-
-    def unturned(self, layout: Layout) -> Layout:
-        """The layout the source must give for oriented frames in ``layout`` (a quarter turn
-        is its own inverse as far as sizes and pixel shapes go)."""
-        return self.layout(layout)
 
     def frame(self, frame: Frame) -> Frame:
         data = rotate_planes(frame.data, frame.fmt, (4 - self.rotate // 90) % 4, self.mirror)
@@ -80,7 +77,7 @@ class OrientedSource(Source):
             yield self.orientation.frame(item) if isinstance(item, Frame) else item
 
     def adopt(self, layout: Layout) -> str | None:
-        problem = self.source.adopt(self.orientation.unturned(layout))
+        problem = self.source.adopt(self.orientation.layout(layout))  # (its own inverse)
         if problem is None:
             self.layout = layout
         return problem
