@@ -147,7 +147,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--temporal",
         choices=TEMPORALS,
         default="adaptive",
-        help="temporal smoothing of the alpha: adaptive (follows motion; default), ema, off",
+        help="temporal smoothing of the alpha: adaptive (where the picture is still; default), motion (a moving "
+        "person too: follows the picture; costs more on CPUs), ema, off",
     )
     look.add_argument(
         "--foreground",

@@ -18,8 +18,9 @@ PixelFormat = Literal["rgb", "bgr", "rgba", "i420", "nv12"]
 # frame (255: the image, 0: the blur; a colour is a flat image). Live runs on GPUs use it,
 # where the blur costs nothing and each graph is an engine to build and hold.
 Background = Literal["image", "color", "blur", "mix"]
-Temporal = Literal["off", "ema", "adaptive"]
-TEMPORALS = ("off", "ema", "adaptive")
+# "motion": the adaptive filter with the history first moved to where the picture moved.
+Temporal = Literal["off", "ema", "adaptive", "motion"]
+TEMPORALS = ("off", "ema", "adaptive", "motion")
 Foreground = Literal["frame", "estimate"]
 FOREGROUNDS = ("auto", "estimate", "frame")  # auto: estimate on GPUs, the frame's colours on CPUs
 Upsampler = Literal["bilinear", "guided"]
@@ -119,9 +120,9 @@ class GraphSpec:
     @property
     def state_shape(self) -> tuple[int, int, int, int]:
         """The recurrent state: the last smoothed alpha at the model size, and for the
-        motion-adaptive filter the last frame's luma too."""
+        filters that look at the picture (adaptive, motion) the last frame's luma too."""
         mh, mw = self.model_hw
-        return (1, 2 if self.temporal == "adaptive" else 1, mh, mw)
+        return (1, 2 if self.temporal in ("adaptive", "motion") else 1, mh, mw)
 
     @property
     def model_hw(self) -> tuple[int, int]:

@@ -119,3 +119,15 @@ def test_frame_graphs_pass_the_tensorrt_op_check(seed32_ckpt, tmp_path, backgrou
     spec = GraphSpec(64, 96, "i420", "nv12", model_short_side=32, background=background, foreground=foreground)
     report = require_tensorrt_ops(export_frame_graph(spec, seed32_ckpt, tmp_path / "planes.onnx"))
     assert report.ok and "AveragePool" in report.ops and "Resize" in report.ops
+
+
+def test_the_motion_filter_passes_the_tensorrt_op_check(seed32_ckpt, tmp_path):
+    """The motion-compensated filter (a batch of two, so unrolled twice) and a GPU's FP16
+    graph: its block matching is convolution, padding and elementwise picks TensorRT parses."""
+    from p3m_live.backends.onnxruntime_backend import export_frame_graph
+    from p3m_live.graph import GraphSpec
+
+    spec = GraphSpec(64, 96, "nv12", "nv12", batch=2, model_short_side=32, background="mix", temporal="motion",
+                     foreground="estimate", precision="fp16")  # fmt: skip
+    report = require_tensorrt_ops(export_frame_graph(spec, seed32_ckpt, tmp_path / "motion.onnx"))
+    assert report.ok and {"Pad", "Where", "Min", "Less"} <= set(report.ops)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from p3m_live.spec import TEMPORALS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,6 +30,7 @@ def test_gpu_check_dry_run_on_the_cpu(seed32_ckpt, tmp_path):
     assert row["alpha_mean_abs_levels"] == 0.0 and row["run_ahead_identical"] is True  # CPU against CPU
     assert row["end_to_end_ms_p50"] > 0 and row["batch4_ms_per_frame"] > 0 and "graph_replay_ms_p50" not in row
     assert row["planes_end_to_end_ms_p50"] > 0 and "planes_replay_ms_p50" not in row
+    assert row["motion_end_to_end_ms_p50"] > 0 and "motion_replay_ms_p50" not in row
     assert "| 96x64 |" in (tmp_path / "gpu_check.md").read_text()
 
 
@@ -104,7 +107,8 @@ def test_bench_quality_prints_its_tables():
 
 def test_bench_fast_prints_both_tables(fast_models):
     """On one portrait: the fast model's quality table, and its own mattes under each
-    temporal filter, where the adaptive filter damps the flicker on a still subject."""
+    temporal filter, where the adaptive filter damps the flicker on a still subject and the
+    motion filter more of it on a moving one."""
     from tests.conftest import PORTRAITS
 
     cmd = [sys.executable, str(ROOT / "tools" / "bench_fast.py"), "--data", str(PORTRAITS), "--limit", "1"]
@@ -114,6 +118,6 @@ def test_bench_fast_prints_both_tables(fast_models):
     table = r.stdout.split("# b. ")[1].split("\n\n")[0]
     cells = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ")]
     dtssd = {(c[0].strip(), c[1].strip()): float(c[3]) for c in cells[2:]}  # (after the header rows)
-    filters = ("off", "ema", "adaptive", "motion-compensated (study)")
-    assert set(dtssd) == {(s, f) for s in ("0", "1", "3") for f in filters}
+    assert set(dtssd) == {(s, f) for s in ("0", "1", "3") for f in TEMPORALS}
     assert dtssd[("0", "adaptive")] < dtssd[("0", "off")] * 0.8
+    assert dtssd[("1", "motion")] < dtssd[("1", "adaptive")] * 0.95

@@ -15,8 +15,7 @@ b. Temporal filters on real mattes: each portrait, at 320x240, moves over a stri
    frame. The whole frame graph (the landscape model, guided upsampling) runs frame
    by frame with each --temporal filter; MSE and dtSSD of its alpha against the moved
    official matte. Unlike bench_quality's simulated mattes, the flicker here is the
-   network's own answer to the noise. A motion-compensated filter the graph does not
-   have is measured beside them (a study), with what each filter's graph costs.
+   network's own answer to the noise. With what each filter's graph costs.
 
 Needs `p3m-live weights fetch fast` first.
 """
@@ -36,19 +35,11 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from p3m_live.graph import (  # noqa: E402
-    ADAPTIVE_MOVING,
-    ADAPTIVE_NOISE,
-    ADAPTIVE_STILL,
-    FrameGraph,
-    GraphSpec,
-    box,
-    downscale,
-    guided_upsample,
-)
+from p3m_live.graph import FrameGraph, GraphSpec, downscale, guided_upsample  # noqa: E402
 from p3m_live.metrics import dtssd, gradient_error, mad, sad  # noqa: E402
 from p3m_live.model.fast import GENERAL, LANDSCAPE, MODEL_SIZES, fast_variant, load_fast_model  # noqa: E402
 from p3m_live.model.fast_weights import resolve_fast_model  # noqa: E402
+from p3m_live.spec import TEMPORALS  # noqa: E402
 
 
 def mattes(net, image: np.ndarray, size: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -86,53 +77,6 @@ def moving_shot(image: np.ndarray, alpha: np.ndarray, frames: int, speed: float,
     return out
 
 
-STUDY = "motion-compensated (study)"
-TEMPORAL = {STUDY: "adaptive"}  # (the study's graph: the adaptive filter's, its smoothing replaced)
-SEARCH = 2  # the study's block matching: shifts of up to 2 pixels at the model size, each way
-
-
-class MotionCompensated(FrameGraph):
-    """A temporal filter the frame graph does not have, measured for what it would gain:
-    the adaptive filter, with the previous alpha and luma first moved to where the picture
-    moved. Per pixel, of every shift up to SEARCH pixels, the one whose 5x5 luma
-    difference from the new frame is least (ties to the smallest shift); then the
-    adaptive weights, from what difference is left."""
-
-    def smooth(self, alpha: torch.Tensor, state: torch.Tensor, luma: torch.Tensor):
-        prev_a, prev_l = state[:, :1], state[:, 1:2]
-        out = []
-        for t in range(alpha.shape[0]):
-            a, lum = alpha[t : t + 1], luma[t : t + 1]
-            if prev_a.min() >= 0:  # (with a history; the first frame is taken as it is)
-                moved = torch.cat([_shifted(prev_a), _shifted(prev_l)], 0)  # (2, K, h, w)
-                cost = box((lum - moved[1:]).abs(), 2) + 1e-4 * _distances()
-                best = cost.argmin(1, keepdim=True).expand(2, 1, -1, -1)
-                prev_a, prev_l = torch.gather(moved, 1, best).split(1)
-                motion = box((lum - prev_l).abs(), 2)
-                ramp = (motion - ADAPTIVE_NOISE) / (ADAPTIVE_MOVING - ADAPTIVE_NOISE)
-                w = ADAPTIVE_STILL + (1 - ADAPTIVE_STILL) * torch.clamp(ramp, 0, 1)
-                a = w * a + (1 - w) * prev_a
-            out.append(a)
-            prev_a, prev_l = a, lum
-        return torch.cat(out, 0), torch.cat((prev_a, prev_l), 1)
-
-
-def _shifted(x: torch.Tensor) -> torch.Tensor:
-    """(1, 1, h, w) -> (1, K, h, w): ``x`` moved by every shift up to SEARCH pixels each way,
-    its edges repeated."""
-    r, (h, w) = SEARCH, x.shape[-2:]
-    padded = F.pad(x, (r, r, r, r), mode="replicate")
-    return torch.cat([padded[..., r - dy : r - dy + h, r - dx : r - dx + w] for dy, dx in _shifts()], 1)
-
-
-def _shifts() -> list[tuple[int, int]]:
-    return [(dy, dx) for dy in range(-SEARCH, SEARCH + 1) for dx in range(-SEARCH, SEARCH + 1)]
-
-
-def _distances() -> torch.Tensor:
-    return torch.tensor([abs(dy) + abs(dx) for dy, dx in _shifts()], dtype=torch.float32).view(1, -1, 1, 1)
-
-
 def temporal(portraits, frames: int) -> tuple[dict[tuple[float, str], list[tuple[float, float]]], dict]:
     """MSE and dtSSD of the frame graph's alpha, per (speed, filter), one row a portrait;
     and the seconds each call of the frame graph took, per filter."""
@@ -144,12 +88,9 @@ def temporal(portraits, frames: int) -> tuple[dict[tuple[float, str], list[tuple
         for speed in (0.0, 1.0, 3.0):
             clip = moving_shot(image, alpha, frames, speed, seed=k)
             truth = np.stack([a for _, a in clip])
-            for mode in ("off", "ema", "adaptive", STUDY):
-                spec = GraphSpec(
-                    h, w, "rgb", "rgb", background="color", model="fast", temporal=TEMPORAL.get(mode, mode),
-                    foreground="frame",
-                )  # fmt: skip
-                graph = (MotionCompensated if mode == STUDY else FrameGraph)(net, spec).eval()
+            for mode in TEMPORALS:
+                spec = GraphSpec(h, w, "rgb", "rgb", background="color", model="fast", temporal=mode)
+                graph = FrameGraph(net, spec.with_(foreground="frame")).eval()
                 state, bg = torch.full(spec.state_shape, -1.0), torch.zeros(1, 3, dtype=torch.uint8)
                 pred = []
                 with torch.inference_mode():

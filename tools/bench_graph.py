@@ -4,6 +4,7 @@
     python tools/bench_graph.py --weights W.pth --size 640x360 --size 1280x720
     python tools/bench_graph.py --backend torch --foreground frame --model-size 128 \
         --background color --background blur --background mix     # what each background costs
+    python tools/bench_graph.py --temporal adaptive --temporal motion  # what each filter costs
 
 Without --weights a random checkpoint in the official format is made with
 ../shared/p3m_reference/make_checkpoint.py (speed does not depend on the values).
@@ -28,6 +29,7 @@ from p3m_live.backends import open_backend  # noqa: E402
 from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.graph import GraphSpec, frame_shape  # noqa: E402
 from p3m_live.model import resolve_model_weights  # noqa: E402
+from p3m_live.spec import TEMPORALS  # noqa: E402
 from p3m_live.timing import time_calls  # noqa: E402
 from tools._common import random_weights  # noqa: E402
 
@@ -43,30 +45,33 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--background", action="append", choices=["image", "color", "blur", "mix"],
                     help="background input (repeat to compare; default image)")  # fmt: skip
+    ap.add_argument("--temporal", action="append", choices=TEMPORALS,
+                    help="temporal filter (repeat to compare; default adaptive)")  # fmt: skip
     ap.add_argument("--foreground", choices=["estimate", "frame"], default="estimate",
                     help="frame: the CPU default, which composites on the YUV planes")  # fmt: skip
     args = ap.parse_args()
     sizes = args.size or [(640, 360)]
     names = args.backend or ["torch", "onnxruntime"]
     kinds = args.background or ["image"]
+    rows = [(kind, f) for kind in kinds for f in args.temporal or ["adaptive"]]
     values = {"image": np.zeros((1, 1, 3), np.uint8), "color": (0, 177, 64), "blur": None, "mix": (0, 177, 64)}
     with tempfile.TemporaryDirectory() as tmp:
         weights = args.weights or (None if args.model == "fast" else random_weights(Path(tmp), seed=1))
         print(
             f"# frame graph, {platform.processor() or platform.machine()}, device {args.device}, "
             f"{'fast model' if args.model == 'fast' else f'model short side {args.model_size}'}, "
-            f"I420 in/out, guided upsampling, adaptive filter, foreground {args.foreground}"
+            f"I420 in/out, guided upsampling, foreground {args.foreground}"
         )
-        print("| frame | model | backend | background | p50 ms | p95 ms | fps | vs first |")
-        print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: |")
+        print("| frame | model | backend | background | temporal | p50 ms | p95 ms | fps | vs first |")
+        print("| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |")
         for w, h in sizes:
             path = resolve_model_weights(args.model, weights, h, w) if args.model == "fast" else weights
             frame = np.random.default_rng(0).integers(0, 256, frame_shape("i420", 1, h, w), dtype=np.uint8)
             base = None
             for name in names:
-                for kind in kinds:
+                for kind, temporal in rows:
                     spec = GraphSpec(h, w, "i420", "i420", model_short_side=args.model_size, model=args.model,
-                                     background=kind, foreground=args.foreground)  # fmt: skip
+                                     background=kind, temporal=temporal, foreground=args.foreground)  # fmt: skip
                     with open_backend(name, spec, path, device=args.device) as be:
                         value = values[kind]
                         if value is not None:
@@ -75,8 +80,8 @@ def main() -> int:
                     base = base or t.p50
                     mh, mw = spec.model_hw
                     print(
-                        f"| {w}x{h} | {mw}x{mh} | {name} | {kind} | {t.p50:.1f} | {t.p95:.1f} | {t.fps:.2f} "
-                        f"| {t.p50 / base:.2f} |"
+                        f"| {w}x{h} | {mw}x{mh} | {name} | {kind} | {temporal} | {t.p50:.1f} | {t.p95:.1f} "
+                        f"| {t.fps:.2f} | {t.p50 / base:.2f} |"
                     )
     return 0
 

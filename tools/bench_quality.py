@@ -9,7 +9,7 @@ DATA holds original/*.jpg and alpha/*.png (real portraits with their mattes).
   b. temporal: for each portrait, a clip of its foreground over a background, still
      and moving along a known path; the network's alpha is simulated as the true
      alpha at model size, degraded independently each frame (noise in the edge
-     band, a jittered edge); each filter of the frame graph runs on it; MSE and
+     band, a jittered edge); each filter of the frame graph (--temporal) runs on it; MSE and
      dtSSD against the truth. Two offline filters the graph does not have are measured
      beside them, for what they would gain: a one-frame look-ahead and the adaptive
      filter run forwards and backwards.
@@ -54,6 +54,7 @@ from p3m_live.graph import (  # noqa: E402
     resize,
 )
 from p3m_live.metrics import dtssd, gradient_error, mse, sad  # noqa: E402
+from p3m_live.spec import TEMPORALS  # noqa: E402
 
 
 def load(data: Path, limit: int | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -133,7 +134,7 @@ def temporal(portraits, frames: int) -> dict[tuple[str, str], list[tuple[float, 
             luma = torch.stack([luma_of(t(f))[0] for f, _ in clip])
             graphs = {
                 mode: FrameGraph(NoNetwork(), GraphSpec(size[0], size[1], temporal=mode, model_short_side=192))
-                for mode in ("off", "ema", "adaptive")
+                for mode in TEMPORALS
             }
             preds = {mode: _smoothed(g, raw, luma) for mode, g in graphs.items()}
             preds.update(_offline_studies(graphs["adaptive"], raw, luma, preds["adaptive"]))
@@ -250,11 +251,11 @@ def main() -> int:
     for (motion, mode), rows in tm.items():
         m = np.mean(rows, axis=0)
         print(f"| {motion} | {mode} | {m[0]:.5f} | {m[1]:.4f} |")
-    for mode in ("ema", "adaptive"):
+    for mode in TEMPORALS[1:]:
         still = 1 - np.mean([r[1] for r in tm[("still", mode)]]) / np.mean([r[1] for r in tm[("still", "off")]])
         moving = np.mean([r[0] for r in tm[("moving", mode)]]) / np.mean([r[0] for r in tm[("moving", "off")]]) - 1
         print(f"{mode}: still dtSSD {still:+.0%} lower; moving MSE {moving:+.0%} higher than off")
-    for mode in ("look-ahead 1 (study)", "forward-backward (study)"):
+    for mode in ("motion", "look-ahead 1 (study)", "forward-backward (study)"):
         gains = [
             1 - np.mean([r[1] for r in tm[(motion, mode)]]) / np.mean([r[1] for r in tm[(motion, "adaptive")]])
             for motion in ("still", "moving")

@@ -13,7 +13,8 @@ upsampling, foreground estimation) over a colour, on eight frames of a moving sh
   - batch-1 latency with copies, the CUDA graph's replay alone (CUDA events), and the
     offline throughput at batch 4 through the run-ahead path;
   - the same graph with the frame's own colours, which composites on the YUV planes;
-  - the "mix" graph a live run uses for every background (an image over the blur).
+  - the "mix" graph a live run uses for every background (an image over the blur);
+  - the motion-compensated temporal filter (--temporal motion).
 Each check is caught on its own, so one failure still leaves the others' results.
 Prints a table and writes gpu_check.json and gpu_check.md to --out (default $OUT or
 the current folder) after every size. Needs PyTorch with CUDA; no PyAV, no TensorRT.
@@ -164,6 +165,8 @@ def check_size(w: int, h: int, weights: Path, device: str, row: dict, calls: int
     # What a live run on a GPU runs: one graph for every background (the image weighted over a
     # blur of the frame; a colour is a flat image).
     part("mix", lambda: variant("mix", spec.with_(background="mix")))
+    # The motion-compensated temporal filter (--temporal motion): what its block matching adds.
+    part("motion", lambda: variant("motion", spec.with_(temporal="motion")))
 
 
 def table(results: dict) -> str:
@@ -175,8 +178,9 @@ def table(results: dict) -> str:
         "| frame | model | replay p50 ms | replay p95 ms | batch 1 with copies p50 ms | batch 4 ms/frame "
         "| alpha mean abs vs CPU FP32 (levels) | alpha p99 | alpha > 4 levels | run-ahead identical "
         "| frame colours on planes: replay p50 ms | with copies p50 ms "
-        "| live mix graph: replay p50 ms | with copies p50 ms |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
+        "| live mix graph: replay p50 ms | with copies p50 ms "
+        "| --temporal motion: replay p50 ms | with copies p50 ms |",
+        "| --- | --- " + "| ---: " * 7 + "| --- " + "| ---: " * 6 + "|",
     ]
     for r in results["sizes"]:
         over = f"{100 * r['alpha_frac_over_4_levels']:.2f}%" if "alpha_frac_over_4_levels" in r else "-"
@@ -185,7 +189,8 @@ def table(results: dict) -> str:
             f"{f(r, 'end_to_end_ms_p50')} | {f(r, 'batch4_ms_per_frame')} | {f(r, 'alpha_mean_abs_levels')} | "
             f"{f(r, 'alpha_p99_levels', '.0f')} | {over} | {r.get('run_ahead_identical', '-')} | "
             f"{f(r, 'planes_replay_ms_p50')} | {f(r, 'planes_end_to_end_ms_p50')} | "
-            f"{f(r, 'mix_replay_ms_p50')} | {f(r, 'mix_end_to_end_ms_p50')} |"
+            f"{f(r, 'mix_replay_ms_p50')} | {f(r, 'mix_end_to_end_ms_p50')} | "
+            f"{f(r, 'motion_replay_ms_p50')} | {f(r, 'motion_end_to_end_ms_p50')} |"
         )
     for r in results["sizes"]:
         lines += [f"\n{r['frame']} error: {e}" for e in r.get("errors", [])]
