@@ -22,7 +22,7 @@ from .graph import MODELS
 from .keys import HELP as KEYS_HELP
 from .keys import TerminalKeys
 from .spec import FOREGROUNDS, TEMPORALS
-from .video.backgrounds import FITS, BackgroundChoice, parse_background, parse_backgrounds
+from .video.backgrounds import FITS, BackgroundChoice, parse_background, parse_backgrounds, settle_fit
 from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.deinterlace import MODES
 from .video.devices import SoundSource, open_microphone, open_webcam
@@ -394,6 +394,7 @@ def run(args: argparse.Namespace) -> int:
         except P3MError:
             source.close()
             raise
+    backgrounds = [settle_fit(c, layout.width, layout.height, layout.sar) for c in backgrounds]
     turned = [f"rotated {layout.rotation} degrees"] if layout.rotation else []
     turned += [source.orientation.describe()] if isinstance(source, OrientedSource) else []
     log.info("input: %s, %dx%d %s%s", source.name, layout.width, layout.height, layout.fmt,

@@ -172,6 +172,29 @@ def test_a_contained_background_shows_whole_with_the_blurred_room_in_its_margins
     assert np.abs(planes["contained"][:, margins] - planes["covered"][:, margins]).mean() > 5
 
 
+def test_a_contained_background_of_the_frames_shape_runs_as_a_covering_one(run, talk, tmp_path, monkeypatch):
+    """Nothing to show the room in: the same pixels as covering, from the image's own
+    graph, not the mix graph (which would blend the image over a blur it never shows)."""
+    import p3m_live.run_cli as run_cli
+
+    opened, real = [], run_cli.open_backend
+    monkeypatch.setattr(
+        run_cli, "open_backend", lambda name, spec, *a, **k: opened.append(spec) or real(name, spec, *a, **k)
+    )
+    image = np.zeros((64, 96, 3), np.uint8)  # (the talk's own shape)
+    image[:, :48], image[:, 48:] = (220, 40, 30), (30, 40, 220)
+    cv2.imwrite(str(tmp_path / "bg.png"), image)
+    planes = {}
+    for name, fit in (("contained", "contain"), ("covered", "cover")):
+        out = tmp_path / f"{name}.mkv"
+        argv = ["--background", tmp_path / "bg.png", "--background-fit", fit, "--codec", "ffv1", "--max-frames", "3"]
+        assert run(talk, "-o", out, *argv) == 0
+        with av.open(str(out)) as c:
+            planes[name] = np.stack([f.to_ndarray(format="yuv420p") for f in c.decode(video=0)])
+    assert np.array_equal(planes["contained"], planes["covered"])
+    assert [spec.background for spec in opened] == ["image", "image"]
+
+
 def test_image_folder_to_video(run, tmp_path):
     folder = tmp_path / "frames"
     folder.mkdir()

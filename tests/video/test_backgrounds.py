@@ -19,6 +19,7 @@ from p3m_live.video.backgrounds import (
     parse_background,
     parse_backgrounds,
     read_webp_animation,
+    settle_fit,
 )
 from tests.media import encode_all, make_clip, make_hdr_clip
 
@@ -499,6 +500,30 @@ def test_a_contained_image_or_video_runs_as_a_transparent_one(tmp_path):
     assert feed.peek().shape == (96, 96, 4)
     feed.close()
     assert str(parse_background(str(photo), fit="contain")) == "image beach.jpg (contained)"
+
+
+def test_a_contained_background_of_the_frames_shape_is_a_covering_one(tmp_path):
+    """Once the frame size is known: no margins, so no mix graph; transparent only if the
+    background is itself. Pixels twice as wide and a phone clip's rotation count."""
+    from PIL import Image
+
+    photo, logo = tmp_path / "beach.jpg", tmp_path / "logo.png"
+    cv2.imwrite(str(photo), np.full((20, 60, 3), 90, np.uint8))
+    rgba = np.full((20, 60, 4), 200, np.uint8)
+    rgba[:, :10, 3] = 0
+    Image.fromarray(rgba).save(logo)
+    clip = make_clip(tmp_path / "clip.mp4", frames=2, audio_rate=None)  # 96x64
+    turned = make_clip(tmp_path / "turned.mp4", frames=2, audio_rate=None, rotation=90)  # shows 64x96
+    fills = [(photo, 90, 30, 1), (photo, 45, 30, 2), (logo, 90, 30, 1), (clip, 96, 64, 1), (turned, 64, 96, 1)]
+    for path, w, h, sar in fills:
+        settled = settle_fit(parse_background(str(path), fit="contain"), w, h, Fraction(sar))
+        assert settled.fit == "cover" and settled.transparent == (path == logo), (path.name, w, h)
+        assert settled.graph_kind == ("mix" if path == logo else "image")
+    for path, w, h in [(photo, 30, 30), (clip, 96, 96), (turned, 96, 64)]:  # margins: still contained
+        choice = parse_background(str(path), fit="contain")
+        assert settle_fit(choice, w, h) is choice
+    for choice in (parse_background(str(photo)), parse_background("blur"), parse_background("#00ff00")):
+        assert settle_fit(choice, 90, 30) is choice
 
 
 def _pq_clip(path, alpha):
