@@ -280,6 +280,8 @@ def read_rgb(path: str | Path, alpha: bool = False) -> np.ndarray | None:
         return _read_heif(Path(path), alpha)
     import cv2
 
+    if cut_short_jpeg(Path(path)):
+        return None  # (libjpeg would fill the rest with grey, and print its own line about it)
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         return None
@@ -297,6 +299,31 @@ def read_rgb(path: str | Path, alpha: bool = False) -> np.ndarray | None:
         if np.array_equal(turn(colour), rgb):
             return np.dstack([rgb, turn(a)])
     return np.dstack([colour, a])  # (no turn matches exactly: as stored, colours and alpha together)
+
+
+def cut_short_jpeg(path: Path) -> bool:
+    """Whether ``path`` is a JPEG whose picture ends before its end-of-image marker (a
+    partial download or copy). Its segments are walked to the first scan, past an EXIF
+    thumbnail's own markers, and the marker looked for after it: in scan data an 0xFF
+    byte is always followed by 0x00 or a restart marker, so it cannot occur by chance.
+    Data after the marker (a phone's motion photo appends its video) does not matter."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False  # (the reader says why)
+    if data[:2] != b"\xff\xd8":
+        return False
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xFF:  # (fill bytes before a marker)
+            at += 1
+            continue
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+        if marker == 0xDA:  # start of scan: the picture's data follows
+            return data.find(b"\xff\xd9", at) < 0
+    return at + 4 > len(data)  # (cut short among the headers; garbage instead of a marker is for the reader)
 
 
 # The eight EXIF orientations as array operations on (H, W, ...) images.

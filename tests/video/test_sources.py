@@ -196,6 +196,59 @@ def test_a_damaged_image_in_a_sequence_is_skipped(tmp_path, caplog):
     assert any("skipped" in r.getMessage() and "01.png" in r.getMessage() for r in caplog.records)
 
 
+def _jpeg(width: int = 60, height: int = 40, seed: int = 0) -> bytes:
+    noise = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    ok, data = cv2.imencode(".jpg", noise)
+    assert ok
+    return data.tobytes()
+
+
+def test_a_jpeg_cut_short_is_told_from_a_whole_one(tmp_path):
+    """A partial download or copy, cut anywhere from its headers to its last byte, is cut
+    short; a whole one is not, nor one with a video after it (a phone's motion photo).
+    An EXIF thumbnail, a whole JPEG of its own inside the headers, does not hide the cut."""
+    from p3m_live.video.frames import cut_short_jpeg
+
+    whole = _jpeg()
+    thumbnail = _jpeg(16, 12, seed=1)
+    app1 = b"Exif\x00\x00" + thumbnail
+    with_thumb = whole[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + whole[2:]
+    cases = {
+        "whole.jpg": (whole, False),
+        "motion.jpg": (whole + b"\x00\x00\x00\x18ftypmp42" + bytes(1000), False),
+        "thumb.jpg": (with_thumb, False),
+        "thumb-cut.jpg": (with_thumb[: len(with_thumb) - 200], True),
+        "in-headers.jpg": (whole[:100], True),
+        "mid-scan.jpg": (whole[: len(whole) // 2], True),
+        "last-byte.jpg": (whole[:-1], True),
+    }
+    for name, (data, cut) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert cut_short_jpeg(tmp_path / name) is cut, name
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4, 4, 3), np.uint8))
+    assert not cut_short_jpeg(tmp_path / "a.png")
+
+
+def test_a_jpeg_cut_short_is_one_line_of_ours_not_libjpegs(tmp_path, fast_models):
+    """libjpeg fills a cut-short picture with grey and prints "Premature end of JPEG
+    file" itself, from C; the run says the photo is damaged in one line of its own, and a
+    folder passes it over as any damaged image."""
+    import subprocess
+    import sys
+
+    (tmp_path / "cut.jpg").write_bytes(_jpeg()[:-300])
+    cmd = [sys.executable, "-m", "p3m_live.cli", str(tmp_path / "cut.jpg"), "-o", str(tmp_path / "o.png")]
+    r = subprocess.run([*cmd, "--model", "fast", "-q"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Premature" not in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and "cut.jpg cannot be read as an image" in r.stderr
+    assert not (tmp_path / "o.png").exists()
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i, data in enumerate([_jpeg(seed=0), _jpeg(seed=1)[:-300], _jpeg(seed=2)]):
+        (folder / f"{i:02d}.jpg").write_bytes(data)
+    assert [f.time for f in _frames(open_source(str(folder), rate=Fraction(10)))] == pytest.approx([0, 0.2])
+
+
 def test_lavfi_graph_is_a_live_source():
     src = AVSource("testsrc2=size=64x48:rate=30", format="lavfi", live=True)
     try:
