@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from p3m_live.keys import TerminalKeys
+from p3m_live.keys import PosixKeys, TerminalKeys
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="terminal keys are POSIX only")
 
@@ -33,7 +33,7 @@ def test_keys_are_read_one_at_a_time_and_the_terminal_is_given_back():
     master, slave = pty.openpty()
     try:
         before = termios.tcgetattr(slave)
-        keys = TerminalKeys(slave)
+        keys = PosixKeys(slave)
         during = termios.tcgetattr(slave)
         assert not during[3] & (termios.ICANON | termios.ECHO)  # cbreak: no line buffering, no echo
         assert during[3] & termios.ISIG  # Ctrl-C still interrupts
