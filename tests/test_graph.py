@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 import pytest
@@ -436,3 +438,46 @@ def test_guided_upsampling_beats_bilinear_on_real_mattes(portrait_paths):
         for k, v in up.items():
             errors[k].append(float(((v[0, 0].numpy() - truth) ** 2).mean()))
     assert np.mean(errors["guided"]) < 0.85 * np.mean(errors["bilinear"])
+
+
+class _HostTraffic(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the ops that a CUDA graph capture cannot hold: a tensor made from host data
+    (``lift_fresh``: a copy from host memory) and a value read back to the host (``item``,
+    ``nonzero``, boolean masks), which would wait for the device."""
+
+    BANNED = ("aten.lift_fresh", "aten._local_scalar_dense", "aten.nonzero", "aten.masked_select")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if str(func).startswith(self.BANNED):
+            self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("model", ["p3m", "fast"])
+def test_every_graph_can_be_captured_as_a_cuda_graph(p3m_native, fast_models, model):
+    """The torch backend captures the graph on CUDA after a warm-up call. So from the second
+    call on, nothing in it may make a tensor from host data or read one back: checked here,
+    on the CPU, for every temporal filter, background, path (planes or RGB) and option."""
+    from p3m_live.model.fast import load_fast_model
+
+    net = p3m_native if model == "p3m" else load_fast_model(fast_models["selfie_segmentation_landscape"])
+    specs = [dict(temporal=t) for t in ("off", "ema", "adaptive", "motion")]
+    specs += [dict(background=b, foreground="estimate") for b in ("image", "color", "blur", "mix")]
+    specs += [dict(in_format="i420", out_format="i420", background=b) for b in ("image", "blur", "mix")]
+    specs += [dict(light_wrap=0.5, batch=2, upsampler="bilinear"), dict(precision="fp16", temporal="motion")]
+    for kw in specs:
+        spec = GraphSpec(H, W, **{"in_format": "rgb", "out_format": "rgb", "model_short_side": SHORT, "model": model,
+                                  "foreground": "frame", "background": "color", **kw})  # fmt: skip
+        graph = FrameGraph(
+            copy.deepcopy(net) if spec.precision == "fp16" else net, spec
+        ).eval()  # (.half() is in place)
+        inputs = list(graph.example_inputs().values())
+        with torch.inference_mode():
+            graph(*inputs)  # the warm-up call
+            with _HostTraffic() as traffic:
+                graph(*inputs)
+        assert traffic.seen == [], (kw, traffic.seen)

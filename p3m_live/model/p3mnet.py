@@ -187,6 +187,7 @@ class P3MNet(nn.Module):
     def __init__(self, unpool: UnpoolMode = "native") -> None:
         super().__init__()
         self.unpool_mode = unpool
+        self._normalisation: dict[torch.device, tuple[Tensor, Tensor]] = {}  # (see imagenet_normalisation)
         self.resnet = ResNet34Backbone()
         self.mp0, self.mp1, self.mp2, self.mp3, self.mp4 = (SwitchPool(unpool) for _ in range(5))
 
@@ -271,14 +272,24 @@ class P3MNet(nn.Module):
     def forward(self, x: Tensor) -> P3MOutputs:
         return self.run(x, sides=True)
 
+    def imagenet_normalisation(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        """ImageNet's mean and std, (1, 3, 1, 1) float32 on ``device``, made on the first call
+        there and kept. A tensor made from host data is a copy that a CUDA graph capture
+        cannot hold, so the capture finds them made by the warm-up call before it. They are
+        not buffers, which ``.half()`` would turn to FP16."""
+        if device not in self._normalisation:
+            with torch.inference_mode(False):  # (usable inside and outside inference mode)
+                made = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+                self._normalisation[device] = tuple(made)  # type: ignore[assignment]
+        return self._normalisation[device]
+
     def matte(self, rgb: Tensor) -> Tensor:
         """Float32 RGB in [0, 1] at the model size -> fused alpha (B, 1, h, w), float32.
 
         The official preprocessing (ImageNet mean and std) and the argmax fusion stay in
         float32; only the network runs in the module's own precision (FP16 after ``.half()``).
         """
-        mean = torch.tensor(IMAGENET_MEAN, device=rgb.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=rgb.device).view(1, 3, 1, 1)
+        mean, std = self.imagenet_normalisation(rgb.device)
         dtype = self.decoder_final_l.weight.dtype
         out = self.run(((rgb - mean) / std).to(dtype), sides=False)
         return fuse(out.semantic.float(), out.detail.float())
