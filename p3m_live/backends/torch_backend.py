@@ -25,6 +25,9 @@ class TorchBackend(Backend):
         self, spec: GraphSpec, weights: str | os.PathLike, device: str = "cpu", cuda_graph: bool = True
     ) -> None:
         self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is not None:
+            # (streams, buffers and the capture are made on the current device: make it this one)
+            torch.cuda.set_device(self.device)
         if self.device.type == "cuda" and spec.precision == "fp32":
             spec = spec.with_(precision="fp16")
         super().__init__(spec)
@@ -102,6 +105,7 @@ class _CudaRunner:
         example = graph.example_inputs("cuda")
         self.static_in = {k: v.clone() for k, v in example.items()}
         capture_stream = torch.cuda.Stream()
+        capture_stream.wait_stream(torch.cuda.current_stream())  # (the inputs were made on the default stream)
         with torch.inference_mode(), torch.cuda.stream(capture_stream):
             for _ in range(3):  # warm-up: cuDNN times its algorithms outside the capture
                 outs = graph(*self.static_in.values())
