@@ -520,7 +520,8 @@ def read_webp_animation(
     before it is decoded."""
     import cv2
 
-    width, height, frames = _webp_canvas(path)
+    layout = _webp_layout(path)
+    width, height, frames = layout.width, layout.height, len(layout.frames)
     count = frames if count is None else min(count, frames)
     if width * height * 4 * count > limit:
         raise P3MError(
@@ -534,25 +535,58 @@ def read_webp_animation(
     if not ok or not animation.frames:
         raise P3MError(f"background {path} cannot be read as an animated WebP; give {HELP}")
     code = {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGBA}
-    return [
-        (cv2.cvtColor(f, code[f.shape[2]]), max(float(d), 10.0) / 1000)  # (0 ms frames last 10, as browsers)
-        for f, d in zip(animation.frames, animation.durations)
-    ]
+    images = [cv2.cvtColor(f, code[f.shape[2]]) for f in animation.frames]
+    if images[0].shape[2] == 3 and not layout.covers_all:  # (marked opaque, but not all of it is drawn)
+        images = [np.dstack([rgb, 255 * covered]) for rgb, covered in zip(images, layout.coverage())]
+    durations = [max(float(d), 10.0) / 1000 for d in animation.durations]  # (0 ms frames last 10, as browsers)
+    return list(zip(images, durations))
 
 
-def _webp_canvas(path: Path) -> tuple[int, int, int]:
-    """An animated WebP's canvas width and height (its ``VP8X`` chunk) and its number of
-    frames (``ANMF`` chunks)."""
+@dataclass(frozen=True)
+class WebPLayout:
+    """An animated WebP's canvas and where each frame is drawn on it, from its chunks: the
+    ``VP8X`` canvas size and ``ANMF`` frames (x, y, width, height, and whether the frame is
+    cleared to transparent after it shows)."""
+
+    width: int
+    height: int
+    frames: list[tuple[int, int, int, int, bool]]
+
+    def coverage(self) -> Iterator[np.ndarray]:
+        """Per frame, the canvas pixels something has been drawn on (uint8 0 or 1). A file
+        whose drawn parts are all opaque is marked opaque, even where its frames leave the
+        canvas bare (an encoder crops a sticker's transparent margins off): those parts are
+        transparent, as browsers show them, not the black a decoder leaves there."""
+        covered = np.zeros((self.height, self.width), np.uint8)
+        cleared = None
+        for x, y, w, h, dispose in self.frames:
+            if cleared is not None:
+                covered[cleared] = 0
+            covered[y : y + h, x : x + w] = 1
+            cleared = (slice(y, y + h), slice(x, x + w)) if dispose else None
+            yield covered.copy()
+
+    @property
+    def covers_all(self) -> bool:
+        return all(c.all() for c in self.coverage())
+
+
+def _webp_layout(path: Path) -> WebPLayout:
+    """An animated WebP's :class:`WebPLayout`, read from its chunks (nothing is decoded)."""
     with open(path, "rb") as f:
         data = f.read()
     width = int.from_bytes(data[24:27], "little") + 1
     height = int.from_bytes(data[27:30], "little") + 1
-    count, at = 0, 12
+    frames, at = [], 12
     while at + 8 <= len(data):
         size = int.from_bytes(data[at + 4 : at + 8], "little")
-        count += data[at : at + 4] == b"ANMF"
+        if data[at : at + 4] == b"ANMF" and size >= 16:
+            head = data[at + 8 : at + 24]
+            x, y = (2 * int.from_bytes(head[i : i + 3], "little") for i in (0, 3))  # (stored halved)
+            w, h = (1 + int.from_bytes(head[i : i + 3], "little") for i in (6, 9))  # (stored minus one)
+            frames.append((x, y, w, h, bool(head[15] & 0x01)))
         at += 8 + size + (size & 1)  # (chunks are padded to an even size)
-    return width, height, count
+    return WebPLayout(width, height, frames)
 
 
 def _decoded(container) -> Iterator:
@@ -591,7 +625,8 @@ def _first_frame(path: Path) -> tuple[int, int, bool] | None:
             first = read_webp_animation(path, count=1)[0][0]
         except P3MError:
             return None
-        return *first.shape[:2], first.shape[2] == 4 and bool(first[..., 3].min() < 255)
+        bare = not _webp_layout(path).covers_all  # (a later frame may leave the canvas bare)
+        return *first.shape[:2], first.shape[2] == 4 and (bare or bool(first[..., 3].min() < 255))
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:

@@ -401,8 +401,6 @@ def test_an_animated_sticker_with_transparency_is_a_transparent_video(tmp_path, 
     frames = []
     for i in range(3):
         rgba = np.zeros((32, 48, 4), np.uint8)
-        if name.endswith(".webp"):  # (WebP's encoder crops a wholly transparent margin off and
-            rgba[..., 3] = 64  # marks the file opaque, as PIL and OpenCV then read it)
         rgba[:, : 16 + 8 * i] = (200, 0, 0, 255)
         frames.append(Image.fromarray(rgba))
     options = {".gif": {"disposal": 2}, ".webp": {"lossless": True}}.get(Path(name).suffix, {})  # (GIF frames whole)
@@ -415,6 +413,33 @@ def test_an_animated_sticker_with_transparency_is_a_transparent_video(tmp_path, 
     alphas = [v[..., 3] for v in feed.value([0.0, 0.1, 0.2])]  # (as the frames' clock asks)
     assert [int((a == 255).all(axis=0).sum()) for a in alphas] == [16, 24, 32]
     feed.close()
+
+
+def test_an_animated_webp_marked_opaque_shows_its_bare_canvas_transparent(tmp_path):
+    """A sticker whose drawn parts are all opaque: WebP's encoder crops the transparent
+    margins off its frames and marks the file opaque, and decoders fill what no frame
+    covers with black. Where the frames leave the canvas bare, it is transparent, as in a
+    browser; where they draw, it is opaque; and such a file is a transparent background."""
+    from PIL import Image
+
+    frames = []
+    for i in range(3):
+        rgba = np.zeros((32, 48, 4), np.uint8)
+        rgba[8:24, 8 + 8 * i : 24 + 8 * i] = (200, 0, 0, 255)  # a square moving right
+        frames.append(Image.fromarray(rgba))
+    path = tmp_path / "sticker.webp"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, lossless=True)
+    assert not path.read_bytes()[20] & 0x10  # (the premise: no alpha in the file's flags)
+    got = read_webp_animation(path)
+    assert len(got) == 3
+    for i, (image, _) in enumerate(got):
+        assert image.shape == (32, 48, 4)
+        assert np.array_equal(image[..., 3], np.asarray(frames[i])[..., 3]), i
+        assert (image[8:24, 8 + 8 * i : 24 + 8 * i, :3] == (200, 0, 0)).all()
+    choice = parse_background(str(path))
+    assert choice.transparent and choice.graph_kind == "mix"
+    opaque = _webp(tmp_path / "opaque.webp", [100, 100], alpha=False)  # (frames that cover it all stay RGB)
+    assert [f.shape for f, _ in read_webp_animation(opaque)] == [(32, 48, 3)] * 2
 
 
 def _webp(path, durations, alpha):
