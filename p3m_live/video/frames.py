@@ -9,6 +9,7 @@ here, on the planes, so everything downstream sees the picture upright.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -309,11 +310,15 @@ def cut_short_jpeg(path: Path) -> bool:
     Data after the marker (a phone's motion photo appends its video) does not matter."""
     try:
         with open(path, "rb") as f:
+            if f.read(2) != b"\xff\xd8":
+                return False
+            f.seek(-2, os.SEEK_END)
+            if f.read(2) == b"\xff\xd9":
+                return False  # (nearly every whole JPEG: no need to read it all)
+            f.seek(0)
             data = f.read()
     except OSError:
         return False  # (the reader says why)
-    if data[:2] != b"\xff\xd8":
-        return False
     at = 2
     while at + 4 <= len(data) and data[at] == 0xFF:
         marker = data[at + 1]
