@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 import pytest
 
 from p3m_live.keys import ConsoleKeys
+from tests.key_actions import taken
 
 
 class ConsoleDouble:
@@ -33,28 +33,17 @@ class ConsoleDouble:
             return self._typed.pop(0)
 
 
-def _actions(keys: ConsoleKeys, n: int, timeout: float = 3.0) -> list[str]:
-    got, end = [], time.monotonic() + timeout
-    while len(got) < n and time.monotonic() < end:
-        action = keys.poll()
-        if action is None:
-            time.sleep(0.01)
-        else:
-            got.append(action)
-    return got
-
-
 def test_console_keys_become_actions_and_a_function_keys_scan_code_is_passed_over():
     console = ConsoleDouble()
     keys = ConsoleKeys(console)
     try:
         console.type("xb")  # an unknown key, then b
-        assert _actions(keys, 1) == ["background"]
+        assert taken(keys, 1) == ["background"]
         # An arrow key is 0xE0 and its scan code, F-keys NUL and theirs: here scan codes that
         # happen to be letters we take; they are not typed letters.
         console.type("\xe0h\x00qf")
         console.type(" q")
-        assert _actions(keys, 3) == ["frame", "pause", "quit"]
+        assert taken(keys, 3) == ["frame", "pause", "quit"]
         assert keys.poll() is None
     finally:
         keys.close()

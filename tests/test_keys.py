@@ -14,19 +14,9 @@ import time
 import pytest
 
 from p3m_live.keys import PosixKeys, TerminalKeys
+from tests.key_actions import taken
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="terminal keys are POSIX only")
-
-
-def _actions(keys: TerminalKeys, n: int, timeout: float = 3.0) -> list[str]:
-    got, end = [], time.monotonic() + timeout
-    while len(got) < n and time.monotonic() < end:
-        action = keys.poll()
-        if action is None:
-            time.sleep(0.01)
-        else:
-            got.append(action)
-    return got
 
 
 def test_keys_are_read_one_at_a_time_and_the_terminal_is_given_back():
@@ -38,7 +28,7 @@ def test_keys_are_read_one_at_a_time_and_the_terminal_is_given_back():
         assert not during[3] & (termios.ICANON | termios.ECHO)  # cbreak: no line buffering, no echo
         assert during[3] & termios.ISIG  # Ctrl-C still interrupts
         os.write(master, b"xb\x1b[Afq")  # an unknown key and an arrow (Esc [ A) do nothing
-        assert _actions(keys, 3) == ["background", "frame", "quit"]
+        assert taken(keys, 3) == ["background", "frame", "quit"]
         assert keys.poll() is None
         keys.close()
         assert termios.tcgetattr(slave) == before
