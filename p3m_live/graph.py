@@ -396,14 +396,16 @@ def follow_motion(prev_alpha: Tensor, prev_luma: Tensor, luma: Tensor, r: int = 
     diffs = torch.cat([(luma - moved(luma_pad, dy, dx)).abs() for dy, dx in shifts], 1)
     window = torch.full((k, 1, 5, 5), 1 / 25, dtype=luma.dtype, device=luma.device)  # (a fill: no host data)
     costs = F.conv2d(diffs, window, padding=2, groups=k)  # (the 5x5 mean, edges zero-padded alike)
-    best = picked = None
-    for i, (dy, dx) in enumerate(shifts):
-        cost = costs[:, i : i + 1] + 0.1 * ADAPTIVE_NOISE * (abs(dy) + abs(dx))
-        if best is None or picked is None:
-            best, picked = cost, moved(both, dy, dx)
-            continue
-        better = cost < best
-        best = torch.minimum(cost, best)
+
+    def cost(i: int) -> Tensor:
+        dy, dx = shifts[i]
+        return costs[:, i : i + 1] + 0.1 * ADAPTIVE_NOISE * (abs(dy) + abs(dx))
+
+    best, picked = cost(0), moved(both, *shifts[0])
+    for i, (dy, dx) in enumerate(shifts[1:], 1):
+        this = cost(i)
+        better = this < best
+        best = torch.minimum(this, best)
         picked = torch.where(better, moved(both, dy, dx), picked)
     return picked[:, :1], picked[:, 1:]
 
