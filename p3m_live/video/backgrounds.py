@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import P3MError
 from ..graph import Background
 from ..spec import rgb_to_planes
-from .frames import IMAGE_SUFFIXES, natural_key, quarter_turns, read_rgb, rotate_planes
+from .frames import IMAGE_SUFFIXES, media_files, quarter_turns, read_rgb, rotate_planes
 from .hdr import tone_mapper_for
 
 log = logging.getLogger("p3m_live")
@@ -124,12 +124,8 @@ def parse_backgrounds(text: str, fit: str = "cover") -> list[BackgroundChoice]:
     if not folder.is_dir():
         return [parse_background(text, fit)]
     media = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-    files = sorted(
-        (p for p in folder.iterdir() if p.suffix.lower() in media and not p.name.startswith(".") and p.is_file()),
-        key=natural_key,
-    )
     choices = []
-    for path in files:
+    for path in media_files(folder, media):
         try:
             choices.append(parse_background(str(path), fit))
         except P3MError as e:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -246,6 +247,14 @@ def image_pattern(path: Path) -> re.Pattern | None:
     return re.compile(re.escape(m.group(1)) + f"({number})" + re.escape(m.group(3)))
 
 
+def media_files(folder: Path, suffixes: Collection[str]) -> list[Path]:
+    """The files in ``folder`` whose suffix is one of ``suffixes``, in name order (see
+    :func:`natural_key`). Hidden ones are left out: macOS writes a ``._`` file beside
+    every file it copies to a USB disk, with the same suffix and no picture in it."""
+    found = (p for p in folder.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith("."))
+    return sorted((p for p in found if p.is_file()), key=natural_key)
+
+
 def image_files(path: Path) -> list[Path]:
     """An image, a folder's images, or a printf pattern's, in number order (see
     :func:`natural_key`); a one-line error if there are none."""
@@ -263,7 +272,7 @@ def image_files(path: Path) -> list[Path]:
             raise P3MError(f"no images match {path}; check the folder and the pattern (like frame_%04d.png)")
         return [p for _, p in sorted(found)]
     if path.is_dir():
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+        files = media_files(path, IMAGE_SUFFIXES)
         if not files:
             raise P3MError(f"{path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return files

@@ -196,6 +196,18 @@ def test_a_damaged_image_in_a_sequence_is_skipped(tmp_path, caplog):
     assert any("skipped" in r.getMessage() and "01.png" in r.getMessage() for r in caplog.records)
 
 
+def test_hidden_files_in_an_image_folder_are_not_frames(tmp_path, caplog):
+    """macOS leaves a ``._`` file beside each file it copies to a USB disk (same suffix, no
+    picture): not a damaged frame to warn about, and not a frame."""
+    for i in (0, 1):
+        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), cv2.cvtColor(shapes_frame(i, 40, 30), cv2.COLOR_RGB2BGR))
+        (tmp_path / f"._{i:02d}.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    frames = _frames(open_source(str(tmp_path), rate=Fraction(10)))
+    assert [f.time for f in frames] == pytest.approx([0, 0.1])
+    assert np.array_equal(frames[1].data, shapes_frame(1, 40, 30))
+    assert not any("skipped" in r.getMessage() for r in caplog.records)
+
+
 def _jpeg(width: int = 60, height: int = 40, seed: int = 0) -> bytes:
     noise = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     ok, data = cv2.imencode(".jpg", noise)
