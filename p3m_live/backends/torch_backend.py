@@ -8,6 +8,7 @@ asynchronous copies); the state stays on the device between calls.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -16,6 +17,8 @@ import torch
 from ..graph import FrameGraph, GraphSpec
 from ..model import load_network
 from .base import Backend
+
+log = logging.getLogger("p3m_live")
 
 
 class TorchBackend(Backend):
@@ -90,6 +93,22 @@ _TORCH_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.fl
                  np.dtype(np.float16): torch.float16}  # fmt: skip
 
 
+def capture(graph: FrameGraph, inputs: list[torch.Tensor], stream) -> tuple[torch.cuda.CUDAGraph | None, tuple]:
+    """The frame graph captured as a CUDA graph on ``inputs`` (static tensors), and its
+    outputs. Where the capture fails (a driver, a cuDNN algorithm or an op that cannot be
+    captured), one warning says so and the graph runs without it: slower, not broken."""
+    cuda_graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.inference_mode(), torch.cuda.graph(cuda_graph, stream=stream):
+            return cuda_graph, graph(*inputs)
+    except RuntimeError as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        log.warning("the frame graph could not be captured as a CUDA graph (%s); it runs without one", reason)
+    torch.cuda.synchronize()
+    with torch.inference_mode():
+        return None, graph(*inputs)
+
+
 class _CudaRunner:
     """The frame graph on CUDA: captured once as a CUDA graph on static tensors, fed through
     the slot schedule that the TensorRT backend uses too (two slots, upload/compute/download
@@ -112,9 +131,7 @@ class _CudaRunner:
         capture_stream.synchronize()
         self.cuda_graph: torch.cuda.CUDAGraph | None = None
         if use_graph:
-            self.cuda_graph = torch.cuda.CUDAGraph()
-            with torch.inference_mode(), torch.cuda.graph(self.cuda_graph, stream=capture_stream):
-                outs = graph(*self.static_in.values())
+            self.cuda_graph, outs = capture(graph, list(self.static_in.values()), capture_stream)
         self.static_out = dict(zip(graph.output_names, outs))
 
         def spec(tensors: dict[str, torch.Tensor]):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from p3m_live import backends
 from p3m_live.backends import choose_backend, open_backend
@@ -313,3 +315,49 @@ def test_a_mix_graph_takes_its_background_in_every_form(seed32_ckpt):
         be.set_background((255, 0, 0))
         red = rgb_to_planes(np.full((1, 64, 96, 3), (255, 0, 0), np.uint8))[0]
         assert np.array_equal(be._background[1, :96], red) and (be._background[:, 96:] == 255).all()
+
+
+class CaptureDouble:
+    """Doubles of ``torch.cuda.CUDAGraph`` and ``torch.cuda.graph`` (no CUDA here): a
+    capture that fails as a real one does (RuntimeError inside the context) or succeeds."""
+
+    def __init__(self, fails: bool) -> None:
+        self.fails, self.synced = fails, 0
+
+    class Graph:
+        pass
+
+    @contextlib.contextmanager
+    def graph(self, cuda_graph, stream=None):
+        yield cuda_graph
+        if self.fails:  # (as torch's capture_end raises when a captured op was not permitted)
+            raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore detail")
+
+    def synchronize(self):
+        self.synced += 1
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_failed_cuda_graph_capture_runs_the_graph_without_one(seed32_ckpt, monkeypatch, caplog, fails):
+    """The capture's own logic, with the CUDA pieces as doubles: a capture that fails is
+    one warning, and the outputs still come from the graph, run without it."""
+    from p3m_live.backends import torch_backend
+    from p3m_live.graph import FrameGraph
+    from p3m_live.model import load_network
+
+    double = CaptureDouble(fails)
+    monkeypatch.setattr(torch_backend.torch.cuda, "CUDAGraph", CaptureDouble.Graph)
+    monkeypatch.setattr(torch_backend.torch.cuda, "graph", double.graph)
+    monkeypatch.setattr(torch_backend.torch.cuda, "synchronize", double.synchronize)
+    graph = FrameGraph(load_network("p3m", seed32_ckpt), SPEC).eval()
+    inputs = list(graph.example_inputs().values())
+    cuda_graph, outs = torch_backend.capture(graph, inputs, stream=None)
+    with torch.inference_mode():
+        want = graph(*inputs)
+    assert all(torch.equal(a, b) for a, b in zip(outs, want))
+    warned = [r.getMessage() for r in caplog.records if "CUDA graph" in r.getMessage()]
+    if fails:
+        assert cuda_graph is None and double.synced == 1 and len(warned) == 1
+        assert "(CUDA error: operation not permitted when stream is capturing)" in warned[0]
+    else:
+        assert isinstance(cuda_graph, CaptureDouble.Graph) and warned == [] and double.synced == 0
