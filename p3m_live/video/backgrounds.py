@@ -576,7 +576,7 @@ def _webp_layout(path: Path) -> WebPLayout:
     frames, at = [], 12
     while at + 8 <= len(data):
         size = int.from_bytes(data[at + 4 : at + 8], "little")
-        if data[at : at + 4] == b"ANMF" and size >= 16:
+        if data[at : at + 4] == b"ANMF" and size >= 16 and at + 24 <= len(data):  # (a cut file: what is whole)
             head = data[at + 8 : at + 24]
             x, y = (2 * int.from_bytes(head[i : i + 3], "little") for i in (0, 3))  # (stored halved)
             w, h = (1 + int.from_bytes(head[i : i + 3], "little") for i in (6, 9))  # (stored minus one)
