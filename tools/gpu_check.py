@@ -67,6 +67,12 @@ def _levels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a.astype(int) - b.astype(int))
 
 
+def captured(backend: TorchBackend) -> bool:
+    """Whether the backend runs a captured CUDA graph (a failed capture falls back to
+    running without one, with a warning: then there is no replay to time)."""
+    return backend._cuda is not None and backend._cuda.cuda_graph is not None
+
+
 def replay_time(backend: TorchBackend, n: int = 200) -> Timing:
     """Replay the captured graph alone, timed with CUDA events (no host copies)."""
     runner = backend._cuda
@@ -101,6 +107,7 @@ def check_size(w: int, h: int, weights: Path, device: str, row: dict, calls: int
         ref = [cpu.process(f) for f in frames]
     with TorchBackend(spec, weights, device=device) as dev:
         dev.set_background(GREEN)
+        row["cuda_graph_captured"] = captured(dev) if device.startswith("cuda") else "-"
 
         def accuracy():
             got = [dev.process(f) for f in frames]
@@ -122,7 +129,7 @@ def check_size(w: int, h: int, weights: Path, device: str, row: dict, calls: int
             dev.reset()
             t = time_calls(lambda: dev.process(frames[0]), calls, warmup=min(10, calls))
             row.update(end_to_end_ms_p50=t.p50, end_to_end_ms_p95=t.p95)
-            if device.startswith("cuda"):
+            if captured(dev):
                 r = replay_time(dev, 2 * calls)
                 row.update(graph_replay_ms_p50=r.p50, graph_replay_ms_p95=r.p95)
 
@@ -152,7 +159,7 @@ def check_size(w: int, h: int, weights: Path, device: str, row: dict, calls: int
             b.set_background(GREEN)
             t = time_calls(lambda: b.process(frames[0]), calls, warmup=min(10, calls))
             row[f"{name}_end_to_end_ms_p50"] = t.p50
-            if device.startswith("cuda"):
+            if captured(b):
                 row[f"{name}_replay_ms_p50"] = replay_time(b, 2 * calls).p50
 
     def on_planes(b: TorchBackend) -> None:
@@ -175,17 +182,18 @@ def table(results: dict) -> str:
 
     lines = [
         f"# torch backend on {results['card']} (torch {results['torch']}), default frame graph over a colour",
-        "| frame | model | replay p50 ms | replay p95 ms | batch 1 with copies p50 ms | batch 4 ms/frame "
+        "| frame | model | CUDA graph | replay p50 ms | replay p95 ms | batch 1 with copies p50 ms | batch 4 ms/frame "
         "| alpha mean abs vs CPU FP32 (levels) | alpha p99 | alpha > 4 levels | run-ahead identical "
         "| frame colours on planes: replay p50 ms | with copies p50 ms "
         "| live mix graph: replay p50 ms | with copies p50 ms "
         "| --temporal motion: replay p50 ms | with copies p50 ms |",
-        "| --- | --- " + "| ---: " * 7 + "| --- " + "| ---: " * 6 + "|",
+        "| --- | --- | --- " + "| ---: " * 7 + "| --- " + "| ---: " * 6 + "|",
     ]
     for r in results["sizes"]:
         over = f"{100 * r['alpha_frac_over_4_levels']:.2f}%" if "alpha_frac_over_4_levels" in r else "-"
         lines.append(
-            f"| {r['frame']} | {r['model']} | {f(r, 'graph_replay_ms_p50')} | {f(r, 'graph_replay_ms_p95')} | "
+            f"| {r['frame']} | {r['model']} | {r.get('cuda_graph_captured', '-')} | "
+            f"{f(r, 'graph_replay_ms_p50')} | {f(r, 'graph_replay_ms_p95')} | "
             f"{f(r, 'end_to_end_ms_p50')} | {f(r, 'batch4_ms_per_frame')} | {f(r, 'alpha_mean_abs_levels')} | "
             f"{f(r, 'alpha_p99_levels', '.0f')} | {over} | {r.get('run_ahead_identical', '-')} | "
             f"{f(r, 'planes_replay_ms_p50')} | {f(r, 'planes_end_to_end_ms_p50')} | "
