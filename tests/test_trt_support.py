@@ -264,3 +264,24 @@ def test_offline_pipeline_runs_ahead_in_order(tmp_path):
     assert [a for _, a, _ in rec.got] == [0, 0, 1, 1, 2, 2, 3]  # batch k carries counter k
     assert all(same for _, _, same in rec.got)  # each frame got its own composite back
     assert backends[0].pipe.calls == 4
+
+
+def test_every_field_of_the_spec_tells_plans_apart(tmp_path):
+    """A plan is found by its sidecar's spec fields: one left out would let a graph built
+    with another value of it (another foreground or light wrap) be loaded as this one."""
+    from dataclasses import fields
+
+    from p3m_live.trt.store import SPEC_FIELDS
+
+    named = set(SPEC_FIELDS) | {"model_short_side", "erode"}  # (as the model size it gives)
+    assert {f.name for f in fields(GraphSpec)} <= named
+    store = EngineStore(tmp_path)
+    changes = [
+        dict(foreground="frame"),
+        dict(light_wrap=0.5),
+        dict(erode=2),
+        dict(planes=False),
+        dict(temporal="motion"),
+    ]
+    stems = {store.paths(_target(spec=SPEC.with_(**c)))[0].name for c in changes}
+    assert len(stems | {store.paths(_target())[0].name}) == len(changes) + 1

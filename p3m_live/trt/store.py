@@ -29,6 +29,7 @@ SPEC_FIELDS = {
     "batch": "batch", "model": "model", "model_size": "model size", "precision": "precision",
     "background": "background kind", "temporal": "temporal filter", "upsampler": "upsampler", "matrix": "YUV matrix",
     "full_range": "YUV range", "ema_weight": "EMA weight", "blur_strength": "blur strength",
+    "foreground": "foreground colours", "light_wrap": "light wrap", "planes": "compositing on the planes",
 }  # fmt: skip
 
 
