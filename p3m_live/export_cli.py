@@ -62,6 +62,7 @@ def add_graph_arguments(p: argparse.ArgumentParser) -> None:
         help="estimate the edge colours (the GPU default) or keep the frame's (the CPU default)",
     )
     p.add_argument("--light-wrap", type=float, default=0.0, metavar="S", help="0 to 1 (default 0, off)")
+    p.add_argument("--erode", type=int, default=0, metavar="PX", help="pull the matte's edge in by PX pixels")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--model", choices=MODELS, default="p3m", help="p3m (P3M-Net) or fast (MediaPipe's segmenter)")
     p.add_argument("--model-size", type=int, default=512, help="P3M-Net's input short side (multiple of 32)")
@@ -103,6 +104,7 @@ def graph_specs(args: argparse.Namespace, precision: str) -> list[GraphSpec]:
                     model=args.model,
                     foreground=args.foreground,
                     light_wrap=args.light_wrap,
+                    erode=args.erode,
                 )
             )
         except ValueError as e:

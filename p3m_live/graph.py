@@ -273,6 +273,18 @@ def estimate_foreground(image: Tensor, alpha: Tensor, radii: tuple[int, int] = (
     return fg
 
 
+def erode(alpha: Tensor, r: int) -> Tensor:
+    """The matte's edge pulled in by ``r`` pixels: each pixel takes the least alpha within
+    ``r`` of it (a square, as two 1-D passes). A soft edge keeps its softness and moves;
+    a rim of the old room that the matte kept is left outside. The frame's own border
+    does not count as background (the pooling pads with -inf on the negated alpha)."""
+    if r == 0:
+        return alpha
+    k = 2 * r + 1
+    rows = F.max_pool2d(-alpha, (1, k), stride=1, padding=(0, r))
+    return -F.max_pool2d(rows, (k, 1), stride=1, padding=(r, 0))
+
+
 def light_wrap(comp: Tensor, alpha: Tensor, bg: Tensor, strength: float, r: int) -> Tensor:
     """Let the new background's light spill a little onto the person's edges, the way a
     real backlight would, so the cut-out does not look pasted on: inside the edge band
@@ -520,6 +532,7 @@ class FrameGraph(nn.Module):
             fg = estimate_foreground(rgb, alpha, *foreground_params(s.height, s.width))
         else:
             fg = rgb
+        alpha = erode(alpha, s.erode)  # (after the room's blur and the colour estimate, which want all of it)
         comp = alpha * fg + (1.0 - alpha) * bg
         if s.light_wrap > 0:
             comp = light_wrap(comp, alpha, bg, s.light_wrap, max(2, round(min(s.height, s.width) / 50)))
@@ -563,6 +576,7 @@ class FrameGraph(nn.Module):
                 weight = bgf[:, None, rows:] / 255.0
                 bg_luma = mix_over_blur(image_luma, weight, bg_luma)
                 bg_chroma = mix_over_blur(image_chroma, F.avg_pool2d(weight, 2), bg_chroma)
+        alpha = erode(alpha, s.erode)  # (after the room's blur, which wants all of it)
         out_luma, out_chroma = composite_planes(alpha, luma, chroma, bg_luma, bg_chroma)
         composite = encode_planes(out_luma, out_chroma, s.out_format, s.matrix, s.full_range)
         return composite, _to_u8(alpha[:, 0] * 255.0), state_out

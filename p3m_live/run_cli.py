@@ -21,7 +21,7 @@ from .framing import AutoFrame
 from .graph import MODELS
 from .keys import HELP as KEYS_HELP
 from .keys import TerminalKeys
-from .spec import FOREGROUNDS, TEMPORALS
+from .spec import FOREGROUNDS, MAX_ERODE, TEMPORALS
 from .video.backgrounds import FITS, BackgroundChoice, parse_background, parse_backgrounds, settle_fit
 from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.deinterlace import MODES
@@ -163,6 +163,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         metavar="S",
         help="0 to 1: the new background's light on the person's edges (default 0, off)",
+    )
+    look.add_argument(
+        "--erode",
+        type=int,
+        default=0,
+        metavar="PX",
+        help=f"pull the matte's edge in by PX pixels (0 to {MAX_ERODE}; default 0): a rim of the old room gone",
     )
     look.add_argument("--upsampler", choices=["guided", "bilinear"], default="guided")
     look.add_argument(
@@ -410,6 +417,7 @@ def run(args: argparse.Namespace) -> int:
             upsampler=args.upsampler,
             foreground=foreground,
             light_wrap=args.light_wrap,
+            erode=args.erode,
             precision=precision,
             model=model,
         )

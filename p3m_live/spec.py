@@ -28,6 +28,8 @@ Precision = Literal["fp32", "fp16"]
 ModelName = Literal["p3m", "fast"]
 MODELS = ("p3m", "fast")
 
+MAX_ERODE = 16  # pixels: a matte pulled in further has lost the person, not a rim of the old room
+
 IN_FORMATS = ("rgb", "bgr", "i420", "nv12")
 OUT_FORMATS = ("rgb", "bgr", "rgba", "i420", "nv12")
 # The fast model's two networks and their fixed input sizes (height, width).
@@ -76,6 +78,7 @@ class GraphSpec:
     model: ModelName = "p3m"
     foreground: Foreground = "estimate"  # the person's colours: estimated (no old-background fringe) or the frame's
     light_wrap: float = 0.0  # 0..1: how much of the new background's light spills onto the person's edges
+    erode: int = 0  # pixels the matte's edge is pulled in by, at the frame's size (0..MAX_ERODE)
     planes: bool = True  # composite on the YUV planes where the graph allows it (False: the RGB path, to compare)
 
     def __post_init__(self) -> None:
@@ -83,6 +86,8 @@ class GraphSpec:
             raise ValueError(f"model must be one of {MODELS}, not {self.model!r}")
         if not 0.0 <= self.light_wrap <= 1.0:
             raise ValueError(f"light wrap must be from 0 to 1, not {self.light_wrap}")
+        if not 0 <= self.erode <= MAX_ERODE:
+            raise ValueError(f"erode must be a whole number of pixels from 0 to {MAX_ERODE}, not {self.erode}")
         if self.in_format not in IN_FORMATS:
             raise ValueError(f"input format must be one of {IN_FORMATS}, not {self.in_format!r}")
         if self.out_format not in OUT_FORMATS:

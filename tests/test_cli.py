@@ -50,12 +50,12 @@ def test_export_options_make_the_graph_a_run_would_make(seed32_ckpt, tmp_path):
     out = tmp_path / "g.onnx"
     argv = ["export", "--size", "96x64", "--model-size", "32", "--precision", "fp32", "--weights", str(seed32_ckpt)]
     argv += ["--matrix", "bt709", "--full-range", "--temporal", "off", "--upsampler", "bilinear"]
-    argv += ["--background", "blur", "--blur-strength", "8", "--foreground", "frame", "-o", str(out)]
+    argv += ["--background", "blur", "--blur-strength", "8", "--foreground", "frame", "--erode", "2", "-o", str(out)]
     assert main(argv) == 0
     meta = {m.key: m.value for m in onnx.load(str(out)).metadata_props}
     spec = json.loads(meta["p3m_live.spec"])
     assert spec["matrix"] == "bt709" and spec["full_range"] and spec["temporal"] == "off"
-    assert (spec["upsampler"], spec["blur_strength"], spec["foreground"]) == ("bilinear", 8, "frame")
+    assert (spec["upsampler"], spec["blur_strength"], spec["foreground"], spec["erode"]) == ("bilinear", 8, "frame", 2)
     assert spec["graph_version"] >= 6
     model = onnx.load(str(out))
     assert [i.name for i in model.graph.input] == ["frame"]  # blur: no background; temporal off: no state used
@@ -71,6 +71,10 @@ def test_export_options_make_the_graph_a_run_would_make(seed32_ckpt, tmp_path):
         (["export", "--size", "96x64", "--size", "64x64", "-o", "x.onnx"], "need -o to be a folder"),
         (["export", "--size", "96x64", "--blur-strength", "0", "-o", "x.onnx"], "--blur-strength must be"),
         (["export", "--size", "96x64", "--light-wrap", "2", "-o", "x.onnx"], "light wrap must be from 0 to 1"),
+        (
+            ["export", "--size", "96x64", "--erode", "17", "-o", "x.onnx"],
+            "erode must be a whole number of pixels from 0 to 16",
+        ),
         (["in.mp4", "-o", "out.mp4", "--device", "gpu"], "device must be cpu, cuda or cuda:N, not 'gpu'"),
         pytest.param(
             ["build-engine", "--size", "96x64"],

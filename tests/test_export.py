@@ -123,11 +123,12 @@ def test_frame_graphs_pass_the_tensorrt_op_check(seed32_ckpt, tmp_path, backgrou
 
 def test_the_motion_filter_passes_the_tensorrt_op_check(seed32_ckpt, tmp_path):
     """The motion-compensated filter (a batch of two, so unrolled twice) and a GPU's FP16
-    graph: its block matching is convolution, padding and elementwise picks TensorRT parses."""
+    graph: its block matching is convolution, padding and elementwise picks TensorRT parses;
+    --erode is a MaxPool without indices."""
     from p3m_live.backends.onnxruntime_backend import export_frame_graph
     from p3m_live.graph import GraphSpec
 
     spec = GraphSpec(64, 96, "nv12", "nv12", batch=2, model_short_side=32, background="mix", temporal="motion",
-                     foreground="estimate", precision="fp16")  # fmt: skip
+                     foreground="estimate", precision="fp16", erode=2)  # fmt: skip
     report = require_tensorrt_ops(export_frame_graph(spec, seed32_ckpt, tmp_path / "motion.onnx"))
-    assert report.ok and {"Pad", "Where", "Min", "Less"} <= set(report.ops)
+    assert report.ok and {"Pad", "Where", "Min", "Less", "MaxPool"} <= set(report.ops)

@@ -468,7 +468,7 @@ def test_every_graph_can_be_captured_as_a_cuda_graph(p3m_native, fast_models, mo
     specs = [dict(temporal=t) for t in ("off", "ema", "adaptive", "motion")]
     specs += [dict(background=b, foreground="estimate") for b in ("image", "color", "blur", "mix")]
     specs += [dict(in_format="i420", out_format="i420", background=b) for b in ("image", "blur", "mix")]
-    specs += [dict(light_wrap=0.5, batch=2, upsampler="bilinear"), dict(precision="fp16", temporal="motion")]
+    specs += [dict(light_wrap=0.5, batch=2, upsampler="bilinear", erode=2), dict(precision="fp16", temporal="motion")]
     for kw in specs:
         spec = GraphSpec(H, W, **{"in_format": "rgb", "out_format": "rgb", "model_short_side": SHORT, "model": model,
                                   "foreground": "frame", "background": "color", **kw})  # fmt: skip
@@ -481,3 +481,30 @@ def test_every_graph_can_be_captured_as_a_cuda_graph(p3m_native, fast_models, mo
             with _HostTraffic() as traffic:
                 graph(*inputs)
         assert traffic.seen == [], (kw, traffic.seen)
+
+
+@pytest.mark.parametrize("path", ["rgb", "planes"])
+def test_erode_pulls_the_matte_in_as_opencv_erodes_it(p3m_native, portraits, path):
+    """--erode 2: the graph's alpha is OpenCV's erosion of its alpha without it, with a 5x5
+    square, exactly (erosion commutes with rounding to levels); the frame's border is not
+    background; and where the eroded matte is 0 the composite is the background."""
+    from p3m_live.graph import erode
+    from p3m_live.video.frames import planes_to_rgb
+
+    fmt = "i420" if path == "planes" else "rgb"
+    frame = portraits[0] if fmt == "rgb" else rgb_to_planes(portraits[0][None], "bt601", False)[0]
+    green = np.array([[0, 177, 64]], np.uint8)
+    outs = {}
+    for r in (0, 2):
+        g = _graph(p3m_native, in_format=fmt, out_format=fmt, background="color", temporal="off", erode=r)
+        assert g.planar == (path == "planes")
+        comp, alpha, _ = _run(g, frame[None], green)
+        rgb = comp[0].numpy() if fmt == "rgb" else planes_to_rgb(comp[0].numpy(), "i420", "bt601", False)
+        outs[r] = rgb, alpha[0].numpy()
+    want = cv2.erode(outs[0][1], np.ones((5, 5), np.uint8))
+    assert np.array_equal(outs[2][1], want) and not np.array_equal(want, outs[0][1])
+    gone = (want == 0) & (outs[0][1] > 0)
+    gone = gone & (cv2.erode(gone.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)  # (clear of 4:2:0 chroma's reach)
+    assert gone.any() and np.abs(outs[2][0][gone].astype(int) - (0, 177, 64)).max() <= 3
+    full = torch.ones(1, 1, 8, 8)
+    assert torch.equal(erode(full, 3), full)  # (nothing outside the frame pulls it in)

@@ -195,6 +195,23 @@ def test_a_contained_background_of_the_frames_shape_runs_as_a_covering_one(run, 
     assert [spec.background for spec in opened] == ["image", "image"]
 
 
+def test_erode_pulls_the_written_matte_in(run, talk, tmp_path, capsys):
+    """--erode 2 end to end: the matte written is OpenCV's 5x5 erosion of the one written
+    without it, frame for frame; --erode 17 is one line."""
+    mattes = {}
+    for r in (0, 2):
+        out = tmp_path / f"matte{r}.mkv"
+        assert run(talk, "--alpha-out", out, "--background", "none", "--erode", r, "--max-frames", "4") == 0
+        with av.open(str(out)) as c:
+            mattes[r] = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+    assert len(mattes[2]) == 4 and not np.array_equal(mattes[0][0], mattes[2][0])
+    for plain, eroded in zip(mattes[0], mattes[2]):
+        assert np.array_equal(eroded, cv2.erode(plain, np.ones((5, 5), np.uint8)))
+    assert run(talk, "-o", tmp_path / "o.mp4", "--erode", "17") == 2
+    err = capsys.readouterr().err
+    assert "erode must be a whole number of pixels from 0 to 16" in err and err.count("\n") == 1
+
+
 def test_image_folder_to_video(run, tmp_path):
     folder = tmp_path / "frames"
     folder.mkdir()

@@ -241,6 +241,18 @@ def test_light_wrap_exports(seed32_ckpt):
     assert np.abs(outs[0].astype(int) - outs[1]).mean() < 1.0
 
 
+@pytest.mark.parametrize("fmt", ["i420", "rgb"])  # composited on the YUV planes, or in RGB
+def test_erode_exports(seed32_ckpt, fmt):
+    spec = GraphSpec(64, 96, fmt, fmt, model_short_side=32, background="color", foreground="frame", erode=3)
+    frame = np.random.default_rng(4).integers(0, 256, frame_shape(fmt, 1, 64, 96)[1:], dtype=np.uint8)
+    alphas = []
+    for name in ("torch", "onnxruntime"):
+        with open_backend(name, spec, seed32_ckpt) as be:
+            be.set_background((250, 240, 10))
+            alphas.append(be.process(frame)[1].astype(int))
+    assert np.abs(alphas[0] - alphas[1]).max() <= 1
+
+
 @pytest.mark.parametrize("planar", [True, False])  # composited on the YUV planes, or in RGB
 def test_one_mix_graph_gives_what_each_kind_of_graph_gives(seed32_ckpt, clip, planar):
     """The mix graph a live run on a GPU uses for every background: with an image, a colour
