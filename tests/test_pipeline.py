@@ -172,7 +172,9 @@ def test_live_drops_late_frames_and_latency_stays_bounded(seed32_ckpt):
     assert summary.received >= 50  # the source kept running at about 30 fps
     assert 8 <= summary.shown <= 25 and summary.dropped >= summary.received - summary.shown - 2
     lat = summary.latency.values
-    assert max(lat) < 0.5  # one slow call plus a frame interval, never a growing queue
+    # One slow call plus a frame interval, never a growing queue. The first frame's call also
+    # warms the backend up (PyTorch's kernels, once a process: 0.3 to 0.8 s on its own here).
+    assert lat[0] < 2.0 and max(lat[1:]) < 0.5
     assert np.median(lat[-5:]) < np.median(lat[:5]) + 0.1  # no drift
     assert [i for i, _, _ in rec.frames] == sorted(i for i, _, _ in rec.frames)
 
