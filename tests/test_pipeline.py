@@ -294,6 +294,40 @@ def test_a_mix_matting_runs_every_background_on_one_graph(clip, seed32_ckpt, tmp
         two.close()
 
 
+def test_warming_up_runs_each_graph_once_and_leaves_nothing_behind(clip, seed32_ckpt, tmp_path):
+    """open_all(warm=True), as a live run does: every backend (image, colour, blur, and the
+    mix graph) has run once, its history is forgotten, and the first real frames come out
+    as from backends never warmed, background and all."""
+    import cv2
+
+    image = tmp_path / "bg.png"
+    cv2.imwrite(str(image), np.random.default_rng(5).integers(0, 256, (32, 48, 3), dtype=np.uint8))
+    with open_source(str(clip)) as src:
+        frames = [f for f in src.items() if isinstance(f, Frame)][:2]
+        opener = _opener(seed32_ckpt, src.layout, 32)
+        calls: list[str] = []
+
+        def counted(choice, batch):
+            backend = opener(choice, batch)
+            process = backend.process
+            backend.process = lambda data: calls.append(backend.spec.background) or process(data)
+            return backend
+
+        for mix in (False, True):
+            choices = [parse_background(b) for b in (str(image), "green", "blur:8")]
+            warm, cold = Matting(src.layout, choices, counted, mix=mix), Matting(src.layout, choices, opener, mix=mix)
+            calls.clear()
+            assert warm.open_all(warm=True) == (1 if mix else 3)
+            assert sorted(calls) == (["mix"] if mix else ["blur", "color", "image"])
+            assert all((b.state == -1).all() for b in warm._backends.values())
+            for _ in choices:
+                for frame in frames:
+                    (want, want_a), (got, got_a) = cold.process([frame]), warm.process([frame])
+                    assert np.array_equal(got, want) and np.array_equal(got_a, want_a)
+                warm.next_background(), cold.next_background()
+            warm.close(), cold.close()
+
+
 def test_switching_passes_over_a_damaged_background_and_closes_a_video_left(clip, seed32_ckpt, tmp_path, caplog):
     """``b`` through [a video, a damaged video, a colour]: the damaged one is named and passed
     over, with the backend and the feed still agreeing (the colour's composite is what its
