@@ -621,8 +621,9 @@ def _first_frame(path: Path) -> tuple[int, int, bool] | None:
             first = read_webp_animation(path, count=1)[0][0]
         except P3MError:
             return None
-        bare = not _webp_layout(path).covers_all  # (a later frame may leave the canvas bare)
-        return *first.shape[:2], first.shape[2] == 4 and (bare or bool(first[..., 3].min() < 255))
+        # (a later frame may leave the canvas bare; its layout is read again only when the first frame does not)
+        seen = first.shape[2] == 4 and (bool(first[..., 3].min() < 255) or not _webp_layout(path).covers_all)
+        return *first.shape[:2], seen
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
