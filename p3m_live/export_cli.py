@@ -7,8 +7,7 @@ import re
 from pathlib import Path
 
 from .errors import P3MError
-from .graph import IN_FORMATS, MODELS, OUT_FORMATS, GraphSpec
-from .spec import TEMPORALS
+from .spec import IN_FORMATS, MODELS, OUT_FORMATS, TEMPORALS, GraphSpec
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .model import MattingNetwork
+from .model.networks import MattingNetwork
 from .spec import (  # noqa: F401 (re-exported: the graph's spec lives in a torch-free module)
     GRAPH_VERSION,
     IN_FORMATS,

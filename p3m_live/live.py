@@ -31,11 +31,11 @@ import av
 import numpy as np
 
 from .errors import P3MError, reason
-from .graph import frame_shape
 from .keys import TerminalKeys
 from .live_clock import LiveClock
 from .pipeline import Matting
 from .privacy import PrivacyFrames
+from .spec import frame_shape
 from .stats import Latencies, RateMeter
 from .video.devices import SoundSource
 from .video.frames import Frame

@@ -17,7 +17,7 @@ import numpy as np
 from .backends import BACKENDS
 from .errors import P3MError
 from .export_cli import parse_device
-from .graph import MODELS
+from .spec import MODELS
 
 log = logging.getLogger("p3m_live")
 
@@ -60,8 +60,8 @@ def run_matte(args: argparse.Namespace) -> int:
     import cv2
 
     from .backends import open_backend
-    from .graph import GraphSpec
     from .model import resolve_model_weights
+    from .spec import GraphSpec
     from .video.backgrounds import BackgroundFeed, parse_background
     from .video.frames import image_files, read_rgb
 

@@ -22,7 +22,7 @@ import numpy as np
 from .backends.base import Backend
 from .errors import P3MError
 from .framing import AutoFrame
-from .graph import GraphSpec, frame_shape
+from .spec import GraphSpec, frame_shape
 from .stats import Progress, StageClock
 from .video.backgrounds import BackgroundChoice, BackgroundFeed
 from .video.frames import Frame, Layout

@@ -18,10 +18,9 @@ from .backends import BACKENDS, choose_backend, open_backend
 from .errors import P3MError
 from .export_cli import parse_device, parse_size
 from .framing import AutoFrame
-from .graph import MODELS
 from .keys import HELP as KEYS_HELP
 from .keys import TerminalKeys
-from .spec import FOREGROUNDS, MAX_ERODE, TEMPORALS
+from .spec import FOREGROUNDS, MAX_ERODE, MODELS, TEMPORALS
 from .video.backgrounds import FITS, BackgroundChoice, parse_background, parse_backgrounds, settle_fit
 from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.deinterlace import MODES

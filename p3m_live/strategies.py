@@ -13,14 +13,16 @@ scikit-image's ``resize`` (bilinear, anti-aliased when shrinking, values in
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 
 from .errors import P3MError
-from .model import P3MNet
-from .model.p3mnet import IMAGENET_MEAN, IMAGENET_STD
+
+if TYPE_CHECKING:  # (torch is imported when a pass runs, not when `p3m-live` builds its options)
+    import torch
+
+    from .model import P3MNet
 
 Strategy = Literal["resize", "hybrid"]
 STRATEGIES = ("resize", "hybrid")
@@ -41,8 +43,12 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return resize(image, size)
 
 
-def _run(net: P3MNet, image01: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _run(net: P3MNet, image01: np.ndarray, device: str | torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One pass on an RGB image in [0, 1]: (trimap uint8 0/128/255, detail, fused), float arrays."""
+    import torch
+
+    from .model.p3mnet import IMAGENET_MEAN, IMAGENET_STD
+
     x = torch.from_numpy((image01 * 255.0).astype(np.float32)).permute(2, 0, 1)[None].to(device) / 255.0
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
@@ -57,7 +63,6 @@ def predict(net: P3MNet, image: np.ndarray, strategy: Strategy, device: str | to
     """Alpha in [0, 1] (float64, the image's size) for an RGB uint8 image, the official way."""
     if strategy not in STRATEGIES:
         raise P3MError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-    device = torch.device(device)
     h, w = image.shape[:2]
     half = official_size(h, w, 0.5)
     if min(half) < 32:

@@ -66,6 +66,21 @@ def test_bench_start_prints_its_table():
     assert int(after[2]) < int(before[2]) / 2  # from the keyframe at 6 s (before 8 - 1 s), not from 0
 
 
+def test_bench_launch_prints_its_table():
+    from p3m_live.backends import _gpu_driver
+
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "bench_launch.py"), "--runs", "1"], capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = {c[1].strip(): c[2:-1] for c in (ln.split("|") for ln in r.stdout.splitlines() if ln.startswith("| "))}
+    plain, first = rows["ONNX Runtime, graph cached (p3m-live)"], rows["the same, torch imported first"]
+    assert first[0].strip() == "True" and float(plain[1]) > 0 and float(plain[2]) > 0
+    if not _gpu_driver():  # (with a GPU driver, torch is asked whether it sees the GPU)
+        assert plain[0].strip() == "False"
+
+
 def test_bench_turns_prints_its_table():
     r = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "bench_turns.py"), "--size", "96x64", "--rounds", "2"],

@@ -7,9 +7,11 @@ Runtime on the CPU, torch on the CPU, and logs one line saying which and why.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import logging
 import os
+import sys
 from pathlib import Path
 
 from ..errors import P3MError
@@ -25,7 +27,23 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _gpu_driver() -> bool:
+    """Whether a GPU driver that PyTorch's CUDA (or ROCm) build could use is here. Without
+    one no GPU can be seen, and importing torch to hear so costs a second at start-up."""
+    if sys.platform == "darwin":
+        return False
+    if os.path.exists("/dev/kfd"):  # AMD's ROCm, which torch.cuda also drives
+        return True
+    try:
+        ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
 def _cuda_available() -> bool:
+    if "torch" not in sys.modules and not _gpu_driver():
+        return False
     import torch
 
     return torch.cuda.is_available()

@@ -1,11 +1,11 @@
 """ONNX Runtime backend: the exported frame graph in an InferenceSession.
 
 The graph is exported once per (spec, checkpoint) into the user cache and
-reused. Every call goes through one I/O binding on the session's device (the
-CPU, or the GPU with the CUDA provider): the frame goes up each call, the
-background only when it changes, and the state output stays where ONNX Runtime
-made it and is bound as the next call's state input, so a GPU run copies back
-only the composite and the alpha.
+reused; a run that finds it there never imports torch. Every call goes through
+one I/O binding on the session's device (the CPU, or the GPU with the CUDA
+provider): the frame goes up each call, the background only when it changes,
+and the state output stays where ONNX Runtime made it and is bound as the next
+call's state input, so a GPU run copies back only the composite and the alpha.
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import P3MError
-from ..graph import FrameGraph, GraphSpec
-from ..model import load_network
 from ..model.weights import cache_dir
+from ..spec import GraphSpec
 from .base import Backend, device_index, spec_key
 
 
 def export_frame_graph(spec: GraphSpec, weights: str | os.PathLike, path: str | os.PathLike) -> Path:
     """Export the frame graph for ``spec`` (P3M-Net with portable unpooling) to ``path``."""
     from ..export import export_onnx
+    from ..graph import FrameGraph
+    from ..model.networks import load_network
 
     graph = FrameGraph(load_network(spec.model, weights, portable=True), spec)
     example = graph.example_inputs()

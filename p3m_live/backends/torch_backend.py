@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..graph import FrameGraph, GraphSpec
-from ..model import load_network
+from ..model.networks import load_network
 from .base import Backend
 
 log = logging.getLogger("p3m_live")

@@ -3,59 +3,37 @@
 Both have ``matte(rgb) -> alpha``: float32 RGB in [0, 1] at the model size in,
 float32 alpha in [0, 1] out, each network doing its own preprocessing, so the
 frame graph treats them alike.
+
+Finding the weights needs no torch, so this package imports it only when a network
+is asked for (``load_p3mnet``, ``P3MNet``...): a run that finds its exported graph
+in the cache, on ONNX Runtime or TensorRT, starts without PyTorch's second or so of
+import.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
 
-import torch
-from torch import Tensor, nn
-
-from .checkpoint import clean_keys, load_into, read_checkpoint, unwrap
-from .p3mnet import P3MNet, P3MOutputs, fuse
-from .unpool import UnpoolMode
+from ..spec import fast_variant
 
 __all__ = ["MattingNetwork", "P3MNet", "P3MOutputs", "fuse", "load_network", "load_p3mnet", "resolve_model_weights"]
 
-
-class MattingNetwork(Protocol):
-    """What the frame graph needs of a network."""
-
-    def matte(self, rgb: Tensor) -> Tensor: ...
-
-    def half(self) -> nn.Module: ...
-
-
-def load_p3mnet(
-    weights: str | os.PathLike | Mapping[str, Tensor],
-    unpool: UnpoolMode = "native",
-    device: str | torch.device = "cpu",
-) -> P3MNet:
-    """P3M-Net in eval mode with the given weights (a path or a state dict).
-
-    ``unpool="portable"`` builds the variant without MaxPool indices and
-    MaxUnpool, numerically identical, that TensorRT's ONNX parser accepts.
-    """
-    obj = weights if isinstance(weights, Mapping) else read_checkpoint(weights)
-    model = P3MNet(unpool=unpool)
-    load_into(model, clean_keys(unwrap(obj)))
-    return model.eval().to(device)
+_LAZY = {  # name -> the submodule that defines it (and imports torch)
+    "MattingNetwork": "networks",
+    "load_network": "networks",
+    "load_p3mnet": "networks",
+    "P3MNet": "p3mnet",
+    "P3MOutputs": "p3mnet",
+    "fuse": "p3mnet",
+}
 
 
-def load_network(model: str, weights: str | os.PathLike, portable: bool = False) -> nn.Module:
-    """The network named by ``model`` ("p3m" or "fast") with its weights, in eval mode.
-
-    ``portable`` asks for the export-friendly P3M-Net (no MaxUnpool); the fast model
-    is portable as it is."""
-    if model == "fast":
-        from .fast import load_fast_model
-
-        return load_fast_model(weights)
-    return load_p3mnet(weights, unpool="portable" if portable else "native")
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve_model_weights(model: str, explicit: str | os.PathLike | None, height: int, width: int) -> Path:
@@ -67,7 +45,6 @@ def resolve_model_weights(model: str, explicit: str | os.PathLike | None, height
         return resolve_weights(explicit, download=False)
     if explicit:
         return Path(explicit)
-    from .fast import fast_variant
     from .fast_weights import resolve_fast_model
 
     return resolve_fast_model(fast_variant(height, width))

@@ -18,7 +18,8 @@ import zipfile
 from pathlib import Path
 
 from ..errors import P3MError
-from .fast import GENERAL, LANDSCAPE, save_fast_model
+from ..spec import FAST_GENERAL as GENERAL
+from ..spec import FAST_LANDSCAPE as LANDSCAPE
 from .tflite_import import import_tflite
 from .weights import cache_dir
 
@@ -63,6 +64,8 @@ def download_wheel(folder: Path) -> Path:
 
 def convert_wheel(wheel: Path) -> list[Path]:
     """Read both models out of ``wheel``, check and convert them into the cache."""
+    from .fast import save_fast_model
+
     try:
         archive = zipfile.ZipFile(wheel)
     except (zipfile.BadZipFile, OSError) as e:

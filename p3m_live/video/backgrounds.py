@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import P3MError
-from ..graph import Background
-from ..spec import rgb_to_planes
+from ..spec import Background, rgb_to_planes
 from .frames import IMAGE_SUFFIXES, media_files, quarter_turns, read_rgb, rotate_planes
 from .hdr import tone_mapper_for
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..graph import PixelFormat
+from ..spec import PixelFormat
 
 # PyAV pixel format -> (graph input format, full range), for formats taken as they are.
 DIRECT_FORMATS: dict[str, tuple[PixelFormat, bool]] = {
