@@ -381,10 +381,9 @@ def run(args: argparse.Namespace) -> int:
     for out in (args.output, args.alpha_out, args.fg_out):
         if out and stream_target(out) is None and Path(out).suffix:
             check_output(Path(out), inputs, args.overwrite)
-    backend, device = args.backend, args.device
+    backend, device, why = args.backend, args.device, None
     if backend == "auto":
         backend, device, why = choose_backend(device)
-        log.info("backend: %s on %s (%s)", backend, device, why)
     on_gpu = (device or "cpu").startswith("cuda")
     model = _model(args, live, on_gpu)
     weights = resolve_model_weights("p3m", args.weights, 0, 0) if model == "p3m" else None  # fail early
@@ -400,6 +399,8 @@ def run(args: argparse.Namespace) -> int:
         except P3MError:
             source.close()
             raise
+    if why:  # (said once the input opened: a mistyped file name is the only line it gets)
+        log.info("backend: %s on %s (%s)", backend, device, why)
     backgrounds = [settle_fit(c, layout.width, layout.height, layout.sar) for c in backgrounds]
     turned = [f"rotated {layout.rotation} degrees"] if layout.rotation else []
     turned += [source.orientation.describe()] if isinstance(source, OrientedSource) else []

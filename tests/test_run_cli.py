@@ -426,6 +426,14 @@ def test_config_file_gives_defaults(run, talk, tmp_path, monkeypatch):
     assert err < 6 and _composite_error(out, matte, (255, 0, 0)) > 4 * err
 
 
+def test_a_missing_input_is_the_only_line(seed32_ckpt, tmp_path, capsys):
+    """Not after a line about the backend chosen for a run that never starts (not quiet)."""
+    from p3m_live.cli import main
+
+    assert main([str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o.mp4"), "--weights", str(seed32_ckpt)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"p3m-live: error: input not found: {tmp_path / 'missing.mp4'}"]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
