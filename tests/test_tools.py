@@ -103,6 +103,18 @@ def test_bench_framing_prints_its_table(fast_models):
     assert graph > 0 and framing > 0 and ratio == pytest.approx(framing / graph, rel=0.1, abs=0.002)
 
 
+def test_bench_camera_prints_its_table(fast_models):
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "bench_camera.py"), "--camera", "yuyv422:96x64", "--iters", "2",
+         "--repeat", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (row,) = [line.split("|")[1:-1] for line in r.stdout.splitlines() if line.startswith("| yuyv422 96x64 ")]
+    before, now, ratio = (float(c) for c in row[1:])
+    assert before > 0 and now > 0 and ratio == pytest.approx(before / now, rel=0.1, abs=0.02)
+
+
 STUDIES = ("look-ahead 1", "forward-backward")  # (offline temporal filters measured, not built)
 
 

@@ -19,22 +19,34 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
 from ..spec import PixelFormat
 
-# PyAV pixel format -> (graph input format, full range), for formats taken as they are.
-DIRECT_FORMATS: dict[str, tuple[PixelFormat, bool]] = {
-    "yuv420p": ("i420", False),
-    "yuvj420p": ("i420", True),
-    "nv12": ("nv12", False),
-    "rgb24": ("rgb", True),
-    "bgr24": ("bgr", True),
+# PyAV pixel format -> graph input format, for formats taken as they are.
+DIRECT_FORMATS: dict[str, PixelFormat] = {
+    "yuv420p": "i420",
+    "yuvj420p": "i420",
+    "nv12": "nv12",
+    "rgb24": "rgb",
+    "bgr24": "bgr",
 }
+# Cameras send BT.601 (UVC's default matrix, and JPEG's), and virtual cameras take I420 as
+# BT.601 in limited range (libyuv's I420, which every pyvirtualcam backend reads, and what
+# call apps assume of a webcam). A live run works in these colours throughout, so what the
+# call shows is what the camera saw; full-range or BT.709 I420 there would look harsh or
+# shifted in hue.
+LIVE_COLOURS = ("bt601", False)  # (matrix, full range)
 HEIF_SUFFIXES = {".heic", ".heif"}  # iPhone photos: read through pillow-heif (the heic extra)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", *HEIF_SUFFIXES}
 # FFmpeg colorspace codes (AVColorSpace) that name a matrix the graph knows.
 BT709_CODES = {1}
 BT601_CODES = {5, 6}
+COLORSPACES = {"bt601": Colorspace.ITU601, "bt709": Colorspace.ITU709}  # for swscale
+RANGES = {False: ColorRange.MPEG, True: ColorRange.JPEG}
+# swscale's YUV-to-YUV change of matrix is off by up to 4 levels in its fast mode and by 1
+# with these flags (3.5 times the time: 10 ms for a 1080p frame, on the decoding thread).
+ACCURATE = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 
 @dataclass
@@ -101,16 +113,40 @@ def quarter_turns(rotation: float | None) -> int:
     return int(round((rotation or 0) / 90.0)) % 4
 
 
-def layout_of(frame: av.VideoFrame, rotation: float | None = None, sar: Fraction | None = None) -> Layout:
+def chroma_subsampling(name: str) -> tuple[int, int] | None:
+    """The size of a YUV format's chroma planes for a 4x4 frame: (2, 2) for 4:2:0, (2, 4)
+    for 4:2:2, any depth or packing; None for RGB, grey, palettes and 4:4:4."""
+    fmt = av.VideoFormat(name, 4, 4)
+    if fmt.is_rgb or fmt.has_palette:
+        return None
+    sizes = [(c.width, c.height) for c in fmt.components if c.is_chroma]
+    return sizes[0] if sizes else None
+
+
+def frame_colours(frame: av.VideoFrame) -> tuple[str, bool]:
+    """(matrix, full range) of a YUV frame's values: its tags, else as players guess (HD is
+    BT.709; yuvj formats, as JPEG decoders give, are full range)."""
+    full = frame.format.name.startswith("yuvj") or int(frame.color_range or 0) == 2  # AVCOL_RANGE_JPEG
+    return matrix_of(int(frame.colorspace or 2), frame.width, frame.height), full
+
+
+def layout_of(
+    frame: av.VideoFrame, rotation: float | None = None, sar: Fraction | None = None, live: bool = False
+) -> Layout:
     """The layout a run uses for frames like ``frame``: its own format where the graph
-    takes it, RGB otherwise; odd sizes cropped to even for 4:2:0 (one row or column).
-    ``rotation`` (degrees) replaces the frame's own, for frames made from another; ``sar``
-    is the stream's pixel shape (turned with the frame)."""
+    takes it; other 4:2:0 YUV (10-bit, P010, NV21) as I420, which the graph composites on
+    the planes, and in a live run 4:2:2 too (a webcam's YUYV or MJPEG: every live output is
+    4:2:0); RGB otherwise. Odd sizes are cropped to even for 4:2:0 (one row or column). A
+    live run is in :data:`LIVE_COLOURS`. ``rotation`` (degrees) replaces the frame's own,
+    for frames made from another; ``sar`` is the stream's pixel shape (turned with the frame)."""
     rotation = quarter_turns(frame.rotation if rotation is None else rotation) * 90
-    fmt, full = DIRECT_FORMATS.get(frame.format.name, ("rgb", True))
+    fmt = DIRECT_FORMATS.get(frame.format.name)
+    if fmt is None:
+        sub = chroma_subsampling(frame.format.name)
+        fmt = "i420" if sub == (2, 2) or (live and sub == (2, 4)) else "rgb"
     w, h = frame.width, frame.height
     if fmt in ("i420", "nv12") and (w % 2 or h % 2):
-        fmt, full = "rgb", True  # swscale handles odd 4:2:0; the crop happens on RGB
+        fmt = "rgb"  # swscale handles odd 4:2:0; the crop happens on RGB
     if rotation in (90, 270):
         w, h = h, w
     w, h = w - w % 2, h - h % 2  # encoders and the virtual camera need even 4:2:0 sizes
@@ -118,9 +154,11 @@ def layout_of(frame: av.VideoFrame, rotation: float | None = None, sar: Fraction
         from ..errors import P3MError
 
         raise P3MError(f"the video is {frame.width}x{frame.height}: frames must be at least 2x2 pixels")
-    matrix = matrix_of(int(frame.colorspace or 2), frame.width, frame.height)
-    if full is False and int(frame.color_range or 0) == 2:  # AVCOL_RANGE_JPEG on a yuv420p frame
-        full = True
+    matrix, full = frame_colours(frame)
+    if fmt in ("rgb", "bgr"):
+        full = True  # (only the composite is YUV: in the full range of 8 bits, tagged so)
+    if live:
+        matrix, full = LIVE_COLOURS
     sar = Fraction(sar) if sar else Fraction(1)
     return Layout(w, h, fmt, full, matrix, rotation, 1 / sar if rotation in (90, 270) else sar)
 
@@ -178,8 +216,23 @@ def to_planes(frame: av.VideoFrame, layout: Layout) -> np.ndarray:
     av_fmt = {"i420": "yuvj420p" if layout.full_range else "yuv420p", "nv12": "nv12", "rgb": "rgb24", "bgr": "bgr24"}[
         layout.fmt
     ]
-    if frame.format.name != av_fmt and not (layout.fmt == "i420" and frame.format.name in ("yuv420p", "yuvj420p")):
-        frame = frame.reformat(format="rgb24" if layout.fmt == "rgb" else av_fmt)
+    same = frame.format.name == av_fmt or (layout.fmt == "i420" and frame.format.name in ("yuv420p", "yuvj420p"))
+    yuv = layout.fmt in ("i420", "nv12")
+    if frame.format.is_rgb:
+        if not same:
+            frame = frame.reformat(format="rgb24" if layout.fmt == "rgb" else av_fmt)
+    elif not same or (yuv and frame_colours(frame) != (layout.matrix, layout.full_range)):
+        # The frame's own matrix and range said to swscale (an untagged HD frame is BT.709,
+        # as players take it, not swscale's BT.601); a YUV layout's given as the target.
+        matrix, full = frame_colours(frame)
+        target = {"dst_colorspace": COLORSPACES[layout.matrix], "dst_color_range": RANGES[layout.full_range]}
+        frame = frame.reformat(
+            format="rgb24" if layout.fmt == "rgb" else av_fmt,
+            src_colorspace=COLORSPACES[matrix],
+            src_color_range=RANGES[full],
+            interpolation=ACCURATE if yuv and matrix != layout.matrix else None,
+            **(target if yuv else {}),
+        )
     if layout.fmt in ("i420", "nv12") and (frame.width, frame.height) != (w, h):
         frame = frame.reformat(width=w, height=h)  # a mid-stream size change
     data = frame.to_ndarray()
@@ -205,14 +258,8 @@ def planes_to_rgb(data: np.ndarray, fmt: PixelFormat, matrix: str = "bt601", ful
         return data
     if fmt == "bgr":
         return np.ascontiguousarray(data[..., ::-1])
-    from av.video.reformatter import ColorRange, Colorspace
-
     frame = av.VideoFrame.from_ndarray(data, format="yuv420p" if fmt == "i420" else "nv12")
-    rgb = frame.reformat(
-        format="rgb24",
-        src_colorspace=Colorspace.ITU709 if matrix == "bt709" else Colorspace.ITU601,
-        src_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG,
-    )
+    rgb = frame.reformat(format="rgb24", src_colorspace=COLORSPACES[matrix], src_color_range=RANGES[full_range])
     return rgb.to_ndarray()
 
 

@@ -26,6 +26,7 @@ from ..errors import P3MError, reason
 from .deinterlace import Deinterlacer, is_interlaced
 from .frames import (
     IMAGE_SUFFIXES,
+    LIVE_COLOURS,
     Frame,
     Layout,
     frame_from_av,
@@ -210,7 +211,7 @@ class AVSource(Source):
             )
         rotation = first.rotation
         first = self._prepare(first)
-        self.layout = layout_of(first, rotation, self.video.sample_aspect_ratio)
+        self.layout = layout_of(first, rotation, self.video.sample_aspect_ratio, live)
         self._first = first
 
     def _at_field_rate(self) -> None:
@@ -479,8 +480,10 @@ class ImageSource(Source):
         short_side: int | None = None,
         start: float = 0.0,
         duration: float | None = None,
+        live: bool = False,
     ) -> None:
-        """``start`` and ``duration`` (seconds at ``rate``) pick a part of a sequence."""
+        """``start`` and ``duration`` (seconds at ``rate``) pick a part of a sequence; ``live``:
+        the composite is in :data:`~p3m_live.video.frames.LIVE_COLOURS`."""
         self.name = str(path)
         self.paths = image_files(path)
         first_index = math.ceil(start * rate - 1e-6)
@@ -499,7 +502,8 @@ class ImageSource(Source):
         if w < 2 or h < 2:
             raise P3MError(f"{self.paths[0]} is {w}x{h}: images must be at least 2x2 pixels")
         sw, sh = scaled_size(w, h, short_side)
-        self.layout = Layout(sw - sw % 2, sh - sh % 2, "rgb", True, matrix_of(2, sw, sh))  # 2: untagged
+        matrix, full = LIVE_COLOURS if live else (matrix_of(2, sw, sh), True)  # (2: untagged)
+        self.layout = Layout(sw - sw % 2, sh - sh % 2, "rgb", full, matrix)
         self._scaled = (sw, sh) != (w, h)
         self._first_shape = (h, w)
 
@@ -553,7 +557,7 @@ def open_source(
         if not pattern and not path.exists():
             raise P3MError(f"input not found: {spec}")
         if path.is_dir() or images:
-            return ImageSource(path, rate or Fraction(25), short_side, start, duration)
+            return ImageSource(path, rate or Fraction(25), short_side, start, duration, live=bool(live))
     if live is None:
         live = spec.startswith(LIVE_SCHEMES)
     opts = dict(options or {})

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""A webcam's frames in a live run: as RGB (before) and as BT.601 limited-range I420 (now).
+
+    python tools/bench_camera.py --camera yuyv422:640x480 --camera yuvj422p:1280x720
+
+A webcam sends 4:2:2: raw YUYV, or MJPEG that decodes to full-range yuvj422p. A live run
+used to turn such frames into RGB, run the frame graph's RGB path and composite into
+full-range I420, which a virtual camera's readers take as limited range. It now turns
+them into BT.601 limited-range I420 as they are decoded (swscale), so the graph works
+on the planes and the virtual camera gets what it expects. This times both, interleaved
+in one run, for each camera format: the conversion of a decoded frame (to_planes) plus
+the frame graph on ONNX Runtime (the fast model, `p3m-live weights fetch fast`; blurred
+room, the live default, with the frame's own colours, the CPU default), per frame, median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from p3m_live.backends import open_backend  # noqa: E402
+from p3m_live.export_cli import parse_size  # noqa: E402
+from p3m_live.model import resolve_model_weights  # noqa: E402
+from p3m_live.pipeline import graph_spec  # noqa: E402
+from p3m_live.video.backgrounds import parse_background  # noqa: E402
+from p3m_live.video.frames import Layout, layout_of, to_planes  # noqa: E402
+
+PORTRAITS = ROOT.parent / "shared" / "data" / "portraits" / "original"
+
+
+def camera_frame(fmt: str, width: int, height: int) -> av.VideoFrame:
+    """A portrait (or, without ../shared, noise) as a camera's decoder gives it: BT.601, full
+    range for yuvj formats (MJPEG), tagged as FFmpeg's MJPEG decoder tags it."""
+    paths = sorted(PORTRAITS.glob("*.jpg"))
+    if paths:
+        rgb = cv2.resize(cv2.imread(str(paths[0]))[..., ::-1], (width, height), interpolation=cv2.INTER_AREA)
+    else:
+        rgb = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    full = fmt.startswith("yuvj")
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
+        format=fmt, dst_colorspace=Colorspace.ITU601, dst_color_range=ColorRange.JPEG if full else ColorRange.MPEG
+    )
+    frame.colorspace, frame.color_range = 5, 2 if full else 1
+    return frame
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--camera", action="append", metavar="FORMAT:WxH", help="default yuyv422:640x480, yuvj422p:1280x720"
+    )
+    ap.add_argument("--iters", type=int, default=10, help="frames per timing")
+    ap.add_argument("--repeat", type=int, default=3, help="timings per way, interleaved; the median is shown")
+    args = ap.parse_args()
+    cameras = [
+        (c.split(":")[0], parse_size(c.split(":")[1])) for c in args.camera or ["yuyv422:640x480", "yuvj422p:1280x720"]
+    ]
+    print(
+        f"# live frames, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        "fast model, ONNX Runtime, blurred room"
+    )
+    print("| camera | before: RGB path ms | now: I420 planes ms | before / now |")
+    print("| --- | ---: | ---: | ---: |")
+    for fmt, (w, h) in cameras:
+        frame = camera_frame(fmt, w, h)
+        now = layout_of(frame, live=True)
+        before = Layout(w, h, "rgb", True, now.matrix)  # what a live run made of such frames
+        weights = resolve_model_weights("fast", None, h, w)
+        ways = {}
+        for name, lay in (("before", before), ("now", now)):
+            backend = open_backend(
+                "onnxruntime", graph_spec(lay, parse_background("blur"), model="fast", foreground="frame"), weights
+            )
+
+            def call(lay=lay, backend=backend, frame=frame):
+                backend.process(to_planes(frame, lay)[None])
+
+            call()
+            ways[name] = call
+        ms: dict[str, list[float]] = {name: [] for name in ways}
+        for _ in range(args.repeat):
+            for name, call in ways.items():
+                t0 = time.perf_counter()
+                for _ in range(args.iters):
+                    call()
+                ms[name].append((time.perf_counter() - t0) * 1000 / args.iters)
+        b, n = statistics.median(ms["before"]), statistics.median(ms["now"])
+        print(f"| {fmt} {w}x{h} | {b:.1f} | {n:.1f} | {b / n:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
