@@ -309,7 +309,7 @@ def open_run_source(args: argparse.Namespace, live: bool) -> Source:
     frames = {"short_side": args.downscale, "deinterlace": args.deinterlace}
     if args.webcam is not None:
         if args.format:
-            source = open_source(args.webcam, format=args.format, live=True, **frames)
+            source = open_source(args.webcam, format=args.format, live=True, camera=True, **frames)
         else:
             source = open_webcam(args.webcam, args.camera_size, args.camera_fps, **frames)
     else:

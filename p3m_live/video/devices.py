@@ -102,7 +102,7 @@ def open_webcam(
     try:
         return AVSource(
             url, format=fmt, options=options, live=True, name=f"camera {url}", short_side=short_side,
-            deinterlace=deinterlace, stall=STALL,
+            deinterlace=deinterlace, stall=STALL, camera=True,
         )  # fmt: skip
     except P3MError as e:
         names = list_dshow_cameras() if fmt == "dshow" else []

@@ -119,6 +119,7 @@ class AVSource(Source):
         duration: float | None = None,
         deinterlace: str = "auto",
         stall: float | None = None,
+        camera: bool = False,
     ) -> None:
         """``short_side``: scale frames down to it (see :func:`scaled_size`) as they are
         decoded, before any conversion, so the rest of the run works on the smaller frame.
@@ -126,8 +127,11 @@ class AVSource(Source):
         and audio) moved to start at 0. ``deinterlace``: interlaced video becomes a frame per
         frame ("auto"), a frame per field ("field", twice the rate), or is left ("off").
         ``stall`` (a capture device): read it without blocking, and fail (P3MError) after that
-        many seconds without a frame, so that live mode reopens it."""
+        many seconds without a frame, so that live mode reopens it. ``camera``: a webcam,
+        whose untagged frames are BT.601 at any size (UVC's default matrix), not BT.709 from
+        720p up as an untagged file's are taken."""
         self.name = name or url
+        self.camera = camera
         self._deinterlace = deinterlace
         self.live = live
         # A file read as a live source (say, a clip played into the virtual camera) must
@@ -345,8 +349,10 @@ class AVSource(Source):
         raise P3MError(f"{self.name}: no video frame could be decoded; the file is empty or damaged")
 
     def _prepare(self, f: av.VideoFrame) -> av.VideoFrame:
-        """Scaled down (if asked; 10-bit stays 10-bit, so tone mapping works on fewer
-        pixels), then tone-mapped (HDR)."""
+        """Tagged BT.601 if a camera's and untagged, scaled down (if asked; 10-bit stays
+        10-bit, so tone mapping works on fewer pixels), then tone-mapped (HDR)."""
+        if self.camera and int(f.colorspace or 2) == 2:  # (2: unspecified)
+            f.colorspace = 5  # BT.601 (AVCOL_SPC_BT470BG)
         if (f.width, f.height) != self._size:
             f = f.reformat(width=self._size[0], height=self._size[1], interpolation=Interpolation.AREA)
         return self.tone_mapper(f) if self.tone_mapper else f
@@ -543,8 +549,10 @@ def open_source(
     start: float = 0.0,
     duration: float | None = None,
     deinterlace: str = "auto",
+    camera: bool = False,
 ) -> Source:
-    """A file, a folder or image, a stream URL, or anything FFmpeg reads with ``format``;
+    """A file, a folder or image, a stream URL, or anything FFmpeg reads with ``format``
+    (``camera``: a capture device, see :class:`AVSource`);
     ``short_side`` scales larger frames down (see :func:`~p3m_live.video.frames.scaled_size`);
     ``start`` and ``duration`` pick a part of a file or an image sequence; ``deinterlace``
     as for :class:`AVSource`."""
@@ -566,7 +574,10 @@ def open_source(
     if live and is_url:
         opts.setdefault("fflags", "nobuffer")  # hand frames on as they arrive; the mailbox drops late ones
     trim = {} if live else {"start": start, "duration": duration}  # live: --duration is run time
-    common = {"format": format, "options": opts, "live": live, "short_side": short_side, "deinterlace": deinterlace}
+    common = {
+        "format": format, "options": opts, "live": live, "short_side": short_side, "deinterlace": deinterlace,
+        "camera": camera,
+    }  # fmt: skip
     if piped:  # ... | p3m-live - -o out.mp4
         return AVSource("pipe:0", name=PIPE, **common, **trim)
     return AVSource(spec, **common, **trim)

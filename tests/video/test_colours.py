@@ -14,7 +14,7 @@ from p3m_live.graph import GraphSpec
 from p3m_live.live import run_live
 from p3m_live.pipeline import Matting
 from p3m_live.video.backgrounds import parse_background
-from p3m_live.video.frames import LIVE_COLOURS, chroma_subsampling, layout_of, planes_to_rgb, to_planes
+from p3m_live.video.frames import LIVE_COLOURS, Frame, chroma_subsampling, layout_of, planes_to_rgb, to_planes
 from p3m_live.video.preview import PreviewWindow
 from p3m_live.video.sinks import VirtualCamSink
 from p3m_live.video.sources import AVSource
@@ -135,3 +135,23 @@ def test_a_webcams_mjpeg_is_read_right_by_the_call(seed32_ckpt):
     run_live(src, matting, [cam], preview=window, status_interval=1e9, deadline=30.0)
     shown = as_a_call_app_reads_it(cam.camera.sent[-1])
     assert lay.fmt == "i420" and np.abs(shown.reshape(-1, 3).astype(int) - (0x33, 0x66, 0xCC)).max() <= 2
+
+
+@pytest.mark.parametrize("camera", [True, False])
+def test_an_untagged_hd_camera_is_bt601(camera):
+    """UVC's default matrix is BT.601 at any size: an untagged 720p YUYV camera's values go
+    into the live run as they are (only subsampled). The same frames from an untagged HD
+    stream are BT.709, as players take them, and are converted."""
+    src = AVSource("testsrc2=size=1280x720:rate=30,format=yuyv422", format="lavfi", live=True, camera=camera)
+    try:
+        frame = next(f for f in src.items() if isinstance(f, Frame))
+    finally:
+        src.close()
+    raw = AVSource("testsrc2=size=1280x720:rate=30,format=yuyv422", format="lavfi")  # the same first frame
+    first = raw._first
+    raw.close()
+    assert int(first.colorspace or 2) == 2  # (the lavfi camera is untagged, as v4l2 cameras are)
+    plain = first.reformat(format="yuv420p").to_ndarray()  # swscale's subsampling, values kept
+    unchanged = bool(np.abs(frame.data.astype(int) - plain).max() <= 1)
+    assert (src.layout.fmt, src.layout.matrix, src.layout.full_range) == ("i420", *LIVE_COLOURS)
+    assert unchanged is camera
