@@ -52,65 +52,47 @@ def test_gpu_session_script_dry_run(tmp_path):
     assert "| 160x96 |" in hdr and "bench_hdr exit: 0" in hdr
 
 
+def table_rows(tool: str, *args: str) -> list[list[str]]:
+    """Run ``tools/<tool>`` with ``args`` and give the cells of its table's rows (header rows too)."""
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / tool), *args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return [[c.strip() for c in line.split("|")[1:-1]] for line in r.stdout.splitlines() if line.startswith("| ")]
+
+
 def test_bench_start_prints_its_table():
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "bench_start.py"), "--size", "96x64", "--seconds", "10", "--start", "8",
-         "--gop", "25", "--rounds", "1"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    table = [line.split("|") for line in r.stdout.splitlines() if line.startswith("| ")]
-    rows = {cells[1].strip(): cells[2:-1] for cells in table}
+    args = ("--size", "96x64", "--seconds", "10", "--start", "8", "--gop", "25", "--rounds", "1")
+    rows = {cells[0]: cells[1:] for cells in table_rows("bench_start.py", *args)}
     before, after = rows["all decoded (before)"], rows["from the keyframe before"]
-    assert before[1].strip() == after[1].strip() == "25"  # the same part, a second of frames
+    assert before[1] == after[1] == "25"  # the same part, a second of frames
     assert int(after[2]) < int(before[2]) / 2  # from the keyframe at 6 s (before 8 - 1 s), not from 0
 
 
 def test_bench_launch_prints_its_table():
     from p3m_live.backends import _gpu_driver
 
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "bench_launch.py"), "--runs", "1"], capture_output=True, text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    rows = {c[1].strip(): c[2:-1] for c in (ln.split("|") for ln in r.stdout.splitlines() if ln.startswith("| "))}
+    rows = {cells[0]: cells[1:] for cells in table_rows("bench_launch.py", "--runs", "1")}
     plain, first = rows["ONNX Runtime, graph cached (p3m-live)"], rows["the same, torch imported first"]
-    assert first[0].strip() == "True" and float(plain[1]) > 0 and float(plain[2]) > 0
+    assert first[0] == "True" and float(plain[1]) > 0 and float(plain[2]) > 0
     if not _gpu_driver():  # (with a GPU driver, torch is asked whether it sees the GPU)
-        assert plain[0].strip() == "False"
+        assert plain[0] == "False"
 
 
 def test_bench_turns_prints_its_table():
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "bench_turns.py"), "--size", "96x64", "--rounds", "2"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    rows = [line.split("|")[1:-1] for line in r.stdout.splitlines() if line.startswith("| 96x64 ")]
-    assert [c[1].strip() for c in rows] == ["270 cw", "180 cw", "90 cw", "mirror", "270 cw + mirror"]
-    assert all(c[5].strip() == "yes" and float(c[3]) > 0 for c in rows)  # the same pixels both ways
+    rows = [c for c in table_rows("bench_turns.py", "--size", "96x64", "--rounds", "2") if c[0] == "96x64"]
+    assert [c[1] for c in rows] == ["270 cw", "180 cw", "90 cw", "mirror", "270 cw + mirror"]
+    assert all(c[5] == "yes" and float(c[3]) > 0 for c in rows)  # the same pixels both ways
 
 
 def test_bench_framing_prints_its_table(fast_models):
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "bench_framing.py"), "--size", "160x96", "--iters", "2", "--repeat", "1"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    (row,) = [line.split("|")[1:-1] for line in r.stdout.splitlines() if line.startswith("| 160x96 ")]
+    args = ("--size", "160x96", "--iters", "2", "--repeat", "1")
+    (row,) = [c for c in table_rows("bench_framing.py", *args) if c[0] == "160x96"]
     graph, framing, ratio = (float(c) for c in row[1:])
     assert graph > 0 and framing > 0 and ratio == pytest.approx(framing / graph, rel=0.1, abs=0.002)
 
 
 def test_bench_camera_prints_its_table(fast_models):
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "bench_camera.py"), "--camera", "yuyv422:96x64", "--iters", "2",
-         "--repeat", "1"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    (row,) = [line.split("|")[1:-1] for line in r.stdout.splitlines() if line.startswith("| yuyv422 96x64 ")]
+    args = ("--camera", "yuyv422:96x64", "--iters", "2", "--repeat", "1")
+    (row,) = [c for c in table_rows("bench_camera.py", *args) if c[0] == "yuyv422 96x64"]
     before, now, ratio = (float(c) for c in row[1:])
     assert before > 0 and now > 0 and ratio == pytest.approx(before / now, rel=0.1, abs=0.02)
 
