@@ -4,8 +4,9 @@ devices themselves, cameras and microphones, are found in :mod:`.devices`).
 A source opens, decodes its first frame (so the run knows the frame size and
 format before any backend or sink opens), and then yields, in decode order,
 :class:`~p3m_live.video.frames.Frame` objects and the audio packets to copy.
-Decoding uses FFmpeg's own threads (``thread_type = "AUTO"``); the pipeline
-runs the source in a thread of its own.
+Decoding uses FFmpeg's own threads (frame and slice threads for files, slice threads
+alone for live sources, which must hold no frame back); the pipeline runs the source
+in a thread of its own.
 """
 
 from __future__ import annotations
@@ -156,7 +157,9 @@ class AVSource(Source):
         if self.name == PIPE and self.video.codec_context.pix_fmt is None:  # an MP4 whose index comes last
             self.close()
             raise P3MError(f"{self.name}: the video cannot be read as it arrives; {PIPE_HINT}")
-        self.video.thread_type = "AUTO"
+        # Frame threads hold a frame back each (thread_count - 1 frames: 16 on a 16-core
+        # machine, half a second of a call); a live source decodes with slice threads only.
+        self.video.thread_type = "SLICE" if live else "AUTO"
         self.audio_streams = []
         for a in self.container.streams.audio if audio else []:  # (cameras have none; files and streams do)
             if a.codec_context is None:  # an audio codec FFmpeg does not know: it cannot be copied either

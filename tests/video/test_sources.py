@@ -261,6 +261,28 @@ def test_a_jpeg_cut_short_is_one_line_of_ours_not_libjpegs(tmp_path, fast_models
     assert [f.time for f in _frames(open_source(str(folder), rate=Fraction(10)))] == pytest.approx([0, 0.2])
 
 
+def test_a_live_sources_decoder_holds_no_frame_back(tmp_path, monkeypatch):
+    """A live source's first frame comes out of the decoder with the first packet: slice
+    threads only. A file's frame threads (with two or more cores) hold frames back, which
+    a call would see as latency that no status line counts."""
+    import os
+
+    from p3m_live.video import sources
+
+    clip = make_clip(tmp_path / "camera.mp4", frames=12, size=(160, 96), audio_rate=None)  # (no B-frames)
+    decoded: list[int] = []
+    real = sources.AVSource._decode
+    monkeypatch.setattr(sources.AVSource, "_decode", lambda self, packet: decoded.append(1) or real(self, packet))
+    packets = {}
+    for live in (True, False):
+        decoded.clear()
+        AVSource(str(clip), live=live).close()
+        packets[live] = len(decoded)  # video packets decoded to get the first frame
+    assert packets[True] == 1
+    if (os.cpu_count() or 1) > 1:
+        assert packets[False] > 1  # (the file's way, frame threads, would have held it back)
+
+
 def test_lavfi_graph_is_a_live_source():
     src = AVSource("testsrc2=size=64x48:rate=30", format="lavfi", live=True)
     try:
