@@ -439,6 +439,7 @@ def test_a_missing_input_is_the_only_line(seed32_ckpt, tmp_path, capsys):
     [
         (["{tmp}/missing.mp4", "-o", "{tmp}/o.mp4"], "input not found"),
         (["{noise}", "-o", "{tmp}/o.mp4"], "cannot be opened as video"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--format", "nosuchfmt"], "no 'nosuchfmt' input format; check --format"),
         (["{talk}", "-o", "{talk}"], "is the input"),
         (["{talk}", "-o", "{existing}"], "--overwrite"),
         (["{talk}"], "no output"),

@@ -6,15 +6,20 @@ a :class:`SoundSource`, whose packets go to a live run's file and stream outputs
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import av
 
 from ..errors import P3MError, reason
-from .sources import STALL, AVSource
+from .sources import STALL, AVSource, require_input_format
+
+log = logging.getLogger("p3m_live")
 
 ALSA_CONFIG = "/usr/share/alsa/alsa.conf"  # the system's ALSA configuration (where the cards are named)
 
@@ -41,22 +46,34 @@ def parse_dshow_devices(lines: Sequence[str]) -> list[str]:
     return names
 
 
-def list_dshow_cameras() -> list[str]:
-    """The cameras DirectShow has, by name (Windows; empty elsewhere): FFmpeg prints its list
-    to the log when asked to open the device list, which is captured here."""
+@contextmanager
+def ffmpeg_log() -> Iterator[list[str]]:
+    """FFmpeg's log lines (INFO and up) while the block runs, in the list it gives, filled
+    when the block ends: where device lists and a camera's modes are written."""
     import av.logging
 
+    lines: list[str] = []
     level = av.logging.get_level()
     av.logging.set_level(av.logging.INFO)
     try:
         with av.logging.Capture(local=False) as logs:
             try:
-                av.open("dummy", format="dshow", options={"list_devices": "true"}).close()
-            except (av.error.FFmpegError, ValueError, OSError):
-                pass  # the listing always ends in an error: "dummy" is no device
+                yield lines
+            finally:
+                lines.extend(entry[2] if isinstance(entry, tuple) else entry.message for entry in logs)
     finally:
         av.logging.set_level(level)
-    return parse_dshow_devices([entry[2] if isinstance(entry, tuple) else entry.message for entry in logs])
+
+
+def list_dshow_cameras() -> list[str]:
+    """The cameras DirectShow has, by name (Windows; empty elsewhere): FFmpeg prints its list
+    to the log when asked to open the device list, which is captured here."""
+    with ffmpeg_log() as lines:
+        try:
+            av.open("dummy", format="dshow", options={"list_devices": "true"}).close()
+        except (av.error.FFmpegError, ValueError, OSError):
+            pass  # the listing always ends in an error: "dummy" is no device
+    return parse_dshow_devices(lines)
 
 
 def webcam_url(device: str, system: str = sys.platform, cameras=list_dshow_cameras) -> tuple[str, str]:
@@ -76,17 +93,75 @@ def webcam_url(device: str, system: str = sys.platform, cameras=list_dshow_camer
 
 def webcam_options(size: tuple[int, int] | None, fps: float | None, system: str = sys.platform) -> dict[str, str]:
     """Capture options: size, rate, and MJPEG at 720p and up (raw YUYV over USB 2 caps
-    most cameras at 5-10 fps there)."""
+    most cameras at 5-10 fps there). On macOS the rate is 30 unless asked: AVFoundation
+    takes only a mode's highest rate, within 0.01, and FFmpeg's default, 29.97, is none
+    of a built-in camera's ("Selected framerate (29.970030) is not supported")."""
     opts: dict[str, str] = {}
     if size:
         opts["video_size"] = f"{size[0]}x{size[1]}"
-    if fps:
-        opts["framerate"] = f"{fps:g}"
+    if fps or system == "darwin":
+        opts["framerate"] = f"{fps or 30:g}"
     if size and size[0] * size[1] >= 1280 * 720:
         key = "input_format" if system.startswith("linux") else "vcodec"
         if not system == "darwin":
             opts[key] = "mjpeg"
     return opts
+
+
+Mode = tuple[int, int, float, float]  # width, height, lowest and highest frame rate
+
+
+class NoSuchMode(P3MError):
+    """The camera is there, but has no mode of the size asked for."""
+
+
+AVFOUNDATION_MODE = re.compile(r"(\d+)x(\d+)@\[([\d.]+) ([\d.]+)\]fps")
+
+
+def parse_avfoundation_modes(lines: Sequence[str]) -> list[Mode]:
+    """A camera's modes from the list AVFoundation writes to FFmpeg's log when a size or
+    rate is refused: ``1280x720@[1.000000 30.000000]fps``, one line a mode."""
+    found = (AVFOUNDATION_MODE.search(line) for line in lines)
+    return [(int(m[1]), int(m[2]), float(m[3]), float(m[4])) for m in found if m]
+
+
+def avfoundation_retry(modes: Sequence[Mode], options: dict[str, str]) -> dict[str, str] | None:
+    """Options that name one of ``modes``: the size asked for (else the mode nearest 720p
+    among those that reach 25 fps), at its highest rate (the only one AVFoundation takes)
+    nearest the rate asked for; None when no mode has the size asked for."""
+    want = options.get("video_size")
+    fps = float(options.get("framerate", 30))
+    if want:
+        w, h = (int(v) for v in want.split("x"))
+        modes = [m for m in modes if (m[0], m[1]) == (w, h)]
+    if not modes:
+        return None
+    best = min(modes, key=lambda m: (m[3] < 25, abs(m[0] * m[1] - 1280 * 720), abs(m[3] - fps)))
+    same_size = [m for m in modes if m[:2] == best[:2]]
+    rate = min(same_size, key=lambda m: abs(m[3] - fps))[3]
+    return {**options, "video_size": f"{best[0]}x{best[1]}", "framerate": f"{rate:.6f}"}
+
+
+def _open_avfoundation(url: str, options: dict[str, str], **kwargs) -> AVSource:
+    """A Mac camera, asked again in one of its own modes if it refuses the size or rate
+    (the modes are read from FFmpeg's log, where AVFoundation lists them then)."""
+    try:
+        with ffmpeg_log() as lines:
+            return AVSource(url, format="avfoundation", options=options, **kwargs)
+    except P3MError:
+        modes = parse_avfoundation_modes(lines)
+        retry = avfoundation_retry(modes, options)
+        if retry is None and modes:
+            sizes = ", ".join(dict.fromkeys(f"{w}x{h}" for w, h, _, _ in modes))
+            raise NoSuchMode(
+                f"camera {url} has no {options['video_size']} mode; its sizes are {sizes}: pass one with --camera-size"
+            ) from None
+        if retry is None or retry == options:
+            raise
+    log.info("camera %s: %s at %s fps is not one of its modes; opening it at %s %g fps", url,
+             options.get("video_size", "its size"), options.get("framerate"), retry["video_size"],
+             float(retry["framerate"]))  # fmt: skip
+    return AVSource(url, format="avfoundation", options=retry, **kwargs)
 
 
 def open_webcam(
@@ -99,11 +174,16 @@ def open_webcam(
 ) -> AVSource:
     url, fmt = webcam_url(device, system)
     options = webcam_options(size, fps, system)
+    kwargs = {
+        "live": True, "name": f"camera {url}", "short_side": short_side, "deinterlace": deinterlace,
+        "stall": STALL, "camera": True,
+    }  # fmt: skip
     try:
-        return AVSource(
-            url, format=fmt, options=options, live=True, name=f"camera {url}", short_side=short_side,
-            deinterlace=deinterlace, stall=STALL, camera=True,
-        )  # fmt: skip
+        if fmt == "avfoundation":
+            return _open_avfoundation(url, options, **kwargs)
+        return AVSource(url, format=fmt, options=options, **kwargs)
+    except NoSuchMode:
+        raise  # (the camera is there)
     except P3MError as e:
         names = list_dshow_cameras() if fmt == "dshow" else []
         if names:
@@ -165,6 +245,7 @@ def open_microphone(device: str | None, format: str | None = None, system: str =
     """``--audio [DEVICE]`` with ``--audio-format FORMAT`` (then DEVICE is what FFmpeg opens
     with it, as ffmpeg -f FORMAT -i DEVICE), or the platform's microphone."""
     url, fmt = (device or "default", format) if format else microphone_url(device, system)
+    require_input_format(fmt, "--audio-format" if format else "--audio")
     if fmt == "alsa" and "ALSA_CONFIG_PATH" not in os.environ and Path(ALSA_CONFIG).is_file():
         os.environ["ALSA_CONFIG_PATH"] = ALSA_CONFIG  # PyAV's own ALSA looks where it was built
     return SoundSource(url, fmt, f"the microphone {url} ({fmt})")

@@ -103,6 +103,13 @@ class Source:
         self.close()
 
 
+def require_input_format(name: str | None, option: str) -> None:
+    """A one-line error for an input format (``option``'s) this FFmpeg does not have, where
+    PyAV would raise a ValueError."""
+    if name is not None and name not in av.formats_available:
+        raise P3MError(f"this FFmpeg has no {name!r} input format; check {option} (`ffmpeg -demuxers` lists them)")
+
+
 class AVSource(Source):
     """Anything FFmpeg demuxes: files, network streams, capture devices, lavfi graphs."""
 
@@ -142,6 +149,7 @@ class AVSource(Source):
         options = dict(options or {})
         if stall is not None:
             options["fflags"] = NONBLOCK
+        require_input_format(format, "--format")
         try:
             self.container = av.open(url, format=format, options=options, timeout=(10.0, 10.0))
         except FileNotFoundError as e:

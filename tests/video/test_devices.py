@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import pytest
 
 from p3m_live.errors import P3MError
+from p3m_live.video import devices
 from p3m_live.video.devices import (
+    avfoundation_retry,
     list_dshow_cameras,
     microphone_url,
+    open_microphone,
     open_webcam,
+    parse_avfoundation_modes,
     parse_dshow_devices,
     webcam_options,
     webcam_url,
@@ -27,6 +34,72 @@ def test_webcam_urls_and_options():
     hd = webcam_options((1280, 720), 30, "linux")
     assert hd == {"video_size": "1280x720", "framerate": "30", "input_format": "mjpeg"}
     assert "input_format" not in webcam_options((640, 480), None, "linux")
+    assert "framerate" not in webcam_options(None, None, "linux")  # (v4l2: the camera's own)
+    assert webcam_options(None, None, "darwin") == {"framerate": "30"}  # not FFmpeg's 29.97
+    assert webcam_options(None, 60, "darwin") == {"framerate": "60"}
+
+
+# AVFoundation's list, as FFmpeg logs it when a rate or size is refused (from users' reports:
+# a built-in camera's ranges, and a USB device's single rates).
+MAC_LOG = [
+    "Selected framerate (29.970030) is not supported by the device.\n",
+    "Supported modes:\n",
+    "  640x480@[60.000240 60.000240]fps\n",
+    "  640x480@[30.000030 30.000030]fps\n",
+    "  1280x720@[30.000030 30.000030]fps\n",
+    "[avfoundation @ 0x123456789]   1920x1080@[1.000000 30.000000]fps\n",
+    "Input/output error\n",
+]
+
+
+def test_a_mac_cameras_modes_are_read_and_one_is_chosen():
+    modes = parse_avfoundation_modes(MAC_LOG)
+    assert modes == [(640, 480, 60.00024, 60.00024), (640, 480, 30.00003, 30.00003), (1280, 720, 30.00003, 30.00003),
+                     (1920, 1080, 1.0, 30.0)]  # fmt: skip
+    # AVFoundation takes a mode's highest rate only: the one nearest what was asked, to 6 places.
+    assert avfoundation_retry(modes, {"framerate": "30"}) == {"framerate": "30.000030", "video_size": "1280x720"}
+    asked = {"framerate": "60", "video_size": "640x480"}
+    assert avfoundation_retry(modes, asked) == {"framerate": "60.000240", "video_size": "640x480"}
+    asked = {"framerate": "25", "video_size": "1920x1080"}
+    assert avfoundation_retry(modes, asked) == {"framerate": "30.000000", "video_size": "1920x1080"}
+    assert avfoundation_retry(modes, {"framerate": "30", "video_size": "800x600"}) is None
+
+
+class MacCameraDouble:
+    """Stands in for AVSource on a Mac camera (no AVFoundation here): refuses all but its modes."""
+
+    opened: list[dict] = []
+
+    def __init__(self, url, *, format, options, **kwargs):
+        MacCameraDouble.opened.append(dict(options))
+        if options.get("framerate") not in ("30.000030", "60.000240", "30.000000"):
+            raise P3MError(f"camera {url} cannot be opened as video (Input/output error)")
+
+
+class LogDouble:
+    """Stands in for ffmpeg_log: the block 'logs' AVFoundation's list of modes."""
+
+    def __call__(self):
+        return contextlib.nullcontext(list(MAC_LOG))
+
+
+def test_a_mac_camera_that_refuses_a_rate_is_opened_in_its_own_mode(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    monkeypatch.setattr(devices, "AVSource", MacCameraDouble)
+    monkeypatch.setattr(devices, "ffmpeg_log", LogDouble())
+    MacCameraDouble.opened.clear()
+    assert isinstance(open_webcam("0", system="darwin"), MacCameraDouble)
+    assert MacCameraDouble.opened == [{"framerate": "30"}, {"framerate": "30.000030", "video_size": "1280x720"}]
+    assert any("is not one of its modes; opening it at 1280x720 30 fps" in r.getMessage() for r in caplog.records)
+    with pytest.raises(P3MError, match="has no 800x600 mode; its sizes are 640x480, 1280x720, 1920x1080: pass one"):
+        open_webcam("0", (800, 600), system="darwin")
+
+
+def test_a_mac_camera_here_is_one_line_saying_ffmpeg_has_no_avfoundation():
+    """The real path on this Linux machine, whose FFmpeg has no AVFoundation (nor a user's
+    mistyped --format): one line, not PyAV's ValueError."""
+    with pytest.raises(P3MError, match="this FFmpeg has no 'avfoundation' input format; check --format"):
+        open_webcam("0", system="darwin")
 
 
 def test_directshow_device_lists_of_both_ffmpeg_styles():
@@ -64,3 +137,8 @@ def test_microphone_urls():
     assert microphone_url("Microphone (USB)", "win32") == ("audio=Microphone (USB)", "dshow")
     with pytest.raises(P3MError, match="name the microphone"):
         microphone_url(None, "win32")
+
+
+def test_an_input_format_ffmpeg_lacks_is_one_line():
+    with pytest.raises(P3MError, match="no 'nosuchfmt' input format; check --audio-format"):
+        open_microphone("x", "nosuchfmt")
