@@ -164,6 +164,26 @@ def _open_avfoundation(url: str, options: dict[str, str], **kwargs) -> AVSource:
     return AVSource(url, format="avfoundation", options=retry, **kwargs)
 
 
+MJPEG_KEYS = ("input_format", "vcodec")  # v4l2's and DirectShow's names for it
+
+
+def _open_mjpeg_or_raw(url: str, fmt: str, options: dict[str, str], **kwargs) -> AVSource:
+    """The camera with MJPEG asked for at 720p and up (see :func:`webcam_options`), and again
+    without if it has none there: an HDMI capture card sends raw YUYV or NV12 only."""
+    try:
+        return AVSource(url, format=fmt, options=options, **kwargs)
+    except P3MError as first:
+        raw = {k: v for k, v in options.items() if k not in MJPEG_KEYS}
+        if raw == options:
+            raise
+        try:
+            source = AVSource(url, format=fmt, options=raw, **kwargs)
+        except P3MError:
+            raise first from None  # (a camera that is not there: the first words say why)
+        log.info("camera %s: no MJPEG at %s; reading its raw frames", url, options.get("video_size"))
+        return source
+
+
 def open_webcam(
     device: str = "0",
     size: tuple[int, int] | None = None,
@@ -181,7 +201,7 @@ def open_webcam(
     try:
         if fmt == "avfoundation":
             return _open_avfoundation(url, options, **kwargs)
-        return AVSource(url, format=fmt, options=options, **kwargs)
+        return _open_mjpeg_or_raw(url, fmt, options, **kwargs)
     except NoSuchMode:
         raise  # (the camera is there)
     except P3MError as e:

@@ -106,8 +106,14 @@ class Source:
 def require_input_format(name: str | None, option: str) -> None:
     """A one-line error for an input format (``option``'s) this FFmpeg does not have, where
     PyAV would raise a ValueError."""
-    if name is not None and name not in av.formats_available:
-        raise P3MError(f"this FFmpeg has no {name!r} input format; check {option} (`ffmpeg -demuxers` lists them)")
+    if name is None:
+        return
+    try:
+        av.ContainerFormat(name, "r")  # (what av.open looks up: aliases such as v4l2 too)
+    except ValueError:
+        raise P3MError(
+            f"this FFmpeg has no {name!r} input format; check {option} (`ffmpeg -demuxers` lists them)"
+        ) from None
 
 
 class AVSource(Source):

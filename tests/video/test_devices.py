@@ -20,6 +20,7 @@ from p3m_live.video.devices import (
     webcam_options,
     webcam_url,
 )
+from p3m_live.video.sources import require_input_format
 
 
 def test_webcam_urls_and_options():
@@ -142,3 +143,35 @@ def test_microphone_urls():
 def test_an_input_format_ffmpeg_lacks_is_one_line():
     with pytest.raises(P3MError, match="no 'nosuchfmt' input format; check --audio-format"):
         open_microphone("x", "nosuchfmt")
+    for name in ("v4l2", "video4linux2", "alsa", "lavfi", "mp4"):  # (an alias, as FFmpeg lists "video4linux2,v4l2")
+        require_input_format(name, "--format")
+
+
+class CaptureCardDouble:
+    """Stands in for AVSource on an HDMI capture card (no such device here): raw frames only."""
+
+    opened: list[dict] = []
+
+    def __init__(self, url, *, format, options, **kwargs):
+        CaptureCardDouble.opened.append(dict(options))
+        if "input_format" in options:
+            raise P3MError(f"camera {url} cannot be opened as video (Invalid argument)")
+
+
+def test_a_camera_without_mjpeg_is_read_raw(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    monkeypatch.setattr(devices, "AVSource", CaptureCardDouble)
+    CaptureCardDouble.opened.clear()
+    assert isinstance(open_webcam("2", (1920, 1080), 60, system="linux"), CaptureCardDouble)
+    assert CaptureCardDouble.opened == [
+        {"video_size": "1920x1080", "framerate": "60", "input_format": "mjpeg"},
+        {"video_size": "1920x1080", "framerate": "60"},
+    ]
+    assert any("no MJPEG at 1920x1080; reading its raw frames" in r.getMessage() for r in caplog.records)
+
+
+def test_a_missing_hd_camera_says_why_once_with_the_hint():
+    """The real path: no /dev/video-p3m-missing, with MJPEG asked and then without."""
+    with pytest.raises(P3MError, match="no such file or device.*v4l2-ctl --list-devices") as e:
+        open_webcam("/dev/video-p3m-missing", (1280, 720))
+    assert "\n" not in str(e.value)
