@@ -50,7 +50,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "input", nargs="?", help="video file, image, folder of images, stream URL (rtsp, udp, http), or - (stdin)"
     )
     src.add_argument("--webcam", nargs="?", const="0", metavar="N|DEVICE", help="read a camera (default 0)")
-    src.add_argument("--camera-size", type=parse_size, metavar="WxH", help="camera capture size, e.g. 1280x720")
+    src.add_argument(
+        "--camera-size", type=parse_size, metavar="WxH",
+        help="camera capture size (default: 1280x720 at 30 fps where the camera has it, else its own)",
+    )  # fmt: skip
     src.add_argument("--camera-fps", type=float, metavar="FPS", help="camera capture rate")
     src.add_argument("--format", help="FFmpeg input format, e.g. lavfi, v4l2, dshow (like ffmpeg -f)")
     src.add_argument(

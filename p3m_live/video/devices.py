@@ -165,23 +165,40 @@ def _open_avfoundation(url: str, options: dict[str, str], **kwargs) -> AVSource:
 
 
 MJPEG_KEYS = ("input_format", "vcodec")  # v4l2's and DirectShow's names for it
+CALL_SIZE = (1280, 720)  # what a camera is asked for when --camera-size is not given: a call's 16:9 720p
+CALL_FPS = 30
 
 
-def _open_mjpeg_or_raw(url: str, fmt: str, options: dict[str, str], **kwargs) -> AVSource:
-    """The camera with MJPEG asked for at 720p and up (see :func:`webcam_options`), and again
-    without if it has none there: an HDMI capture card sends raw YUYV or NV12 only."""
-    try:
-        return AVSource(url, format=fmt, options=options, **kwargs)
-    except P3MError as first:
-        raw = {k: v for k, v in options.items() if k not in MJPEG_KEYS}
-        if raw == options:
-            raise
+def camera_attempts(size: tuple[int, int] | None, fps: float | None, system: str) -> list[dict[str, str]]:
+    """The capture options to try, in order: what was asked (or, with no size, a call's 720p
+    at 30 fps), with MJPEG at 720p and up; then without MJPEG (an HDMI capture card sends
+    raw YUYV or NV12 only); then, where no size was asked, the camera's own mode."""
+    first = webcam_options(size or CALL_SIZE, fps or (None if size else CALL_FPS), system)
+    raw = {k: v for k, v in first.items() if k not in MJPEG_KEYS}
+    attempts = [first, raw] if raw != first else [first]
+    if size is None:
+        attempts.append(webcam_options(None, fps, system))
+    return attempts
+
+
+def _open_first(url: str, fmt: str, attempts: list[dict[str, str]], **kwargs) -> AVSource:
+    """The camera with the first of ``attempts`` it takes; if none, the first one's error
+    (a camera that is not there: its first words say why)."""
+    first: P3MError | None = None
+    for options in attempts:
         try:
-            source = AVSource(url, format=fmt, options=raw, **kwargs)
-        except P3MError:
-            raise first from None  # (a camera that is not there: the first words say why)
-        log.info("camera %s: no MJPEG at %s; reading its raw frames", url, options.get("video_size"))
+            source = AVSource(url, format=fmt, options=options, **kwargs)
+        except P3MError as e:
+            first = first or e
+            continue
+        if options is not attempts[0]:
+            asked = attempts[0]
+            log.info("camera %s: no %s%s%s; reading it %s", url, "MJPEG at " if set(MJPEG_KEYS) & set(asked) else "",
+                     asked.get("video_size", ""), f" {asked['framerate']} fps" if "framerate" in asked else "",
+                     "raw" if options.get("video_size") else "in its own mode")  # fmt: skip
         return source
+    assert first is not None
+    raise first
 
 
 def open_webcam(
@@ -193,15 +210,14 @@ def open_webcam(
     deinterlace: str = "auto",
 ) -> AVSource:
     url, fmt = webcam_url(device, system)
-    options = webcam_options(size, fps, system)
     kwargs = {
         "live": True, "name": f"camera {url}", "short_side": short_side, "deinterlace": deinterlace,
         "stall": STALL, "camera": True,
     }  # fmt: skip
     try:
-        if fmt == "avfoundation":
-            return _open_avfoundation(url, options, **kwargs)
-        return _open_mjpeg_or_raw(url, fmt, options, **kwargs)
+        if fmt == "avfoundation":  # (a Mac camera's own size, at a rate it has: see _open_avfoundation)
+            return _open_avfoundation(url, webcam_options(size, fps, system), **kwargs)
+        return _open_first(url, fmt, camera_attempts(size, fps, system), **kwargs)
     except NoSuchMode:
         raise  # (the camera is there)
     except P3MError as e:

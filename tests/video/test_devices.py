@@ -167,7 +167,36 @@ def test_a_camera_without_mjpeg_is_read_raw(monkeypatch, caplog):
         {"video_size": "1920x1080", "framerate": "60", "input_format": "mjpeg"},
         {"video_size": "1920x1080", "framerate": "60"},
     ]
-    assert any("no MJPEG at 1920x1080; reading its raw frames" in r.getMessage() for r in caplog.records)
+    assert any("no MJPEG at 1920x1080 60 fps; reading it raw" in r.getMessage() for r in caplog.records)
+
+
+class SmallCameraDouble(CaptureCardDouble):
+    """A DirectShow camera that refuses any size it lacks (it has only its own 640x480)."""
+
+    def __init__(self, url, *, format, options, **kwargs):
+        CaptureCardDouble.opened.append(dict(options))
+        if "video_size" in options:
+            raise P3MError(f"camera {url} cannot be opened as video (I/O error)")
+
+
+def test_a_camera_is_asked_for_a_calls_720p_and_else_opened_in_its_own_mode(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    CaptureCardDouble.opened.clear()
+    monkeypatch.setattr(devices, "AVSource", CaptureCardDouble)
+    open_webcam("0", system="linux")  # no --camera-size: 720p, 30 fps, MJPEG first
+    assert CaptureCardDouble.opened[0] == {"video_size": "1280x720", "framerate": "30", "input_format": "mjpeg"}
+    CaptureCardDouble.opened.clear()
+    monkeypatch.setattr(devices, "AVSource", SmallCameraDouble)
+    listed = lambda: ["Integrated Camera"]  # noqa: E731
+    monkeypatch.setattr(devices, "list_dshow_cameras", listed)
+    open_webcam("Integrated Camera", system="win32")
+    hd = {"video_size": "1280x720", "framerate": "30"}
+    assert CaptureCardDouble.opened == [{**hd, "vcodec": "mjpeg"}, hd, {}]
+    assert any("no MJPEG at 1280x720 30 fps; reading it in its own mode" in r.getMessage() for r in caplog.records)
+    CaptureCardDouble.opened.clear()
+    with pytest.raises(P3MError, match="cannot be opened"):  # asked for a size: no quiet other size
+        open_webcam("Integrated Camera", (1920, 1080), system="win32")
+    assert [o.get("video_size") for o in CaptureCardDouble.opened] == ["1920x1080", "1920x1080"]
 
 
 def test_a_missing_hd_camera_says_why_once_with_the_hint():
