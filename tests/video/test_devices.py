@@ -151,10 +151,11 @@ class CaptureCardDouble:
     """Stands in for AVSource on an HDMI capture card (no such device here): raw frames only."""
 
     opened: list[dict] = []
+    refuses = "input_format"  # the option it cannot open with (MJPEG)
 
     def __init__(self, url, *, format, options, **kwargs):
         CaptureCardDouble.opened.append(dict(options))
-        if "input_format" in options:
+        if self.refuses in options:
             raise P3MError(f"camera {url} cannot be opened as video (Invalid argument)")
 
 
@@ -173,10 +174,7 @@ def test_a_camera_without_mjpeg_is_read_raw(monkeypatch, caplog):
 class SmallCameraDouble(CaptureCardDouble):
     """A DirectShow camera that refuses any size it lacks (it has only its own 640x480)."""
 
-    def __init__(self, url, *, format, options, **kwargs):
-        CaptureCardDouble.opened.append(dict(options))
-        if "video_size" in options:
-            raise P3MError(f"camera {url} cannot be opened as video (I/O error)")
+    refuses = "video_size"
 
 
 def test_a_camera_is_asked_for_a_calls_720p_and_else_opened_in_its_own_mode(monkeypatch, caplog):
