@@ -95,16 +95,18 @@ def webcam_options(size: tuple[int, int] | None, fps: float | None, system: str 
     """Capture options: size, rate, and MJPEG at 720p and up (raw YUYV over USB 2 caps
     most cameras at 5-10 fps there). On macOS the rate is 30 unless asked: AVFoundation
     takes only a mode's highest rate, within 0.01, and FFmpeg's default, 29.97, is none
-    of a built-in camera's ("Selected framerate (29.970030) is not supported")."""
+    of a built-in camera's ("Selected framerate (29.970030) is not supported"). Its pixel
+    format is NV12, which Mac cameras have and the frame graph takes as it is (FFmpeg's
+    default, yuv420p, they lack: FFmpeg then picks packed 4:2:2, to be converted)."""
     opts: dict[str, str] = {}
     if size:
         opts["video_size"] = f"{size[0]}x{size[1]}"
     if fps or system == "darwin":
         opts["framerate"] = f"{fps or 30:g}"
-    if size and size[0] * size[1] >= 1280 * 720:
-        key = "input_format" if system.startswith("linux") else "vcodec"
-        if not system == "darwin":
-            opts[key] = "mjpeg"
+    if system == "darwin":
+        opts["pixel_format"] = "nv12"  # (one it lacks is not an error: FFmpeg picks another)
+    elif size and size[0] * size[1] >= 1280 * 720:
+        opts["input_format" if system.startswith("linux") else "vcodec"] = "mjpeg"
     return opts
 
 

@@ -36,8 +36,12 @@ def test_webcam_urls_and_options():
     assert hd == {"video_size": "1280x720", "framerate": "30", "input_format": "mjpeg"}
     assert "input_format" not in webcam_options((640, 480), None, "linux")
     assert "framerate" not in webcam_options(None, None, "linux")  # (v4l2: the camera's own)
-    assert webcam_options(None, None, "darwin") == {"framerate": "30"}  # not FFmpeg's 29.97
-    assert webcam_options(None, 60, "darwin") == {"framerate": "60"}
+    assert webcam_options(None, None, "darwin") == {"framerate": "30", "pixel_format": "nv12"}  # not 29.97
+    assert webcam_options((1280, 720), 60, "darwin") == {
+        "video_size": "1280x720",
+        "framerate": "60",
+        "pixel_format": "nv12",
+    }
 
 
 # AVFoundation's list, as FFmpeg logs it when a rate or size is refused (from users' reports:
@@ -90,7 +94,11 @@ def test_a_mac_camera_that_refuses_a_rate_is_opened_in_its_own_mode(monkeypatch,
     monkeypatch.setattr(devices, "ffmpeg_log", LogDouble())
     MacCameraDouble.opened.clear()
     assert isinstance(open_webcam("0", system="darwin"), MacCameraDouble)
-    assert MacCameraDouble.opened == [{"framerate": "30"}, {"framerate": "30.000030", "video_size": "1280x720"}]
+    nv12 = {"pixel_format": "nv12"}
+    assert MacCameraDouble.opened == [
+        {"framerate": "30", **nv12},
+        {"framerate": "30.000030", "video_size": "1280x720", **nv12},
+    ]
     assert any("is not one of its modes; opening it at 1280x720 30 fps" in r.getMessage() for r in caplog.records)
     with pytest.raises(P3MError, match="has no 800x600 mode; its sizes are 640x480, 1280x720, 1920x1080: pass one"):
         open_webcam("0", (800, 600), system="darwin")
