@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 
@@ -110,7 +111,15 @@ def webcam_options(size: tuple[int, int] | None, fps: float | None, system: str 
     return opts
 
 
-Mode = tuple[int, int, float, float]  # width, height, lowest and highest frame rate
+class Mode(NamedTuple):
+    """One way a camera can send: a size, the frame rates it takes, and (DirectShow's) its
+    codec: "mjpeg", or a raw pixel format."""
+
+    width: int
+    height: int
+    low: float
+    high: float
+    codec: str | None = None
 
 
 class NoSuchMode(P3MError):
@@ -118,30 +127,71 @@ class NoSuchMode(P3MError):
 
 
 AVFOUNDATION_MODE = re.compile(r"(\d+)x(\d+)@\[([\d.]+) ([\d.]+)\]fps")
+DSHOW_MODE = re.compile(r"(?:vcodec|pixel_format)=(\S+)\s+min s=\d+x\d+ fps=([\d.]+) max s=(\d+)x(\d+) fps=([\d.]+)")
 
 
 def parse_avfoundation_modes(lines: Sequence[str]) -> list[Mode]:
-    """A camera's modes from the list AVFoundation writes to FFmpeg's log when a size or
-    rate is refused: ``1280x720@[1.000000 30.000000]fps``, one line a mode."""
+    """A Mac camera's modes from the list AVFoundation writes to FFmpeg's log when a size or
+    rate is refused: ``1280x720@[1.000000 30.000000]fps``, one line a mode. AVFoundation
+    takes only a mode's highest rate (within 0.01), so that is the mode's one rate."""
     found = (AVFOUNDATION_MODE.search(line) for line in lines)
-    return [(int(m[1]), int(m[2]), float(m[3]), float(m[4])) for m in found if m]
+    return [Mode(int(m[1]), int(m[2]), float(m[4]), float(m[4])) for m in found if m]
 
 
-def avfoundation_retry(modes: Sequence[Mode], options: dict[str, str]) -> dict[str, str] | None:
-    """Options that name one of ``modes``: the size asked for (else the mode nearest 720p
-    among those that reach 25 fps), at its highest rate (the only one AVFoundation takes)
-    nearest the rate asked for; None when no mode has the size asked for."""
+def parse_dshow_modes(lines: Sequence[str]) -> list[Mode]:
+    """A Windows camera's modes from DirectShow's ``list_options`` output in FFmpeg's log:
+    ``vcodec=mjpeg  min s=1280x720 fps=5 max s=1280x720 fps=30`` (FFmpeg logs the codec
+    and the sizes in two calls, so the messages are joined first)."""
+    text = "".join(lines)
+    return [Mode(int(m[3]), int(m[4]), float(m[2]), float(m[5]), m[1]) for m in DSHOW_MODE.finditer(text)]
+
+
+def list_dshow_modes(url: str) -> list[Mode]:
+    """The modes of a DirectShow camera (Windows; empty elsewhere or for no such camera)."""
+    with ffmpeg_log() as lines:
+        try:
+            av.open(url, format="dshow", options={"list_options": "true"}).close()
+        except (av.error.FFmpegError, ValueError, OSError):
+            pass  # the listing always ends in an error
+    return parse_dshow_modes(lines)
+
+
+def mode_options(modes: Sequence[Mode], options: dict[str, str]) -> dict[str, str] | None:
+    """``options`` moved to the nearest of ``modes``: the size asked for (else the size
+    nearest 720p among modes that reach 25 fps), the rate asked for where the mode takes it
+    (else its nearest), MJPEG before raw; None when no mode has the size asked for."""
     want = options.get("video_size")
     fps = float(options.get("framerate", 30))
-    if want:
-        w, h = (int(v) for v in want.split("x"))
-        modes = [m for m in modes if (m[0], m[1]) == (w, h)]
+    modes = [m for m in modes if not want or f"{m.width}x{m.height}" == want]
     if not modes:
         return None
-    best = min(modes, key=lambda m: (m[3] < 25, abs(m[0] * m[1] - 1280 * 720), abs(m[3] - fps)))
-    same_size = [m for m in modes if m[:2] == best[:2]]
-    rate = min(same_size, key=lambda m: abs(m[3] - fps))[3]
-    return {**options, "video_size": f"{best[0]}x{best[1]}", "framerate": f"{rate:.6f}"}
+
+    def off(m: Mode) -> float:
+        return max(m.low - fps, fps - m.high, 0.0)
+
+    best = min(modes, key=lambda m: (m.high < 25, abs(m.width * m.height - 1280 * 720), off(m), m.codec != "mjpeg"))
+    out = {k: v for k, v in options.items() if best.codec is None or k not in ("vcodec", "pixel_format")}
+    out.update(video_size=f"{best.width}x{best.height}", framerate=f"{min(max(fps, best.low), best.high):.6f}")
+    if best.codec:
+        out["vcodec" if best.codec == "mjpeg" else "pixel_format"] = best.codec
+    return out
+
+
+def _in_a_mode(url: str, fmt: str, options: dict[str, str], modes: list[Mode], error: P3MError, **kwargs) -> AVSource:
+    """After ``error``: the camera opened again in the mode of ``modes`` nearest ``options``,
+    with one line saying so; a size it lacks is one line naming the sizes it has."""
+    retry = mode_options(modes, options)
+    if retry is None and modes and "video_size" in options:
+        sizes = ", ".join(dict.fromkeys(f"{m.width}x{m.height}" for m in modes))
+        raise NoSuchMode(
+            f"camera {url} has no {options['video_size']} mode; its sizes are {sizes}: pass one with --camera-size"
+        ) from None
+    if retry is None or retry == options:
+        raise error
+    log.info("camera %s: %s at %s fps is not one of its modes; opening it at %s %g fps", url,
+             options.get("video_size", "its size"), options.get("framerate"), retry["video_size"],
+             float(retry["framerate"]))  # fmt: skip
+    return AVSource(url, format=fmt, options=retry, **kwargs)
 
 
 def _open_avfoundation(url: str, options: dict[str, str], **kwargs) -> AVSource:
@@ -150,20 +200,8 @@ def _open_avfoundation(url: str, options: dict[str, str], **kwargs) -> AVSource:
     try:
         with ffmpeg_log() as lines:
             return AVSource(url, format="avfoundation", options=options, **kwargs)
-    except P3MError:
-        modes = parse_avfoundation_modes(lines)
-        retry = avfoundation_retry(modes, options)
-        if retry is None and modes:
-            sizes = ", ".join(dict.fromkeys(f"{w}x{h}" for w, h, _, _ in modes))
-            raise NoSuchMode(
-                f"camera {url} has no {options['video_size']} mode; its sizes are {sizes}: pass one with --camera-size"
-            ) from None
-        if retry is None or retry == options:
-            raise
-    log.info("camera %s: %s at %s fps is not one of its modes; opening it at %s %g fps", url,
-             options.get("video_size", "its size"), options.get("framerate"), retry["video_size"],
-             float(retry["framerate"]))  # fmt: skip
-    return AVSource(url, format="avfoundation", options=retry, **kwargs)
+    except P3MError as e:
+        return _in_a_mode(url, "avfoundation", options, parse_avfoundation_modes(lines), e, **kwargs)
 
 
 MJPEG_KEYS = ("input_format", "vcodec")  # v4l2's and DirectShow's names for it
@@ -219,7 +257,13 @@ def open_webcam(
     try:
         if fmt == "avfoundation":  # (a Mac camera's own size, at a rate it has: see _open_avfoundation)
             return _open_avfoundation(url, webcam_options(size, fps, system), **kwargs)
-        return _open_first(url, fmt, camera_attempts(size, fps, system), **kwargs)
+        attempts = camera_attempts(size, fps, system)
+        try:
+            return _open_first(url, fmt, attempts, **kwargs)
+        except P3MError as e:
+            if fmt != "dshow" or not (size or fps):  # (with neither, the camera's own mode was tried)
+                raise
+            return _in_a_mode(url, fmt, attempts[0], list_dshow_modes(url), e, **kwargs)
     except NoSuchMode:
         raise  # (the camera is there)
     except P3MError as e:

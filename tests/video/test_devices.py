@@ -10,13 +10,15 @@ import pytest
 from p3m_live.errors import P3MError
 from p3m_live.video import devices
 from p3m_live.video.devices import (
-    avfoundation_retry,
     list_dshow_cameras,
+    list_dshow_modes,
     microphone_url,
+    mode_options,
     open_microphone,
     open_webcam,
     parse_avfoundation_modes,
     parse_dshow_devices,
+    parse_dshow_modes,
     webcam_options,
     webcam_url,
 )
@@ -59,15 +61,71 @@ MAC_LOG = [
 
 def test_a_mac_cameras_modes_are_read_and_one_is_chosen():
     modes = parse_avfoundation_modes(MAC_LOG)
-    assert modes == [(640, 480, 60.00024, 60.00024), (640, 480, 30.00003, 30.00003), (1280, 720, 30.00003, 30.00003),
-                     (1920, 1080, 1.0, 30.0)]  # fmt: skip
+    assert [m[:4] for m in modes] == [(640, 480, 60.00024, 60.00024), (640, 480, 30.00003, 30.00003),
+                                      (1280, 720, 30.00003, 30.00003), (1920, 1080, 30.0, 30.0)]  # fmt: skip
     # AVFoundation takes a mode's highest rate only: the one nearest what was asked, to 6 places.
-    assert avfoundation_retry(modes, {"framerate": "30"}) == {"framerate": "30.000030", "video_size": "1280x720"}
+    assert mode_options(modes, {"framerate": "30"}) == {"framerate": "30.000030", "video_size": "1280x720"}
     asked = {"framerate": "60", "video_size": "640x480"}
-    assert avfoundation_retry(modes, asked) == {"framerate": "60.000240", "video_size": "640x480"}
+    assert mode_options(modes, asked) == {"framerate": "60.000240", "video_size": "640x480"}
     asked = {"framerate": "25", "video_size": "1920x1080"}
-    assert avfoundation_retry(modes, asked) == {"framerate": "30.000000", "video_size": "1920x1080"}
-    assert avfoundation_retry(modes, {"framerate": "30", "video_size": "800x600"}) is None
+    assert mode_options(modes, asked) == {"framerate": "30.000000", "video_size": "1920x1080"}
+    assert mode_options(modes, {"framerate": "30", "video_size": "800x600"}) is None
+
+
+# DirectShow's list_options output as FFmpeg 7 logs it (the codec and the sizes in two calls,
+# colour details after), from a capture card and a webcam.
+DSHOW_LOG = [
+    "DirectShow video device options (from video devices)\n",
+    ' Pin "Capture" (alternative pin name "0")\n',
+    "  pixel_format=yuyv422",
+    "  min s=640x480 fps=5 max s=640x480 fps=30",
+    "\n",
+    "  vcodec=mjpeg",
+    "  min s=1280x720 fps=5 max s=1280x720 fps=30",
+    " (pc, bt470bg/bt709/unknown, center)",
+    "\n",
+    "  pixel_format=yuyv422",
+    "  min s=1280x720 fps=5 max s=1280x720 fps=10",
+    "\n",
+    "  vcodec=mjpeg",
+    "  min s=1920x1080 fps=5 max s=1920x1080 fps=30\n",
+]
+
+
+def test_a_windows_cameras_modes_are_read_and_one_is_chosen():
+    modes = parse_dshow_modes(DSHOW_LOG)
+    assert modes == [(640, 480, 5, 30, "yuyv422"), (1280, 720, 5, 30, "mjpeg"), (1280, 720, 5, 10, "yuyv422"),
+                     (1920, 1080, 5, 30, "mjpeg")]  # fmt: skip
+    # DirectShow takes any rate in a mode's range: 60 asked at 720p is its MJPEG mode's 30.
+    asked = {"video_size": "1280x720", "framerate": "60"}
+    assert mode_options(modes, asked) == {"video_size": "1280x720", "framerate": "30.000000", "vcodec": "mjpeg"}
+    asked = {"video_size": "640x480", "framerate": "15", "vcodec": "mjpeg"}  # raw only at 480p
+    assert mode_options(modes, asked) == {"video_size": "640x480", "framerate": "15.000000", "pixel_format": "yuyv422"}
+    assert list_dshow_modes("video=Integrated Camera") == []  # (no DirectShow on this machine: no error)
+
+
+class DshowCameraDouble:
+    """Stands in for AVSource on a Windows camera: only DSHOW_LOG's modes open."""
+
+    opened: list[dict] = []
+
+    def __init__(self, url, *, format, options, **kwargs):
+        DshowCameraDouble.opened.append(dict(options))
+        if options.get("framerate") not in ("30.000000", "10.000000"):
+            raise P3MError(f"camera {url} cannot be opened as video (I/O error)")
+
+
+def test_a_windows_camera_that_refuses_a_rate_is_opened_in_its_own_mode(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="p3m_live")
+    monkeypatch.setattr(devices, "AVSource", DshowCameraDouble)
+    monkeypatch.setattr(devices, "list_dshow_modes", lambda url: parse_dshow_modes(DSHOW_LOG))
+    monkeypatch.setattr(devices, "list_dshow_cameras", lambda: ["Integrated Camera"])
+    DshowCameraDouble.opened.clear()
+    assert isinstance(open_webcam("0", (1280, 720), 60, system="win32"), DshowCameraDouble)
+    assert DshowCameraDouble.opened[-1] == {"video_size": "1280x720", "framerate": "30.000000", "vcodec": "mjpeg"}
+    assert any("opening it at 1280x720 30 fps" in r.getMessage() for r in caplog.records)
+    with pytest.raises(P3MError, match="has no 800x600 mode; its sizes are 640x480, 1280x720, 1920x1080: pass one"):
+        open_webcam("0", (800, 600), system="win32")
 
 
 class MacCameraDouble:
