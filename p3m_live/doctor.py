@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .video.devices import loopback_devices, v4l2_cameras
 from .video.sinks import V4L2_HINT
 
 
@@ -159,18 +160,6 @@ def check_onnxruntime() -> Check:
     return Check("ORT providers", True, ", ".join(providers))
 
 
-def _video_devices(sys_root: Path) -> list[tuple[str, str]]:
-    """(device, name) of every V4L2 device the kernel lists."""
-    base = sys_root / "class" / "video4linux"
-    if not base.is_dir():
-        return []
-    out = []
-    for d in sorted(base.iterdir()):
-        name = (d / "name").read_text().strip() if (d / "name").is_file() else "?"
-        out.append((f"/dev/{d.name}", name))
-    return out
-
-
 def check_cameras(system: str = sys.platform, sys_root: Path = Path("/sys"), dshow=None) -> list[Check]:
     """``dshow``: what lists DirectShow's cameras (Windows; a stand-in in tests)."""
     if system.startswith("win"):
@@ -183,8 +172,7 @@ def check_cameras(system: str = sys.platform, sys_root: Path = Path("/sys"), dsh
         fmt = "avfoundation" if system == "darwin" else "dshow"
         listing = f"ffmpeg -f {fmt} -list_devices true -i dummy"
         return [Check("cameras", True, f"not listed here; FFmpeg lists them: {listing}")]
-    loopback = _loopback_devices(sys_root)
-    cams = [(dev, name) for dev, name in _video_devices(sys_root) if dev not in loopback]
+    cams = v4l2_cameras(sys_root)
     if not cams:
         return [Check("cameras", False, "no camera found (/dev/video*)", "plug a camera in; or give a file or URL")]
     return [Check("cameras", True, ", ".join(f"{dev} ({name})" for dev, name in cams))]
@@ -218,26 +206,13 @@ def check_microphones(system: str = sys.platform, proc_root: Path = Path("/proc"
     return Check("microphones", True, ", ".join(f"{dev} ({name})" for dev, name in cards) + " (--audio DEVICE)")
 
 
-def _loopback_devices(sys_root: Path) -> set[str]:
-    """Devices made by v4l2loopback: their sysfs driver link names the module."""
-    found = set()
-    base = sys_root / "class" / "video4linux"
-    for dev, _ in _video_devices(sys_root):
-        driver = base / Path(dev).name / "device" / "driver"
-        module = base / Path(dev).name / "device" / "driver" / "module"
-        target = module.resolve().name if module.exists() else (driver.resolve().name if driver.exists() else "")
-        if "v4l2loopback" in target or "v4l2 loopback" in target:
-            found.add(dev)
-    return found
-
-
 def check_virtual_camera(system: str = sys.platform, sys_root: Path = Path("/sys")) -> Check:
     if not system.startswith("linux"):
         return Check("virtual camera", True, "pyvirtualcam uses the OBS Virtual Camera (OBS Studio 26 or newer)")
     module = sys_root / "module" / "v4l2loopback"
     if not module.is_dir():
         return Check("virtual camera", False, "v4l2loopback is not loaded", V4L2_HINT)
-    devices = sorted(_loopback_devices(sys_root))
+    devices = sorted(loopback_devices(sys_root))
     caps = module / "parameters" / "exclusive_caps"
     exclusive = caps.is_file() and set(caps.read_text().strip().replace("Y", "1").split(",")) & {"1"}
     if not devices:

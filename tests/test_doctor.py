@@ -9,7 +9,7 @@ from p3m_live.cli import main
 from p3m_live.doctor import check_animated_webp, check_cameras, check_engines, check_virtual_camera
 
 
-def _sysfs(root: Path, devices: dict[str, tuple[str, str]], loaded: bool = True, exclusive: str = "Y") -> Path:
+def sysfs_tree(root: Path, devices: dict[str, tuple[str, str]], loaded: bool = True, exclusive: str = "Y") -> Path:
     """A sysfs tree: /sys/class/video4linux/<dev>/{name, device/driver -> drivers/<drv>/module}."""
     sysfs = root / "sys"
     for module in {drv for _, drv in devices.values()} | ({"v4l2loopback"} if loaded else set()):
@@ -33,7 +33,7 @@ def _sysfs(root: Path, devices: dict[str, tuple[str, str]], loaded: bool = True,
 
 
 def test_camera_and_loopback_found(tmp_path):
-    sysfs = _sysfs(tmp_path, {"video0": ("HD Webcam", "uvcvideo"), "video4": ("p3m-live", "v4l2loopback")})
+    sysfs = sysfs_tree(tmp_path, {"video0": ("HD Webcam", "uvcvideo"), "video4": ("p3m-live", "v4l2loopback")})
     cams = check_cameras("linux", sysfs)
     assert cams[0].ok and cams[0].detail == "/dev/video0 (HD Webcam)"  # the loopback is not a camera
     vc = check_virtual_camera("linux", sysfs)
@@ -41,13 +41,13 @@ def test_camera_and_loopback_found(tmp_path):
 
 
 def test_loopback_without_exclusive_caps_is_flagged(tmp_path):
-    sysfs = _sysfs(tmp_path, {"video4": ("p3m-live", "v4l2loopback")}, exclusive="N")
+    sysfs = sysfs_tree(tmp_path, {"video4": ("p3m-live", "v4l2loopback")}, exclusive="N")
     vc = check_virtual_camera("linux", sysfs)
     assert not vc.ok and "exclusive_caps=1" in vc.detail and "modprobe -r v4l2loopback" in vc.fix
 
 
 def test_nothing_there(tmp_path):
-    sysfs = _sysfs(tmp_path, {}, loaded=False)
+    sysfs = sysfs_tree(tmp_path, {}, loaded=False)
     assert not check_cameras("linux", sysfs)[0].ok
     vc = check_virtual_camera("linux", sysfs)
     assert not vc.ok and "modprobe v4l2loopback devices=1 exclusive_caps=1" in vc.fix

@@ -77,6 +77,37 @@ def list_dshow_cameras() -> list[str]:
     return parse_dshow_devices(lines)
 
 
+def v4l2_devices(sys_root: Path = Path("/sys")) -> list[tuple[str, str]]:
+    """(device, name) of every V4L2 device the kernel lists (Linux)."""
+    base = sys_root / "class" / "video4linux"
+    if not base.is_dir():
+        return []
+    out = []
+    for d in sorted(base.iterdir()):
+        name = (d / "name").read_text().strip() if (d / "name").is_file() else "?"
+        out.append((f"/dev/{d.name}", name))
+    return out
+
+
+def loopback_devices(sys_root: Path = Path("/sys")) -> set[str]:
+    """Devices made by v4l2loopback (virtual cameras): their sysfs driver link names the module."""
+    found = set()
+    base = sys_root / "class" / "video4linux"
+    for dev, _ in v4l2_devices(sys_root):
+        driver = base / Path(dev).name / "device" / "driver"
+        module = driver / "module"
+        target = module.resolve().name if module.exists() else (driver.resolve().name if driver.exists() else "")
+        if "v4l2loopback" in target or "v4l2 loopback" in target:
+            found.add(dev)
+    return found
+
+
+def v4l2_cameras(sys_root: Path = Path("/sys")) -> list[tuple[str, str]]:
+    """(device, name) of the V4L2 devices that are not virtual cameras."""
+    loopback = loopback_devices(sys_root)
+    return [(dev, name) for dev, name in v4l2_devices(sys_root) if dev not in loopback]
+
+
 def webcam_url(device: str, system: str = sys.platform, cameras=list_dshow_cameras) -> tuple[str, str]:
     """(url, demuxer) for ``--webcam DEVICE``: an index or a device name/path. DirectShow
     opens cameras by name only, so on Windows an index N picks the Nth camera it lists."""
@@ -248,7 +279,11 @@ def open_webcam(
     system: str = sys.platform,
     short_side: int | None = None,
     deinterlace: str = "auto",
+    sys_root: Path = Path("/sys"),
 ) -> AVSource:
+    """``--webcam DEVICE``, opened as :func:`camera_attempts` says; a camera that cannot be
+    opened is one line naming the cameras there are (``sys_root``: Linux's sysfs, where
+    they are listed)."""
     url, fmt = webcam_url(device, system)
     kwargs = {
         "live": True, "name": f"camera {url}", "short_side": short_side, "deinterlace": deinterlace,
@@ -270,6 +305,10 @@ def open_webcam(
         names = list_dshow_cameras() if fmt == "dshow" else []
         if names:
             raise P3MError(f"{e}; the cameras here are {', '.join(map(repr, names))}: pass --webcam N or a name") from e
+        if fmt == "v4l2" and (cams := v4l2_cameras(sys_root)):
+            virtual = f"; {url} is a virtual camera (v4l2loopback)" if url in loopback_devices(sys_root) else ""
+            here = ", ".join(f"{dev} ({name})" for dev, name in cams)
+            raise P3MError(f"{e}{virtual}; the cameras here are {here}: pass --webcam N or a device") from e
         hint = "v4l2-ctl --list-devices" if fmt == "v4l2" else f"ffmpeg -f {fmt} -list_devices true -i dummy"
         raise P3MError(f"{e}; list the cameras with `{hint}` and pass --webcam N or a device") from e
 

@@ -268,3 +268,18 @@ def test_a_missing_hd_camera_says_why_once_with_the_hint():
     with pytest.raises(P3MError, match="no such file or device.*v4l2-ctl --list-devices") as e:
         open_webcam("/dev/video-p3m-missing", (1280, 720))
     assert "\n" not in str(e.value)
+
+
+def test_a_virtual_camera_given_as_the_webcam_is_named_and_the_cameras_listed(tmp_path):
+    """Where v4l2loopback was loaded before the camera was plugged in, /dev/video0 is the
+    virtual camera itself: the error says so and names the cameras (sysfs built for the test;
+    no /dev/video0 here, so the open fails for real)."""
+    from tests.test_doctor import sysfs_tree
+
+    sysfs = sysfs_tree(tmp_path, {"video0": ("p3m-live", "v4l2loopback"), "video2": ("HD Webcam", "uvcvideo")})
+    virtual = r"/dev/video0 is a virtual camera \(v4l2loopback\); the cameras here are /dev/video2 \(HD Webcam\)"
+    with pytest.raises(P3MError, match=virtual + ": pass --webcam N or a device"):
+        open_webcam("0", system="linux", sys_root=sysfs)
+    with pytest.raises(P3MError, match=r"; the cameras here are /dev/video2 \(HD Webcam\)") as e:
+        open_webcam("5", system="linux", sys_root=sysfs)
+    assert "virtual camera" not in str(e.value)
