@@ -97,6 +97,16 @@ def test_bench_camera_prints_its_table(fast_models):
     assert before > 0 and now > 0 and ratio == pytest.approx(before / now, rel=0.1, abs=0.02)
 
 
+def test_bench_decode_lag_prints_its_table():
+    import os
+
+    rows = [c for c in table_rows("bench_decode_lag.py", "--size", "160x96", "--frames", "12", "--repeat", "1")]
+    held = {c[1]: int(c[2]) for c in rows if c[0] == "160x96"}
+    assert held["slice only (live)"] == 0
+    if (os.cpu_count() or 1) > 1:
+        assert [v for k, v in held.items() if k.startswith("frame + slice")][0] > 0
+
+
 STUDIES = ("look-ahead 1", "forward-backward")  # (offline temporal filters measured, not built)
 
 
