@@ -130,6 +130,15 @@ def frame_colours(frame: av.VideoFrame) -> tuple[str, bool]:
     return matrix_of(int(frame.colorspace or 2), frame.width, frame.height), full
 
 
+def run_colours(fmt: PixelFormat, matrix: str, full: bool, live: bool) -> tuple[str, bool]:
+    """The (matrix, full range) a run of frames in ``fmt`` and these colours works in: a
+    live run's :data:`LIVE_COLOURS`; else the source's own, but for RGB, where only the
+    composite is YUV: in the full range of 8 bits, tagged so."""
+    if live:
+        return LIVE_COLOURS
+    return matrix, full or fmt in ("rgb", "bgr")
+
+
 def layout_of(
     frame: av.VideoFrame, rotation: float | None = None, sar: Fraction | None = None, live: bool = False
 ) -> Layout:
@@ -154,11 +163,7 @@ def layout_of(
         from ..errors import P3MError
 
         raise P3MError(f"the video is {frame.width}x{frame.height}: frames must be at least 2x2 pixels")
-    matrix, full = frame_colours(frame)
-    if fmt in ("rgb", "bgr"):
-        full = True  # (only the composite is YUV: in the full range of 8 bits, tagged so)
-    if live:
-        matrix, full = LIVE_COLOURS
+    matrix, full = run_colours(fmt, *frame_colours(frame), live)
     sar = Fraction(sar) if sar else Fraction(1)
     return Layout(w, h, fmt, full, matrix, rotation, 1 / sar if rotation in (90, 270) else sar)
 
@@ -220,20 +225,21 @@ def to_planes(frame: av.VideoFrame, layout: Layout) -> np.ndarray:
     yuv = layout.fmt in ("i420", "nv12")
     if frame.format.is_rgb:
         if not same:
-            frame = frame.reformat(format="rgb24" if layout.fmt == "rgb" else av_fmt)
-    elif not same or (yuv and frame_colours(frame) != (layout.matrix, layout.full_range)):
-        # The frame's own matrix and range said to swscale (an untagged HD frame is BT.709,
-        # as players take it, not swscale's BT.601); a YUV layout's given as the target.
+            frame = frame.reformat(format=av_fmt)
+    else:
         matrix, full = frame_colours(frame)
-        target = {"dst_colorspace": COLORSPACES[layout.matrix], "dst_color_range": RANGES[layout.full_range]}
-        frame = frame.reformat(
-            format="rgb24" if layout.fmt == "rgb" else av_fmt,
-            src_colorspace=COLORSPACES[matrix],
-            src_color_range=RANGES[full],
-            interpolation=ACCURATE if yuv and matrix != layout.matrix else None,
-            **(target if yuv else {}),
-        )
-    if layout.fmt in ("i420", "nv12") and (frame.width, frame.height) != (w, h):
+        if not same or (yuv and (matrix, full) != (layout.matrix, layout.full_range)):
+            # The frame's own matrix and range said to swscale (an untagged HD frame is BT.709,
+            # as players take it, not swscale's BT.601); a YUV layout's given as the target.
+            target = {"dst_colorspace": COLORSPACES[layout.matrix], "dst_color_range": RANGES[layout.full_range]}
+            frame = frame.reformat(
+                format=av_fmt,
+                src_colorspace=COLORSPACES[matrix],
+                src_color_range=RANGES[full],
+                interpolation=ACCURATE if yuv and matrix != layout.matrix else None,
+                **(target if yuv else {}),
+            )
+    if yuv and (frame.width, frame.height) != (w, h):
         frame = frame.reformat(width=w, height=h)  # a mid-stream size change
     data = frame.to_ndarray()
     if layout.fmt in ("rgb", "bgr"):

@@ -27,7 +27,6 @@ from ..errors import P3MError, reason
 from .deinterlace import Deinterlacer, is_interlaced
 from .frames import (
     IMAGE_SUFFIXES,
-    LIVE_COLOURS,
     Frame,
     Layout,
     frame_from_av,
@@ -37,6 +36,7 @@ from .frames import (
     letterbox,
     matrix_of,
     read_rgb,
+    run_colours,
     scaled_size,
 )
 from .hdr import REFERENCE_WHITE, tone_mapper_for
@@ -506,7 +506,7 @@ class ImageSource(Source):
         live: bool = False,
     ) -> None:
         """``start`` and ``duration`` (seconds at ``rate``) pick a part of a sequence; ``live``:
-        the composite is in :data:`~p3m_live.video.frames.LIVE_COLOURS`."""
+        the composite is in the live colours (see :func:`~p3m_live.video.frames.run_colours`)."""
         self.name = str(path)
         self.paths = image_files(path)
         first_index = math.ceil(start * rate - 1e-6)
@@ -525,7 +525,7 @@ class ImageSource(Source):
         if w < 2 or h < 2:
             raise P3MError(f"{self.paths[0]} is {w}x{h}: images must be at least 2x2 pixels")
         sw, sh = scaled_size(w, h, short_side)
-        matrix, full = LIVE_COLOURS if live else (matrix_of(2, sw, sh), True)  # (2: untagged)
+        matrix, full = run_colours("rgb", matrix_of(2, sw, sh), True, live)  # (2: untagged)
         self.layout = Layout(sw - sw % 2, sh - sh % 2, "rgb", full, matrix)
         self._scaled = (sw, sh) != (w, h)
         self._first_shape = (h, w)
