@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -252,9 +252,12 @@ def camera_attempts(size: tuple[int, int] | None, fps: float | None, system: str
     return attempts
 
 
-def _open_first(url: str, fmt: str, attempts: list[dict[str, str]], **kwargs) -> AVSource:
-    """The camera with the first of ``attempts`` it takes; if none, the first one's error
-    (a camera that is not there: its first words say why)."""
+def _open_first(
+    url: str, fmt: str, attempts: list[dict[str, str]], modes: Callable[[], list[Mode]] | None = None, **kwargs
+) -> AVSource:
+    """The camera with the first of ``attempts`` it takes; if none, in the nearest of its
+    ``modes`` where they can be listed, else the first attempt's error (a camera that is not
+    there: its first words say why)."""
     first: P3MError | None = None
     for options in attempts:
         try:
@@ -269,6 +272,8 @@ def _open_first(url: str, fmt: str, attempts: list[dict[str, str]], **kwargs) ->
                      "raw" if options.get("video_size") else "in its own mode")  # fmt: skip
         return source
     assert first is not None
+    if modes is not None:
+        return _in_a_mode(url, fmt, attempts[0], modes(), first, **kwargs)
     raise first
 
 
@@ -292,13 +297,9 @@ def open_webcam(
     try:
         if fmt == "avfoundation":  # (a Mac camera's own size, at a rate it has: see _open_avfoundation)
             return _open_avfoundation(url, webcam_options(size, fps, system), **kwargs)
-        attempts = camera_attempts(size, fps, system)
-        try:
-            return _open_first(url, fmt, attempts, **kwargs)
-        except P3MError as e:
-            if fmt != "dshow" or not (size or fps):  # (with neither, the camera's own mode was tried)
-                raise
-            return _in_a_mode(url, fmt, attempts[0], list_dshow_modes(url), e, **kwargs)
+        # (DirectShow lists its modes; without a size or rate asked, its own mode was tried)
+        modes = (lambda: list_dshow_modes(url)) if fmt == "dshow" and (size or fps) else None
+        return _open_first(url, fmt, camera_attempts(size, fps, system), modes, **kwargs)
     except NoSuchMode:
         raise  # (the camera is there)
     except P3MError as e:
