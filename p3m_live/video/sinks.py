@@ -75,6 +75,19 @@ def encoder_options(codec: str, crf: int | None, preset: str | None) -> dict[str
 
 
 HARDWARE_ENCODERS = ("_nvenc", "_qsv", "_amf", "_vaapi", "_videotoolbox", "_mf")
+# Codecs whose own bitstream says the pixels' shape. FFmpeg's Matroska muxer takes the shape
+# from the stream (AVStream), which PyAV never sets, not from the encoder: in .mkv and .webm
+# any other codec (VP9, FFV1, AV1, ProRes) loses it, and its video is written in square pixels.
+SHAPE_IN_BITSTREAM = frozenset({"h264", "hevc", "mpeg4", "mpeg2video"})
+MATROSKA_MUXERS = frozenset({"matroska", "webm"})
+
+
+def square_size(width: int, height: int, sar: Fraction) -> tuple[int, int]:
+    """The size of a width x height picture of ``sar``-shaped pixels in square pixels: as
+    wide as players show it (an even width, for 4:2:0), as tall as it is."""
+    return max(2, 2 * round(width * sar / 2)), height
+
+
 WITH_ALPHA = "use .mov (ProRes 4444), .webm (VP9 with alpha), .mkv (FFV1) or a folder of PNGs"
 
 
@@ -230,10 +243,23 @@ class _Encoder:
                 why, fix = f"the {codec} encoder is not available in this FFmpeg build ({e})", "choose another --codec"
             raise P3MError(f"{why}; {fix}") from e
         s = self.stream
-        s.width, s.height, s.pix_fmt = layout.width, layout.height, pix_fmt
+        self.square: tuple[int, int] | None = None  # the size frames are stretched to, where they must be
+        if layout.sar != 1 and self.container.format.name in MATROSKA_MUXERS:
+            if s.codec_context.codec.canonical_name not in SHAPE_IN_BITSTREAM:
+                self.square = square_size(layout.width, layout.height, layout.sar)
+                log.info(
+                    "%s: %s cannot say in this container that its pixels are %s as wide as tall; "
+                    "written at %dx%d square pixels instead (.mov and .mp4 keep them)",
+                    self.name,
+                    codec,
+                    layout.sar,
+                    *self.square,
+                )
+        s.width, s.height = self.square or (layout.width, layout.height)
+        s.pix_fmt = pix_fmt
         if recording.timecode:
             s.metadata["timecode"] = recording.timecode
-        if layout.sar != 1:  # anamorphic: players stretch it back to its shape
+        if layout.sar != 1 and self.square is None:  # anamorphic: players stretch it back to its shape
             s.codec_context.sample_aspect_ratio = layout.sar
         self.time_base = time_base or (1 / (rate or Fraction(30)))
         s.time_base = self.time_base
@@ -335,6 +361,8 @@ class _Encoder:
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # encoders need strictly increasing timestamps
         self._last_pts = pts
+        if self.square is not None:
+            vf = vf.reformat(width=self.square[0], height=self.square[1], interpolation="BICUBIC")
         vf.pts, vf.time_base = pts, self.time_base
         self.mux(self.stream.encode(vf))
 

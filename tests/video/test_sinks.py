@@ -137,6 +137,36 @@ def test_foreground_track_carries_real_alpha(tmp_path, name, decoder, tolerance)
         assert rgba[..., 3].min() == 0 and rgba[..., 3].max() >= 255 - tolerance
 
 
+def test_matroska_without_a_shape_in_the_bitstream_gets_square_pixels(tmp_path, caplog):
+    """Matroska keeps non-square pixels only where the codec's bitstream says them (H.264
+    here): FFV1 and VP9 frames are stretched to the width players would show, so the
+    picture keeps its shape; an H.264 .mkv stays as it was, tagged."""
+    caplog.set_level("INFO", logger="p3m_live")
+    wide = Layout(64, 48, "rgb", True, "bt601", sar=Fraction(4, 3))
+    frames = _frames(2)
+    fg = MatteSink(tmp_path / "fg.mkv", "fg", wide, rate=Fraction(25), time_base=TB, estimate=False)
+    composites = [FileSink(tmp_path / name, wide, rate=Fraction(25), time_base=TB) for name in ("out.webm", "out.mkv")]
+    for f, c, a in frames:
+        fg.write(f, c, a)
+        for sink in composites:
+            sink.write(f, c, a)
+    fg.close()
+    for sink in composites:
+        sink.close()
+    stretched = cv2.resize(frames[1][2], (86, 48), interpolation=cv2.INTER_CUBIC)
+    rgba = _decode_alpha(tmp_path / "fg.mkv")[1]
+    assert rgba.shape == (48, 86, 4)  # 64 x 4/3, to an even width
+    assert np.abs(rgba[..., 3].astype(int) - stretched).max() <= 3
+    shapes = {}
+    for name in ("fg.mkv", "out.webm", "out.mkv"):
+        with av.open(str(tmp_path / name)) as c:
+            st = c.streams.video[0]
+            shapes[name] = (st.width, st.sample_aspect_ratio or 1)
+    assert shapes == {"fg.mkv": (86, 1), "out.webm": (86, 1), "out.mkv": (64, Fraction(4, 3))}
+    said = [r.getMessage() for r in caplog.records if "square pixels" in r.getMessage()]
+    assert len(said) == 2 and said[0].startswith("fg.mkv: ffv1 cannot say") and "86x48" in said[0]
+
+
 def test_png_sequences_are_exact(tmp_path):
     frames = _frames(3)
     fg = MatteSink(tmp_path / "fg", "fg", LAYOUT, rate=None, time_base=TB, estimate=False)
