@@ -653,10 +653,56 @@ def test_anamorphic_video_stays_anamorphic(run, tmp_path):
         assert c.streams.video[0].sample_aspect_ratio in (None, 0, 1)
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """Mount a real file system of a given size (tmpfs), to fill up; where this user cannot
+    mount one (not root), the test is skipped."""
+    mounted = []
+
+    def mount(size: str):
+        disk = tmp_path / f"disk{len(mounted)}"
+        disk.mkdir()
+        mounting = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)]
+        if subprocess.run(mounting, capture_output=True).returncode:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounted.append(disk)
+        return disk
+
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.parametrize("name", ["out.mp4", "out.mkv"])
+def test_a_full_disk_is_one_line_and_keeps_what_was_written(run, talk, small_disk, capsys, name):
+    """A disk that fills up mid-run (or as the file is closed) is named as such, with what to
+    do, not as a muxer refusing streams; what was written stays as NAME.partial.ext. (The MP4
+    muxer reports nothing here: the file's read-back finds it short.)"""
+    before = talk.read_bytes()
+    disk = small_disk("8k")
+    assert run(talk, "-o", disk / name, "--crf", "0") == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith(f"p3m-live: error: the disk is full: {name} could not be written")
+    assert f"free some space in {disk} or write to another disk" in err and "Traceback" not in err
+    assert "refused" not in err and "could not be finished cleanly" not in err
+    assert [p.name for p in disk.iterdir()] == [name.replace(".", ".partial.")]
+    assert talk.read_bytes() == before
+
+
+def test_no_room_to_rewrite_a_fragmented_mp4_keeps_it_whole(run, talk, small_disk, caplog):
+    """A finished MP4 on a disk without room for its plain copy stays fragmented, whole."""
+    disk = small_disk("256k")
+    assert run(talk, "-o", disk / "out.mp4") == 0
+    assert [p.name for p in disk.iterdir()] == ["out.mp4"]
+    assert b"moof" in (disk / "out.mp4").read_bytes()
+    assert len(probe(disk / "out.mp4")["times"]) == 12
+    assert any("stays fragmented (no room on the disk to rewrite it)" in r.getMessage() for r in caplog.records)
+
+
 def test_standard_output(talk, seed32_ckpt, tmp_path):
     """Real processes writing a real pipe: `p3m-live IN -o - | ...` gets the same frames and
-    audio as a file output, as Matroska; a reader that quits early ends the run in one line;
-    a terminal gets no video bytes; the mattes cannot go there."""
+    audio as a file output, as Matroska; a reader that quits early, or a full disk behind it,
+    ends the run in one line; a terminal gets no video bytes; the mattes cannot go there."""
     cli = [sys.executable, "-m", "p3m_live.cli", "--weights", str(seed32_ckpt), "--model-size", "32", "-q"]
     r = subprocess.run([*cli, str(talk), "-o", "-"], capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -675,6 +721,14 @@ def test_standard_output(talk, seed32_ckpt, tmp_path):
     err = proc.communicate(timeout=120)[1].decode()
     assert proc.returncode == 2 and "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith("p3m-live: error: the program reading standard output closed it")
+
+    with open("/dev/full", "wb") as full:  # standard output into a file on a full disk
+        r = subprocess.run([*cli, str(talk), "-o", "-"], stdout=full, stderr=subprocess.PIPE, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.decode().strip().splitlines() == [
+        "p3m-live: error: the disk is full: standard output could not be written after 0 frames; "
+        "free some space where it goes or write to another disk"
+    ]
 
     import pty
 

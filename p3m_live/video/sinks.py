@@ -13,6 +13,7 @@ import dataclasses
 import errno
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -188,6 +189,12 @@ def remux(src: Path, dst: Path) -> None:
             out.mux(packet)
 
 
+def video_packets_in(path: Path) -> int:
+    """How many packets of its first video stream a file gives back, read to its end."""
+    with av.open(str(path)) as c:
+        return sum(p.dts is not None for p in c.demux(video=0))
+
+
 class _Encoder:
     """One video stream in a container under a temporary name, with the source's timestamps.
     ``colour`` (matrix, full range) tags the stream with the matrix (bt601, bt709, or rgb for
@@ -327,6 +334,22 @@ class _Encoder:
             "check the address, and that the receiver or server is up"
         )
 
+    def _disk_full(self, e: BaseException) -> P3MError | None:
+        """The one-line error where a file could not be written for want of space (the disk
+        or the user's quota full), or None. The same words for every write that meets it, so
+        the file's close after the run's error is not reported twice."""
+        network = self.target is not None and self.target.network
+        if network or getattr(e, "errno", None) not in (errno.ENOSPC, errno.EDQUOT):
+            return None
+        return self._no_room(self.video_packets)
+
+    def _no_room(self, frames: int) -> P3MError:
+        where = f"in {self.path.parent}" if self.path is not None else "where it goes"
+        return P3MError(
+            f"the disk is full: {self.name} could not be written after {frames} frames; "
+            f"free some space {where} or write to another disk"
+        )
+
     def mux(self, packets: Sequence[av.Packet]) -> None:
         """Every packet of this file goes through here (video and the copied streams); a packet
         the muxer refuses is one line, not a traceback from the writer thread. (Which stream's
@@ -336,7 +359,7 @@ class _Encoder:
             try:
                 self.container.mux(packet)
             except av.error.FFmpegError as e:
-                if failed := self._stream_failed(e):
+                if failed := self._stream_failed(e) or self._disk_full(e):
                     raise failed from e
                 muxer = self.container.format.name
                 if not muxer_takes(muxer, self.stream):  # (our own video: .ogv takes no H.264)
@@ -383,7 +406,7 @@ class _Encoder:
                 self.container.close()
             except BaseException as e:
                 complete = False
-                if failed := self._stream_failed(e):
+                if failed := self._stream_failed(e) or self._disk_full(e):
                     raise failed from e
                 raise
             finally:
@@ -395,22 +418,46 @@ class _Encoder:
             return
         if self.video_packets == 0:  # the run failed or stopped before its first frame
             self.tmp.unlink(missing_ok=True)
-        elif not complete:
-            log.warning("%s is not whole (the run stopped with an error): what was done is in %s", self.path, self.tmp)
-        elif self.tmp.exists():
-            self._move_into_place()
+            return
+        if complete and self.tmp.exists():
+            try:
+                self._move_into_place()
+                return
+            except P3MError:
+                self._say_not_whole()
+                raise
+        if not complete:
+            self._say_not_whole()
+
+    def _say_not_whole(self) -> None:
+        log.warning("%s is not whole (the run stopped with an error): what was done is in %s", self.path, self.tmp)
 
     def _move_into_place(self) -> None:
         if self.fragmented:
-            plain = self.tmp.with_name(self.tmp.stem + "-plain" + self.tmp.suffix)
-            try:
-                remux(self.tmp, plain)
-            except Exception as e:  # noqa: BLE001 (whatever the rewrite hit, the fragmented file plays)
-                plain.unlink(missing_ok=True)
-                log.warning("%s stays fragmented (rewriting it failed: %s); it plays as it is", self.path.name, e)
-            else:
-                os.replace(plain, self.tmp)
+            self._rewrite_plain()
         os.replace(self.tmp, self.path)
+
+    def _rewrite_plain(self) -> None:
+        """Rewrite the fragmented file as a plain one (see ``FRAGMENTED``), once it is read back
+        whole: FFmpeg's MOV muxer says nothing of a full disk met as it writes the last
+        fragment, so a short file is caught here. The rewrite needs room for a second copy."""
+        kept = video_packets_in(self.tmp)
+        free = shutil.disk_usage(self.tmp.parent).free
+        if kept < self.video_packets:
+            if free < 1 << 20:
+                raise self._no_room(kept)
+            raise P3MError(f"{self.name} came out short: {kept} of its {self.video_packets} frames are in it")
+        if free < self.tmp.stat().st_size + (1 << 20):
+            log.warning("%s stays fragmented (no room on the disk to rewrite it); it plays as it is", self.path.name)
+            return
+        plain = self.tmp.with_name(self.tmp.stem + "-plain" + self.tmp.suffix)
+        try:
+            remux(self.tmp, plain)
+        except Exception as e:  # noqa: BLE001 (whatever the rewrite hit, the fragmented file plays)
+            plain.unlink(missing_ok=True)
+            log.warning("%s stays fragmented (rewriting it failed: %s); it plays as it is", self.path.name, e)
+        else:
+            os.replace(plain, self.tmp)
 
 
 def composite_format(codec: str) -> str:
