@@ -330,6 +330,7 @@ def _sinks(
     rate, tb = source.rate, source.time_base
     audio = microphone.audio_streams if microphone is not None else source.audio_streams
     sinks: list[Sink] = []
+    call = live and (args.virtual_cam is not None or args.preview)  # outlives a failed recording
     try:
         single = source.still  # a photo: NAME.png as named
         target = stream_target(args.output)
@@ -339,7 +340,7 @@ def _sinks(
             if args.codec or args.crf is not None or args.preset:
                 log.warning("--codec, --crf and --preset are for video outputs; PNG files are lossless")
             pngs = CompositePngSink(Path(args.output), layout, single)
-            sinks.append(Relay(pngs, args.output) if live else pngs)
+            sinks.append(Relay(pngs, args.output, outlived=call) if live else pngs)
         elif args.output:
 
             def composite() -> FileSink:
@@ -357,7 +358,8 @@ def _sinks(
                 )
 
             reopen = composite if target is not None and target.network else None  # a stream that drops
-            sinks.append(Relay(composite(), target.name if target else args.output, reopen) if live else composite())
+            name = target.name if target else args.output
+            sinks.append(Relay(composite(), name, reopen, outlived=call) if live else composite())
         track = {"rate": rate, "time_base": tb, "recording": source.recording, "single": single}
         for path, kind in ((args.alpha_out, "alpha"), (args.fg_out, "fg")):  # (offline runs only)
             if path:
@@ -501,15 +503,16 @@ def run(args: argparse.Namespace) -> int:
             keys.close()
         error = sys.exc_info()[1]
         failing = error is not None
+        late: Exception | None = None  # an output's error met as it closed, once all are closed
         with signals.held():  # a second Ctrl-C must not cut the file being finished
             for s in sinks or []:
                 try:
                     s.close(failed=failing)
                 except Exception as e:
-                    if not failing:
-                        raise
+                    if not failing and late is None:
+                        late = e
                     # The error that ended the run is the one to report, not its echo here.
-                    if str(e) != str(error):
+                    elif str(e) != str(error or late):
                         log.warning("an output could not be finished cleanly (%s)", e)
             if microphone is not None:  # (after the outputs, which read its packets' stream)
                 microphone.close()
@@ -517,4 +520,6 @@ def run(args: argparse.Namespace) -> int:
                 matting.close()
             if not live_started:
                 source.close()
+        if late is not None:
+            raise late
     return 0

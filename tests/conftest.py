@@ -112,3 +112,23 @@ def fast_models(mediapipe_wheel, tmp_path_factory) -> dict[str, Path]:
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
         paths = convert_wheel(mediapipe_wheel)
     return {p.stem: p for p in paths}
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Mount a real file system of a given size (tmpfs), to fill up; where this user cannot
+    mount one (not root), the test is skipped."""
+    mounted = []
+
+    def mount(size: str):
+        disk = tmp_path / f"disk{len(mounted)}"
+        disk.mkdir()
+        mounting = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)]
+        if subprocess.run(mounting, capture_output=True).returncode:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounted.append(disk)
+        return disk
+
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", str(disk)], check=True)

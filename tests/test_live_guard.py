@@ -429,3 +429,27 @@ def test_a_microphone_that_stops_is_reopened(tmp_path, caplog):
     assert "the microphone ended; the outputs go on without sound, reopening it every 0.3 s" in caplog.text
     assert "the microphone is back" in caplog.text
     assert open_before and not any(open_before)  # replaced ones are closed during the run, not kept
+
+
+def test_a_recording_that_fills_the_disk_stops_and_the_call_goes_on(small_disk, caplog):
+    """A live run feeding a call and recording onto a disk that fills: the recording stops
+    as the disk fills, finished and playable as far as it got, and the call's frames keep
+    coming; the run's end raises the disk's error."""
+    from p3m_live.video.relay import Relay
+    from p3m_live.video.sinks import FileSink
+
+    disk = small_disk("48k")
+    src = AVSource("testsrc2=size=96x64:rate=30,realtime", format="lavfi", live=True)
+    matting = Matting(
+        src.layout, [parse_background("#0000ff")], lambda c, b: FlakyBackend(graph_spec(src.layout, c, b), "", range(0))
+    )
+    recording = FileSink(disk / "call.mp4", src.layout, rate=src.rate, time_base=src.time_base, preset="ultrafast")
+    relay, call = Relay(recording, "call.mp4", outlived=True), Recorder()
+    run_live(src, matting, [relay, call], duration=2.0, status_interval=1e9)
+    with pytest.raises(P3MError, match=r"the disk is full: call\.mp4 could not be written after \d+ frames"):
+        relay.close()
+    stopped = next(r for r in caplog.records if "stopped (the disk is full" in r.getMessage())
+    assert len(call.composites) > 50  # about 60 frames: the whole run
+    with av.open(str(disk / "call.partial.mp4")) as c:
+        kept = sum(1 for _ in c.decode(video=0))  # every frame of it decodes
+    assert 0 < kept <= 30 and stopped.created < time.time() - 0.5  # stopped a second in, not at the end

@@ -653,26 +653,6 @@ def test_anamorphic_video_stays_anamorphic(run, tmp_path):
         assert c.streams.video[0].sample_aspect_ratio in (None, 0, 1)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """Mount a real file system of a given size (tmpfs), to fill up; where this user cannot
-    mount one (not root), the test is skipped."""
-    mounted = []
-
-    def mount(size: str):
-        disk = tmp_path / f"disk{len(mounted)}"
-        disk.mkdir()
-        mounting = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)]
-        if subprocess.run(mounting, capture_output=True).returncode:
-            pytest.skip("cannot mount a tmpfs here (needs root)")
-        mounted.append(disk)
-        return disk
-
-    yield mount
-    for disk in mounted:
-        subprocess.run(["umount", str(disk)], check=True)
-
-
 @pytest.mark.parametrize("name", ["out.mp4", "out.mkv"])
 def test_a_full_disk_is_one_line_and_keeps_what_was_written(run, talk, small_disk, capsys, name):
     """A disk that fills up mid-run (or as the file is closed) is named as such, with what to
@@ -986,3 +966,22 @@ def test_a_broken_animated_webp_background_is_one_line_without_opencvs_own(talk,
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         f"p3m-live: error: background {cut} cannot be read as an animated WebP; give {BACKGROUND_HELP}"
     ]
+
+
+@pytest.mark.parametrize("call", [True, False])
+def test_a_live_recording_is_outlived_only_by_a_call(tmp_path, call):
+    """A live run's recording that fails stops alone where the run feeds a call (the virtual
+    camera or the preview), and ends the run where the recording is all it makes."""
+    from p3m_live.cli import _parse
+    from p3m_live.run_cli import _sinks
+    from p3m_live.video.sources import AVSource
+
+    args = _parse(["--webcam", "testsrc2=size=64x48:rate=30", "--format", "lavfi", "-o", str(tmp_path / "rec.mkv")])
+    args.preview = call  # (no display here to open one)
+    src = AVSource("testsrc2=size=64x48:rate=30", format="lavfi", live=True)
+    try:
+        (relay,) = _sinks(args, src, src.layout, live=True)
+        relay.close()
+    finally:
+        src.close()
+    assert relay.outlived is call

@@ -7,7 +7,10 @@ encoder, a network that stalls) loses its oldest frames, counted, and the call i
 not delayed: frames dropped, not delayed, as for the camera. A network stream
 that drops (a server restart, the Wi-Fi gone) is reopened every few seconds while
 the call goes on, as OBS does. Meanwhile its frames are dropped and counted. A
-file that fails (a full disk) ends the run with its error, as an offline run does.
+file that fails (a full disk) stops with a warning at once; where the run has a
+call to feed (the virtual camera, the preview) the call goes on without it, as
+OBS's virtual camera outlives a failed recording, and the run ends with the error
+when it ends; without one, the error ends the run, as in an offline run.
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ CLOSE_WAIT = 10.0  # ... and then to finish (the encoder's last frames, the file
 class Relay(Sink):
     """``sink`` written on its own thread. ``reopen`` (network outputs) opens a new one
     after a :class:`~p3m_live.video.sinks.StreamLost`; without it, any error ends the run,
-    raised from the next ``write`` or from ``close``. Frames are copied on the way in: the
-    caller's arrays may be reused (a GPU backend's page-locked buffers)."""
+    raised from the next ``write`` or from ``close``, or (``outlived``: the run feeds a
+    call) only from ``close``, the output stopped and the call going on. Frames are copied
+    on the way in: the caller's arrays may be reused (a GPU backend's page-locked buffers)."""
 
     def __init__(
         self,
@@ -47,9 +51,11 @@ class Relay(Sink):
         reopen: Callable[[], Sink] | None = None,
         reconnect_every: float = RECONNECT_EVERY,
         queue: int = QUEUE,
+        outlived: bool = False,
     ) -> None:
         self.sink: Sink | None = sink
         self.name, self.reopen, self.reconnect_every, self.queue = name, reopen, reconnect_every, queue
+        self.outlived = outlived
         self.dropped = 0  # frames that were not written: behind, or while reconnecting
         self.reconnects = 0
         self.error: BaseException | None = None
@@ -63,6 +69,8 @@ class Relay(Sink):
         self._thread.start()
 
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
+        if self.error is not None and self.outlived:
+            return  # (stopped, and said so: the call goes on)
         self._raise()
         with self._cond:
             self._items.append((frame, composite.copy(), alpha.copy()))
@@ -75,6 +83,8 @@ class Relay(Sink):
             self._cond.notify()
 
     def write_packet(self, packet: av.Packet) -> None:
+        if self.error is not None and self.outlived:
+            return
         self._raise()
         with self._cond:
             self._items.append(packet)
@@ -104,6 +114,8 @@ class Relay(Sink):
             return item
 
     def status(self) -> str | None:
+        if self.error is not None:
+            return f"{self.name}: stopped"
         if self.sink is None and not self._closing:  # (only a stream that dropped has none while open)
             return f"{self.name}: reconnecting, {self.dropped} frames not sent"
         return f"{self.name}: {self.dropped} frames dropped" if self.dropped else None
@@ -133,12 +145,23 @@ class Relay(Sink):
                     self.sink.write_packet(item)
             except StreamLost as e:
                 if self.reopen is None:
-                    self.error = e
+                    self._stop(e)
                     return
                 self._lost(e)
             except BaseException as e:  # noqa: BLE001 (the output thread raises it)
-                self.error = e
+                self._stop(e)
                 return
+
+    def _stop(self, e: BaseException) -> None:
+        """This output failed for good: kept for ``close`` to raise, and where the call
+        outlives it, said now and the output finished (a file kept as it was written)."""
+        self.error = e
+        if not self.outlived:
+            return
+        log.warning("%s stopped (%s); the call goes on without it", self.name, e)
+        sink, self.sink = self.sink, None
+        with contextlib.suppress(Exception):  # (the error is the one to report)
+            sink.close(failed=True)
 
     def _lost(self, e: StreamLost) -> None:
         log.warning("%s; the run goes on, and it is reopened every %g s", e, self.reconnect_every)

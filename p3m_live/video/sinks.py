@@ -81,6 +81,10 @@ HARDWARE_ENCODERS = ("_nvenc", "_qsv", "_amf", "_vaapi", "_videotoolbox", "_mf")
 # any other codec (VP9, FFV1, AV1, ProRes) loses it, and its video is written in square pixels.
 SHAPE_IN_BITSTREAM = frozenset({"h264", "hevc", "mpeg4", "mpeg2video"})
 MATROSKA_MUXERS = frozenset({"matroska", "webm"})
+# FFmpeg's MOV muxer does not always report a write that failed for want of space, so a
+# file's disk is looked at every so many frames, and one with less than this left is full.
+ROOM_CHECK_EVERY = 30
+LOW_ROOM = 64 << 10  # bytes
 
 
 def square_size(width: int, height: int, sar: Fraction) -> tuple[int, int]:
@@ -295,6 +299,7 @@ class _Encoder:
         if unused:
             log.warning("%s ignores %s", codec, ", ".join(f"{k}={v}" for k, v in unused.items()))
         self._last_pts: int | None = None
+        self._frames = 0
 
     def _abandon(self) -> None:
         """Close and delete the partial file of an encoder that could not be set up."""
@@ -388,6 +393,10 @@ class _Encoder:
             vf = vf.reformat(width=self.square[0], height=self.square[1], interpolation="BICUBIC")
         vf.pts, vf.time_base = pts, self.time_base
         self.mux(self.stream.encode(vf))
+        self._frames += 1
+        if self.tmp is not None and self._frames % ROOM_CHECK_EVERY == 0:
+            if shutil.disk_usage(self.tmp.parent).free < LOW_ROOM:  # (MOV's muxer would not say)
+                raise self._no_room(self.video_packets)
 
     def close(self, failed: bool = False) -> None:
         """Flush and close; safe to call twice. Then the file is moved into place, or kept as

@@ -156,6 +156,25 @@ def test_an_error_left_at_the_end_is_raised_by_close():
         relay.close()
 
 
+def test_a_failed_output_that_a_call_outlives_stops_at_once_and_is_reported_at_the_end(caplog):
+    """Where the run feeds a call, a recording that fails stops with a warning as it fails,
+    is finished (kept as written), and takes no more frames; the call's writes never raise,
+    and the run's end raises its error."""
+    failing = FailingSink(0)
+    relay = Relay(failing, "out.mp4", outlived=True)
+    for i in range(30):
+        relay.write(*_frame(i))
+        relay.write_packet(av.Packet(b"x"))
+        time.sleep(0.005)
+    assert relay.drain()
+    assert failing.closed is True and len(failing.frames) == 2  # finished now, not at the end
+    assert relay.status() == "out.mp4: stopped"
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == ["out.mp4 stopped (out.mp4: No space left on device); the call goes on without it"]
+    with pytest.raises(P3MError, match="No space left"):
+        relay.close()
+
+
 class StuckSink(SlowSink):
     """A test double for an output whose write does not return (a network that stalls)."""
 
