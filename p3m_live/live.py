@@ -488,6 +488,10 @@ def run_live(
         if mic is not None:
             mic.join(timeout=2.0)
         worker.join(timeout=2.0)
+        # The last packets, read after the loop last handed sound over (a file's final audio
+        # comes after its last frame); an output that fails on them fails at its close too.
+        with contextlib.suppress(Exception):
+            _pass_sound(sound, sinks, retired)
         # Sources are closed only once the outputs have written their sound: an audio packet
         # reads its stream, which closing the source frees.
         if all([sink.drain() for sink in sinks]):  # (every one drained, not the first few)

@@ -45,11 +45,13 @@ def make_clip(
     audio_layout: str = "mono",
     sar: Fraction | None = None,
     clock: float = 0.0,
+    audio_tail: float = 0.0,
 ) -> Path:
     """Encode a clip; ``pts`` (in ``time_base``) gives variable frame timing; the tone starts
     ``audio_onset`` seconds in (silence before), to measure audio against video; ``gop``: a
     keyframe every so many frames (default: the encoder's); ``timecode``: the first frame's;
-    ``clock``: seconds the file's clock starts at (a broadcast's or another camera's)."""
+    ``clock``: seconds the file's clock starts at (a broadcast's or another camera's);
+    ``audio_tail``: seconds the sound goes on after the last frame."""
     w, h = size
     with av.open(str(path), "w", options={"output_ts_offset": str(clock)} if clock else {}) as out:
         v = out.add_stream(codec, rate=rate)
@@ -79,7 +81,7 @@ def make_clip(
             video.append(f)
         encode_all(out, v, video)
         if a is not None:
-            duration = frames / rate if pts is None else float((pts[-1] + 1) * tb)
+            duration = (frames / rate if pts is None else float((pts[-1] + 1) * tb)) + audio_tail
             n = int(duration * audio_rate)
             t = np.arange(n) / audio_rate
             tone = (0.3 * np.sin(2 * np.pi * 440 * t) * (t >= audio_onset)).astype(np.float32)

@@ -774,9 +774,11 @@ def test_mattes_cannot_go_to_standard_output(run, talk, tmp_path, capsys):
     assert "only the composite can go to standard output" in capsys.readouterr().err
 
 
-def test_a_live_run_of_a_file_keeps_its_sound(run, talk, tmp_path):
+def test_a_live_run_of_a_file_keeps_its_sound(run, tmp_path):
     """A file played live (into the virtual camera, a stream, a recording) keeps its audio:
-    every packet copied as it is, on the frames' clock, though late frames are dropped."""
+    every packet copied as it is, on the frames' clock, though late frames are dropped; the
+    sound after the last frame too (read as the run ends)."""
+    talk = make_clip(tmp_path / "talk.mp4", frames=12, audio_tail=0.3)
     out = tmp_path / "live.mkv"
     assert run(talk, "--live", "-o", out, "--model", "p3m") == 0
     got, want = probe(out), probe(talk)
