@@ -57,13 +57,12 @@ def _auto_backend(name: str, device: str | None) -> tuple[str, str | None]:
 
 
 def run_matte(args: argparse.Namespace) -> int:
-    import cv2
-
     from .backends import open_backend
     from .model import resolve_model_weights
     from .spec import GraphSpec
     from .video.backgrounds import BackgroundFeed, parse_background
     from .video.frames import image_files, read_rgb
+    from .video.sinks import write_png
 
     images = image_files(args.input)
     single = len(images) == 1 and not args.input.is_dir()
@@ -123,12 +122,11 @@ def run_matte(args: argparse.Namespace) -> int:
                 backend.set_background(value)
             composite, alpha = backend.process(rgb)
             paths = targets[image_path]
-            cv2.imwrite(str(paths["alpha"]), alpha[0])
+            write_png(paths["alpha"], alpha[0])
             if args.fg:
-                rgba = np.concatenate([rgb, alpha[0][..., None]], axis=2)
-                cv2.imwrite(str(paths["fg"]), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+                write_png(paths["fg"], np.concatenate([rgb, alpha[0][..., None]], axis=2))
             if args.composite:
-                cv2.imwrite(str(paths["composite"]), cv2.cvtColor(composite[0], cv2.COLOR_RGB2BGR))
+                write_png(paths["composite"], composite[0])
             print(paths["alpha"])
     finally:
         if backend is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 
@@ -187,6 +188,22 @@ def test_matte_still_images(tmp_path, small_portraits, seed32_ckpt):
     single = tmp_path / "one.png"
     assert main(["matte", str(folder / f"{stems[0]}.jpg"), "-o", str(single), *torch_args(seed32_ckpt, 128)]) == 0
     assert np.array_equal(cv2.imread(str(single), cv2.IMREAD_UNCHANGED), alpha)
+
+
+def test_matte_onto_a_full_disk_is_one_line(tmp_path, small_portraits, seed32_ckpt, small_disk, capsys):
+    """`p3m-live matte` checks every write: a disk too small for the matte is one line and
+    exit 2, not a run that says it wrote what it did not."""
+    image = tmp_path / "p.jpg"
+    cv2.imwrite(str(image), cv2.cvtColor(small_portraits[0][1], cv2.COLOR_RGB2BGR))
+    disk = small_disk("8k")
+    with contextlib.suppress(OSError):  # filled to the last byte
+        (disk / "filler").write_bytes(b"x" * (64 << 10))
+    assert main(["matte", str(image), "-o", str(disk / "a.png"), *torch_args(seed32_ckpt, 128)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"p3m-live: error: the disk is full: a.png could not be written; free some space in {disk} "
+        "or write to another disk"
+    )
+    assert not (disk / "a.png").exists()
 
 
 def test_commands_that_log_take_quiet(tmp_path, small_portraits, seed32_ckpt, capsys):

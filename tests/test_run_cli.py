@@ -669,6 +669,25 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_written(run, talk, small_dis
     assert talk.read_bytes() == before
 
 
+def test_pngs_on_a_full_disk_are_one_line_and_leave_no_cut_file(run, talk, small_disk, capfd):
+    """The composite as PNGs onto a disk that fills: the frame that does not fit is named, no
+    cut PNG is left behind it, and libpng's own "Write Error" does not show."""
+    disk = small_disk("24k")
+    assert run(talk, "-o", disk / "frames") == 2
+    err = capfd.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf"p3m-live: error: the disk is full: (\d{{6}})\.png could not be written; free some space in "
+        rf"{re.escape(str(disk / 'frames'))} or write to another disk",
+        last,
+    ), last
+    assert "libpng" not in err and "Traceback" not in err
+    failed = re.search(r"(\d{6})\.png", last).group(1)
+    written = sorted(p.name for p in (disk / "frames").iterdir())
+    assert written == [f"{i:06d}.png" for i in range(int(failed))]
+    assert all(cv2.imread(str(disk / "frames" / n)) is not None for n in written)  # whole PNGs only
+
+
 def test_no_room_to_rewrite_a_fragmented_mp4_keeps_it_whole(run, talk, small_disk, caplog):
     """A finished MP4 on a disk without room for its plain copy stays fragmented, whole."""
     disk = small_disk("256k")

@@ -87,6 +87,37 @@ ROOM_CHECK_EVERY = 30
 LOW_ROOM = 64 << 10  # bytes
 
 
+def out_of_room(e: BaseException) -> bool:
+    """Whether a write failed for want of space: the disk, or the user's quota, full."""
+    return getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_room(what: str, path: Path | None) -> P3MError:
+    """The one line for a full disk: ``what`` could not be written, and where to make room
+    (``path``'s folder; None for standard output)."""
+    where = f"in {path.parent}" if path is not None else "where it goes"
+    return P3MError(f"the disk is full: {what}; free some space {where} or write to another disk")
+
+
+def write_png(path: Path, pixels: np.ndarray) -> None:
+    """Grey (H, W), RGB (H, W, 3) or RGBA (H, W, 4) uint8 pixels as a PNG file. Encoded in
+    memory and written by Python, so a failed write (a full disk, a read-only folder) is one
+    line with its reason (libpng's own "Write Error" does not show) and leaves no cut file."""
+    import cv2
+
+    code = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}.get(pixels.shape[2] if pixels.ndim == 3 else 0)
+    ok, data = cv2.imencode(".png", pixels if code is None else cv2.cvtColor(pixels, code))
+    if not ok:
+        raise P3MError(f"OpenCV cannot encode {path.name} as PNG ({pixels.dtype} {pixels.shape})")
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        path.unlink(missing_ok=True)
+        if out_of_room(e):
+            raise no_room(f"{path.name} could not be written", path) from e
+        raise P3MError(f"cannot write {path} ({reason(e)}); choose a writable folder") from e
+
+
 def square_size(width: int, height: int, sar: Fraction) -> tuple[int, int]:
     """The size of a width x height picture of ``sar``-shaped pixels in square pixels: as
     wide as players show it (an even width, for 4:2:0), as tall as it is."""
@@ -344,16 +375,12 @@ class _Encoder:
         or the user's quota full), or None. The same words for every write that meets it, so
         the file's close after the run's error is not reported twice."""
         network = self.target is not None and self.target.network
-        if network or getattr(e, "errno", None) not in (errno.ENOSPC, errno.EDQUOT):
+        if network or not out_of_room(e):
             return None
         return self._no_room(self.video_packets)
 
     def _no_room(self, frames: int) -> P3MError:
-        where = f"in {self.path.parent}" if self.path is not None else "where it goes"
-        return P3MError(
-            f"the disk is full: {self.name} could not be written after {frames} frames; "
-            f"free some space {where} or write to another disk"
-        )
+        return no_room(f"{self.name} could not be written after {frames} frames", self.path)
 
     def mux(self, packets: Sequence[av.Packet]) -> None:
         """Every packet of this file goes through here (video and the copied streams); a packet
@@ -591,12 +618,7 @@ class PngSequence:
 
     def write(self, index: int, pixels: np.ndarray) -> None:
         """Grey (H, W), RGB (H, W, 3) or RGBA (H, W, 4) uint8 pixels as frame ``index``."""
-        import cv2
-
-        code = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}.get(pixels.shape[2] if pixels.ndim == 3 else 0)
-        name = str(self.path_for(index))
-        if not cv2.imwrite(name, pixels if code is None else cv2.cvtColor(pixels, code)):
-            raise P3MError(f"cannot write {name}; is the disk full or the folder read-only?")
+        write_png(self.path_for(index), pixels)
 
 
 class CompositePngSink(Sink):
