@@ -5,6 +5,11 @@ raises :class:`P3MError` with a one-line message that names the problem and what
 to do; the command line prints it and exits with code 2, never a traceback.
 """
 
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
 
 class P3MError(Exception):
     """A problem with the user's input or set-up, explained in one line."""
@@ -13,3 +18,15 @@ class P3MError(Exception):
 def reason(e: BaseException) -> str:
     """The system's own words for an OS or FFmpeg error (its strerror), else its message."""
     return getattr(e, "strerror", None) or str(e)
+
+
+def out_of_room(e: BaseException) -> bool:
+    """Whether a write failed for want of space: the disk, or the user's quota, full."""
+    return getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_room(what: str, path: Path | None) -> P3MError:
+    """The one line for a full disk: ``what`` could not be written, and where to make room
+    (``path``'s folder; None for standard output)."""
+    where = f"in {path.parent}" if path is not None else "where it goes"
+    return P3MError(f"the disk is full: {what}; free some space {where} or write to another disk")

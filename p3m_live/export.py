@@ -10,6 +10,7 @@ network inputs or outputs.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections import Counter
@@ -29,19 +30,22 @@ DEFAULT_OPSET = 17
 def export_onnx(
     module: nn.Module,
     args: tuple,
-    path: str | os.PathLike,
+    path: str | os.PathLike | io.BytesIO,
     input_names: Sequence[str],
     output_names: Sequence[str],
     dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
     opset: int = DEFAULT_OPSET,
-) -> Path:
-    """Export with the TorchScript-based exporter: exact op-for-op, no onnxscript needed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+) -> Path | io.BytesIO:
+    """Export with the TorchScript-based exporter: exact op-for-op, no onnxscript needed.
+    ``path`` may be a buffer in memory (where no file can be written)."""
+    target: str | io.BytesIO = path if isinstance(path, io.BytesIO) else str(path)
+    if not isinstance(path, io.BytesIO):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module.eval(), args, str(path), dynamo=False, opset_version=opset,
+            module.eval(), args, target, dynamo=False, opset_version=opset,
             input_names=list(input_names), output_names=list(output_names),
             dynamic_axes={k: dict(v) for k, v in (dynamic_axes or {}).items()},
             do_constant_folding=True,

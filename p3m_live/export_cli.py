@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from .errors import P3MError
+from .errors import P3MError, no_room, out_of_room, reason
 from .spec import IN_FORMATS, MODELS, OUT_FORMATS, TEMPORALS, GraphSpec
 
 
@@ -126,11 +126,18 @@ def run_export(args: argparse.Namespace) -> int:
     for spec in specs:
         width, height = spec.width, spec.height
         path = out / f"frame-graph-{width}x{height}-{args.precision}.onnx" if several or out.suffix != ".onnx" else out
-        export_frame_graph(spec, resolve_model_weights(args.model, args.weights, height, width), path)
-        model = onnx.load(str(path))  # once, for the op check and the spec's metadata
-        report = require_tensorrt_ops(model, path)
-        write_spec(model, spec)
-        onnx.save(model, str(path))
+        weights = resolve_model_weights(args.model, args.weights, height, width)
+        try:
+            export_frame_graph(spec, weights, path)
+            model = onnx.load(str(path))  # once, for the op check and the spec's metadata
+            report = require_tensorrt_ops(model, path)
+            write_spec(model, spec)
+            onnx.save(model, str(path))
+        except OSError as e:
+            path.unlink(missing_ok=True)  # (no graph cut short, to be taken for a whole one)
+            if out_of_room(e):
+                raise no_room(f"{path.name} could not be written", path) from e
+            raise P3MError(f"cannot write {path} ({reason(e)}); choose a writable folder") from e
         mh, mw = spec.model_hw
         print(
             f"{path}: {width}x{height} {args.in_format}->{args.out_format} ({spec.matrix}"

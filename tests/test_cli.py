@@ -101,3 +101,15 @@ def test_weights_path_honours_cache_env(tmp_path):
     r = _cli("weights", "path", env=env)
     assert r.returncode == 0
     assert r.stdout.strip() == str(tmp_path / "p3m-live" / "p3mnet_pretrained_on_p3m10k.pth")
+
+
+def test_export_onto_a_full_disk_is_one_line_and_leaves_no_cut_graph(seed32_ckpt, small_disk, capsys):
+    disk = small_disk("64k")  # (a P3M-Net graph is tens of MB)
+    out = disk / "g.onnx"
+    argv = ["export", "--size", "96x64", "--model-size", "32", "--weights", str(seed32_ckpt), "-o", str(out)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"p3m-live: error: the disk is full: g.onnx could not be written; free some space in {disk} "
+        "or write to another disk"
+    )
+    assert not out.exists()

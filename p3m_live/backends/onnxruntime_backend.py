@@ -10,18 +10,24 @@ call's state input, so a GPU run copies back only the composite and the alpha.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import P3MError
+from ..errors import P3MError, out_of_room, reason
 from ..model.weights import cache_dir
 from ..spec import GraphSpec
 from .base import Backend, device_index, spec_key
 
+log = logging.getLogger("p3m_live")
 
-def export_frame_graph(spec: GraphSpec, weights: str | os.PathLike, path: str | os.PathLike) -> Path:
+
+def export_frame_graph(
+    spec: GraphSpec, weights: str | os.PathLike, path: str | os.PathLike | io.BytesIO
+) -> Path | io.BytesIO:
     """Export the frame graph for ``spec`` (P3M-Net with portable unpooling) to ``path``."""
     from ..export import export_onnx
     from ..graph import FrameGraph
@@ -32,14 +38,39 @@ def export_frame_graph(spec: GraphSpec, weights: str | os.PathLike, path: str | 
     return export_onnx(graph, tuple(example.values()), path, graph.input_names, graph.output_names)
 
 
+class CacheUnwritable(P3MError):
+    """The user cache cannot take the exported graph (a full disk, a read-only home)."""
+
+
 def cached_onnx(spec: GraphSpec, weights: str | os.PathLike) -> Path:
     """The exported graph for this spec and checkpoint, exporting it on first use."""
     path = cache_dir() / "onnx" / f"frame-graph-{spec_key(spec, Path(weights))}.onnx"
     if not path.is_file():
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        export_frame_graph(spec, weights, tmp)
-        os.replace(tmp, path)
+        try:
+            export_frame_graph(spec, weights, tmp)
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            why = "the disk is full" if out_of_room(e) else reason(e)
+            raise CacheUnwritable(
+                f"cannot keep the exported frame graph in {path.parent} ({why}); free some space there, "
+                "or set XDG_CACHE_HOME to a folder that can be written"
+            ) from e
     return path
+
+
+def frame_graph_model(spec: GraphSpec, weights: str | os.PathLike) -> str | bytes:
+    """What an InferenceSession opens: the cached graph's path, or, where the cache cannot
+    be written, the graph exported into memory for this run alone (one warning; the run
+    does not need the cache, only its next start does)."""
+    try:
+        return str(cached_onnx(spec, weights))
+    except CacheUnwritable as e:
+        log.warning("%s; exported for this run only, again at the next start", e)
+    buffer = io.BytesIO()
+    export_frame_graph(spec, weights, buffer)
+    return buffer.getvalue()
 
 
 class OnnxRuntimeBackend(Backend):
@@ -71,10 +102,12 @@ class OnnxRuntimeBackend(Backend):
         if onnx_path is None:
             if weights is None:
                 raise P3MError("the onnxruntime backend needs weights or an exported graph")
-            onnx_path = cached_onnx(spec, weights)
+            model = frame_graph_model(spec, weights)
+        else:
+            model = str(onnx_path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
+        self.session = ort.InferenceSession(model, opts, providers=providers)
         self.on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
         if device.startswith("cuda") and not self.on_gpu:
             # onnxruntime-gpu lists the provider even when it cannot load CUDA or cuDNN, and

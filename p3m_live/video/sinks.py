@@ -25,7 +25,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
-from ..errors import P3MError, reason
+from ..errors import P3MError, no_room, out_of_room, reason
 from .frames import Frame, Layout, planes_to_rgb
 from .recording import Recording, recording_metadata
 from .targets import KEYFRAME_SECONDS, Target
@@ -85,18 +85,6 @@ MATROSKA_MUXERS = frozenset({"matroska", "webm"})
 # file's disk is looked at every so many frames, and one with less than this left is full.
 ROOM_CHECK_EVERY = 30
 LOW_ROOM = 64 << 10  # bytes
-
-
-def out_of_room(e: BaseException) -> bool:
-    """Whether a write failed for want of space: the disk, or the user's quota, full."""
-    return getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
-
-
-def no_room(what: str, path: Path | None) -> P3MError:
-    """The one line for a full disk: ``what`` could not be written, and where to make room
-    (``path``'s folder; None for standard output)."""
-    where = f"in {path.parent}" if path is not None else "where it goes"
-    return P3MError(f"the disk is full: {what}; free some space {where} or write to another disk")
 
 
 def write_png(path: Path, pixels: np.ndarray) -> None:

@@ -121,6 +121,32 @@ def test_export_is_cached(seed32_ckpt, tmp_path, monkeypatch):
     assert ob.cached_onnx(spec.with_(precision="fp16"), seed32_ckpt) != first  # spec is in the key
 
 
+def test_a_cache_that_cannot_be_written_costs_an_export_not_the_run(seed32_ckpt, small_disk, monkeypatch, caplog):
+    """With the user cache on a full disk, ONNX Runtime runs the graph exported into memory,
+    with one warning; nothing cut short is left in the cache. TensorRT, whose engines need
+    the cache, gets the one-line error."""
+    from p3m_live.backends import onnxruntime_backend as ob
+
+    disk = small_disk("8k")
+    with contextlib.suppress(OSError):  # filled to the last byte
+        (disk / "filler").write_bytes(b"x" * (64 << 10))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(disk))
+    spec = SPEC.with_(height=64, width=96, model_short_side=32, background="color")
+    frame = np.random.default_rng(3).integers(0, 255, (96, 96), np.uint8)  # I420 planes of 96x64
+    with pytest.raises(ob.CacheUnwritable, match=r"cannot keep the exported frame graph in .* \(the disk is full\)"):
+        ob.cached_onnx(spec, seed32_ckpt)
+    with open_backend("onnxruntime", spec, seed32_ckpt) as be:
+        be.set_background((0, 0, 255))
+        got = be.process(frame)
+    assert "exported for this run only" in caplog.text
+    assert list((disk / "p3m-live" / "onnx").iterdir()) == []
+    monkeypatch.setenv("XDG_CACHE_HOME", str(disk.parent / "roomy"))
+    with open_backend("onnxruntime", spec, seed32_ckpt) as be:
+        be.set_background((0, 0, 255))
+        want = be.process(frame)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
+
+
 def test_input_errors(seed32_ckpt, clip):
     frames, bg = clip
     with open_backend("torch", SPEC, seed32_ckpt) as be:
