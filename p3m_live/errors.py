@@ -30,3 +30,10 @@ def no_room(what: str, path: Path | None) -> P3MError:
     (``path``'s folder; None for standard output)."""
     where = f"in {path.parent}" if path is not None else "where it goes"
     return P3MError(f"the disk is full: {what}; free some space {where} or write to another disk")
+
+
+def write_error(e: OSError, path: Path) -> P3MError:
+    """The one line for a file that could not be written: a full disk, or the system's reason."""
+    if out_of_room(e):
+        return no_room(f"{path.name} could not be written", path)
+    return P3MError(f"cannot write {path} ({reason(e)}); choose a writable folder")

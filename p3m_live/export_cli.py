@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from .errors import P3MError, no_room, out_of_room, reason
+from .errors import P3MError, write_error
 from .spec import IN_FORMATS, MODELS, OUT_FORMATS, TEMPORALS, GraphSpec
 
 
@@ -135,9 +135,7 @@ def run_export(args: argparse.Namespace) -> int:
             onnx.save(model, str(path))
         except OSError as e:
             path.unlink(missing_ok=True)  # (no graph cut short, to be taken for a whole one)
-            if out_of_room(e):
-                raise no_room(f"{path.name} could not be written", path) from e
-            raise P3MError(f"cannot write {path} ({reason(e)}); choose a writable folder") from e
+            raise write_error(e, path) from e
         mh, mw = spec.model_hw
         print(
             f"{path}: {width}x{height} {args.in_format}->{args.out_format} ({spec.matrix}"

@@ -25,7 +25,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
-from ..errors import P3MError, no_room, out_of_room, reason
+from ..errors import P3MError, no_room, out_of_room, reason, write_error
 from .frames import Frame, Layout, planes_to_rgb
 from .recording import Recording, recording_metadata
 from .targets import KEYFRAME_SECONDS, Target
@@ -101,9 +101,7 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
         path.write_bytes(data)
     except OSError as e:
         path.unlink(missing_ok=True)
-        if out_of_room(e):
-            raise no_room(f"{path.name} could not be written", path) from e
-        raise P3MError(f"cannot write {path} ({reason(e)}); choose a writable folder") from e
+        raise write_error(e, path) from e
 
 
 def square_size(width: int, height: int, sar: Fraction) -> tuple[int, int]:
