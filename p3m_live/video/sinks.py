@@ -85,6 +85,7 @@ MATROSKA_MUXERS = frozenset({"matroska", "webm"})
 # file's disk is looked at every so many frames, and one with less than this left is full.
 ROOM_CHECK_EVERY = 30
 LOW_ROOM = 64 << 10  # bytes
+MIB = 1 << 20  # a short file's disk with less left is full; a rewrite leaves at least this
 
 
 def write_png(path: Path, pixels: np.ndarray) -> None:
@@ -441,15 +442,14 @@ class _Encoder:
         if self.video_packets == 0:  # the run failed or stopped before its first frame
             self.tmp.unlink(missing_ok=True)
             return
-        if complete and self.tmp.exists():
-            try:
-                self._move_into_place()
-                return
-            except P3MError:
-                self._say_not_whole()
-                raise
         if not complete:
             self._say_not_whole()
+        elif self.tmp.exists():
+            try:
+                self._move_into_place()
+            except P3MError:  # (found short as it was read back)
+                self._say_not_whole()
+                raise
 
     def _say_not_whole(self) -> None:
         log.warning("%s is not whole (the run stopped with an error): what was done is in %s", self.path, self.tmp)
@@ -466,10 +466,10 @@ class _Encoder:
         kept = video_packets_in(self.tmp)
         free = shutil.disk_usage(self.tmp.parent).free
         if kept < self.video_packets:
-            if free < 1 << 20:
+            if free < MIB:
                 raise self._no_room(kept)
             raise P3MError(f"{self.name} came out short: {kept} of its {self.video_packets} frames are in it")
-        if free < self.tmp.stat().st_size + (1 << 20):
+        if free < self.tmp.stat().st_size + MIB:
             log.warning("%s stays fragmented (no room on the disk to rewrite it); it plays as it is", self.path.name)
             return
         plain = self.tmp.with_name(self.tmp.stem + "-plain" + self.tmp.suffix)
