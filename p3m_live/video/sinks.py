@@ -190,6 +190,13 @@ def mov_options(path: Path, fragmented: bool) -> dict[str, str]:
     return options
 
 
+def file_options(path: Path, fragmented: bool) -> dict[str, str]:
+    """A file's muxer options: ``mov_options``, and each packet handed to the kernel as it
+    is muxed (flush_packets). FFmpeg otherwise holds up to 256 KiB in its own buffer, which
+    a run killed hard loses: at a small frame size, many seconds of finished fragments."""
+    return {**mov_options(path, fragmented), "flush_packets": "1"}
+
+
 def remux(src: Path, dst: Path) -> None:
     """Copy every stream of ``src`` into ``dst`` packet for packet (timestamps, metadata and
     chapters unchanged). A timecode track and a chapter track are not copied but made again
@@ -248,7 +255,7 @@ class _Encoder:
             if self.target is not None:  # FFmpeg's own protocols write the pipe or the socket
                 self.container = av.open(self.target.url, "w", format=self.target.format)
             else:
-                self.container = av.open(str(self.tmp), "w", container_options=mov_options(path, self.fragmented))
+                self.container = av.open(str(self.tmp), "w", container_options=file_options(path, self.fragmented))
         except (av.error.FFmpegError, ValueError) as e:
             if self.target is not None:
                 raise P3MError(f"cannot send to {self.name} ({reason(e)}); check the address") from e
