@@ -179,7 +179,10 @@ class _StderrHandler(logging.Handler):
     """Log lines to whatever ``sys.stderr`` is at the time (so redirections apply)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(self.format(record), file=sys.stderr)
+        try:
+            print(self.format(record), file=sys.stderr)
+        except OSError:  # a terminal just hung up (see signals): a line unshown must not stop the run
+            pass
 
 
 def _setup_logging(quiet: bool) -> None:
