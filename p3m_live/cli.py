@@ -179,10 +179,16 @@ class _StderrHandler(logging.Handler):
     """Log lines to whatever ``sys.stderr`` is at the time (so redirections apply)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            print(self.format(record), file=sys.stderr)
-        except OSError:  # a terminal just hung up (see signals): a line unshown must not stop the run
-            pass
+        _say(self.format(record))
+
+
+def _say(line: str) -> None:
+    """One line on stderr. A terminal that just hung up (see signals) fails every write: a
+    line unshown must not stop the run, nor turn its exit code into a traceback's."""
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        pass
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -208,13 +214,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging(getattr(args, "quiet", False))
         return args.handler(args)
     except P3MError as e:
-        print(f"p3m-live: error: {e}", file=sys.stderr)
+        _say(f"p3m-live: error: {e}")
         return 2
     except OSError as e:  # a full disk, a read-only folder, a vanished file: the system's own words
-        print(f"p3m-live: error: {e.strerror or e} ({getattr(e, 'filename', '') or 'I/O'})", file=sys.stderr)
+        _say(f"p3m-live: error: {e.strerror or e} ({getattr(e, 'filename', '') or 'I/O'})")
         return 2
     except KeyboardInterrupt:
-        print("p3m-live: interrupted", file=sys.stderr)
+        _say("p3m-live: interrupted")
         return signals.exit_code()
 
 

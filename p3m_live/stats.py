@@ -73,7 +73,8 @@ class Progress:
 
     def __init__(self, total: int | None, stream: TextIO | None = None, interval: float | None = None) -> None:
         self.total = total
-        self.stream = stream = stream or sys.stderr  # the one now, not the one at import (redirections)
+        stream = stream or sys.stderr  # the one now, not the one at import (redirections)
+        self.stream: TextIO | None = stream  # None once a write failed
         tty = stream.isatty()
         self.interval = interval if interval is not None else (0.25 if tty else 10.0)
         self.end = "\r" if tty else "\n"
@@ -97,10 +98,20 @@ class Progress:
         if force or now - self._last >= self.interval:
             self._last = now
             self._shown = True
-            self.stream.write(self.line(done, now) + self.end)
-            self.stream.flush()
+            self._write(self.line(done, now) + self.end)
 
     def finish(self, done: int) -> None:
         self.update(done, force=True)
         if self.end == "\r" and self._shown:
-            self.stream.write("\n")
+            self._write("\n")
+
+    def _write(self, text: str) -> None:
+        """A terminal that hung up fails every write (EIO) before its SIGHUP is handled: the
+        bar stops showing; the run goes on, and the hangup stops it (see signals)."""
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except OSError:
+            self.stream = None

@@ -3,6 +3,7 @@ file with its audio; one killed hard leaves all but its last second."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -135,6 +136,37 @@ def test_a_closed_terminal_finishes_the_file(long_clip, seed32_ckpt, tmp_path):
     assert not list(tmp_path.glob("*.partial*"))
     n = len(probe(out)["times"])
     assert 25 <= n < 1000
+
+
+@pytest.fixture
+def hung_up_terminal():
+    """A pty whose other end is closed: every write to it fails (EIO), as after a hangup."""
+    master, slave = pty.openpty()
+    os.close(master)
+    stream = open(slave, "w", buffering=1)  # noqa: SIM115 (line by line, as stderr writes)
+    yield stream
+    with contextlib.suppress(OSError):
+        stream.close()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="terminals that hang up are POSIX")
+def test_the_progress_bar_stops_showing_on_a_hung_up_terminal(hung_up_terminal):
+    """The first writes after a hangup fail before SIGHUP is handled (the race the test above
+    can lose): they must not end the run with an error of their own."""
+    from p3m_live.stats import Progress
+
+    progress = Progress(total=10, stream=hung_up_terminal, interval=0)
+    progress.update(1)
+    progress.finish(10)
+    assert progress.stream is None
+
+
+@pytest.mark.skipif(os.name != "posix", reason="terminals that hang up are POSIX")
+def test_error_lines_to_a_hung_up_terminal_keep_the_exit_code(hung_up_terminal, tmp_path, monkeypatch):
+    from p3m_live.cli import main
+
+    monkeypatch.setattr(sys, "stderr", hung_up_terminal)
+    assert main([str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "out.mp4")]) == 2
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP is POSIX")
