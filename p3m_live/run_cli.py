@@ -492,8 +492,7 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 if preview is not None:
                     preview.close()
-            if not args.quiet:
-                print(result.table(), file=sys.stderr)
+            log.info("%s", result.table())  # (through the log: a hung-up terminal cannot fail the run)
             if result.interrupted:
                 if result.frames == 0:
                     log.warning("interrupted before the first frame was finished: no output file is written")

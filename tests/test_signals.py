@@ -12,6 +12,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 
 import av
 import pytest
@@ -109,33 +110,56 @@ def test_a_run_killed_hard_has_written_all_but_its_last_second(seed32_ckpt, tmp_
     assert 150 <= n < 200  # 8 s fed, fragments of a second: at most the last one lost
 
 
-def _own_terminal() -> None:
-    """In the child: a session of its own, the pty on its stdin its controlling terminal."""
-    os.setsid()
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+def _own_terminal(hangup: object = signal.SIG_DFL) -> Callable[[], None]:
+    """In the child: a session of its own, the pty on its stdin its controlling terminal, and
+    SIGHUP as ``hangup`` (its default, as a shell starts it, even where the tests run under
+    nohup; or ignored, as under nohup)."""
+
+    def start() -> None:
+        signal.signal(signal.SIGHUP, hangup)
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    return start
+
+
+def _run_and_close_its_terminal(clip, out, ckpt, hangup: object = signal.SIG_DFL) -> int:
+    """A run whose stdin, stdout and stderr are a terminal, closed once a second is written
+    (its window closed, its ssh connection dropped): the run's exit code."""
+    master, slave = pty.openpty()
+    cmd = [sys.executable, "-m", "p3m_live.cli", str(clip), "-o", str(out), *torch_args(ckpt)]
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, preexec_fn=_own_terminal(hangup))
+    os.close(slave)
+    try:
+        _wait_for_fragments(proc, out.with_suffix(".partial.mp4"), 1)
+        assert proc.poll() is None, "the run ended before its terminal was closed"
+        os.close(master)  # the hangup
+        return proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="terminals that hang up are POSIX")
 def test_a_closed_terminal_finishes_the_file(long_clip, seed32_ckpt, tmp_path):
-    """The terminal a run writes its progress to is closed (its window, a dropped ssh): the
-    kernel sends SIGHUP, and every later write to that terminal fails. The run still finishes
-    a playable file, and exits 129 (128 + SIGHUP) as a shell reports it."""
-    master, slave = pty.openpty()
+    """The kernel sends SIGHUP, and every later write to that terminal fails. The run still
+    finishes a playable file, and exits 129 (128 + SIGHUP) as a shell reports it."""
     out = tmp_path / "out.mp4"
-    cmd = [sys.executable, "-m", "p3m_live.cli", str(long_clip), "-o", str(out), *torch_args(seed32_ckpt)]
-    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, preexec_fn=_own_terminal)
-    os.close(slave)
-    try:
-        _wait_for_fragments(proc, tmp_path / "out.partial.mp4", 1)
-        assert proc.poll() is None, "the run ended before its terminal was closed"
-        os.close(master)  # the hangup
-        assert proc.wait(timeout=60) == 128 + signal.SIGHUP
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    assert _run_and_close_its_terminal(long_clip, out, seed32_ckpt) == 128 + signal.SIGHUP
     assert not list(tmp_path.glob("*.partial*"))
     n = len(probe(out)["times"])
     assert 25 <= n < 1000
+
+
+@pytest.mark.skipif(os.name != "posix", reason="terminals that hang up are POSIX")
+def test_a_run_under_nohup_outlives_its_terminal(seed32_ckpt, tmp_path):
+    """SIGHUP ignored: the run goes on to the end, whole, though nothing it says can be shown
+    (its progress and its closing table once failed it, and left the file partial)."""
+    clip = make_clip(tmp_path / "in.mp4", frames=100)
+    out = tmp_path / "out.mp4"
+    assert _run_and_close_its_terminal(clip, out, seed32_ckpt, hangup=signal.SIG_IGN) == 0
+    assert not list(tmp_path.glob("*.partial*"))
+    assert probe(out)["times"] == probe(clip)["times"]
 
 
 @pytest.fixture
