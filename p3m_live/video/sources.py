@@ -198,6 +198,7 @@ class AVSource(Source):
         self._deinterlacer: Deinterlacer | None = None
         self._untimed = 0  # frames decoded without a timestamp
         self._index = 0
+        self._ended: float | None = None  # where the newest frame ends (seconds)
         streams = [self.video, *self.audio_streams, *self.subtitle_streams]
         container = self.container
         if stall is None:
@@ -378,6 +379,8 @@ class AVSource(Source):
         if f is not self._first:
             f = self._prepare(f)
         frame = frame_from_av(f, self.layout, self._index)
+        if f.pts is not None and f.time_base is not None and self.rate:  # (a frame's own duration: VFR)
+            self._ended = float((f.pts + f.duration) * f.time_base) if f.duration else f.time + 1 / float(self.rate)
         if self._start and frame.pts is not None and frame.time_base is not None:
             frame.pts -= round(self._start / frame.time_base)
         self._index += 1
@@ -421,6 +424,27 @@ class AVSource(Source):
         for f in [] if video_done else self._flushed():
             if self._when(f.pts, f.time_base) == 0:
                 yield self._frame(f)
+        self._check_whole()
+
+    def _check_whole(self) -> None:
+        """Say so where an MP4's or MOV's index goes on past where its data ends (a cut copy,
+        an unfinished download), which FFmpeg reads as an ordinary end. The index's length is
+        the video track's duration, cut to its edit list as FFmpeg plays it."""
+        v = self.video
+        if self._start or self._end or self.live or "mov" not in self.container.format.name.split(","):
+            return
+        if not v.duration or self._ended is None or not self.rate:
+            return
+        listed = float((v.duration + (v.start_time or 0)) * v.time_base)
+        if listed - self._ended > max(2 / float(self.rate), 0.1):
+            log.warning(
+                "%s ends at %.1f s of the %.1f s its index lists: the file is cut short (an unfinished "
+                "copy or download?); the output has the %d frames there are",
+                self.name,
+                self._ended,
+                listed,
+                self._index,
+            )
 
     def adopt(self, layout: Layout) -> str | None:
         """Frames are converted to ``layout`` as they are decoded (scaled, and to its pixel

@@ -693,3 +693,41 @@ def test_the_main_video_stream_is_read_not_a_cover_picture_before_it(tmp_path):
                 out.mux(p)
     with open_source(str(covered)) as src:
         assert src.video.index == 1 and len(_frames(src)) == 12
+
+
+def _remuxed(src, dst, movflags: str):
+    """``src`` copied packet for packet into ``dst`` with the mov muxer's ``movflags``."""
+    with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": movflags}) as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for p in i.demux():
+            if p.dts is not None:
+                p.stream = streams[p.stream.index]
+                o.mux(p)
+    return dst
+
+
+def _cut_warnings(path, caplog) -> tuple[int, list[str]]:
+    with caplog.at_level(logging.WARNING, logger="p3m_live"), AVSource(str(path)) as src:
+        n = len(_frames(src))
+    return n, [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+
+
+def test_an_mp4_cut_short_is_said_to_be_cut(tmp_path, caplog):
+    """An unfinished download of an MP4 whose index comes first: FFmpeg reads the end of its
+    data as the end of the video; the user is told that frames are missing."""
+    whole = _remuxed(make_clip(tmp_path / "c.mp4", frames=50), tmp_path / "whole.mp4", "faststart")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    n, said = _cut_warnings(cut, caplog)
+    assert 0 < n < 45
+    assert len(said) == 1 and "of the 2.0 s its index lists" in said[0] and f"the {n} frames there are" in said[0]
+
+
+@pytest.mark.parametrize("kind", ["index last", "index first", "fragmented", "a clock at 1 h", "sound after"])
+def test_whole_mp4s_are_not_said_to_be_cut(tmp_path, caplog, kind):
+    options = {"a clock at 1 h": {"clock": 3600.0}, "sound after": {"audio_tail": 1.5}}.get(kind, {})
+    clip = make_clip(tmp_path / "c.mp4", frames=50, **options)
+    if kind in ("index first", "fragmented"):
+        flags = "faststart" if kind == "index first" else "frag_keyframe+empty_moov+default_base_moof"
+        clip = _remuxed(clip, tmp_path / "remuxed.mp4", flags)
+    assert _cut_warnings(clip, caplog) == (50, [])
