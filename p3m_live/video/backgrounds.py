@@ -57,6 +57,9 @@ class BackgroundChoice:
     strength: int = 16  # a blur's; a transparent image's shows the room blurred this much
     transparent: bool = False  # an image or video with transparency (a logo): over the blurred room
     fit: str = "cover"  # an image's or video's: "cover" (filling, cropped) or "contain" (whole, margins transparent)
+    # An image's height, width (upright) and whether it is partly transparent itself, as read
+    # when it was checked: no second decode to settle its fit (see settle_fit).
+    facts: tuple[int, int, bool] | None = None
 
     @property
     def graph_kind(self) -> Background:
@@ -108,8 +111,8 @@ def parse_background(text: str, fit: str = "cover") -> BackgroundChoice:
     path = Path(t).expanduser()
     contain = fit == "contain"
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not is_animated(path):
-        transparent = read_image(path).shape[2] == 4 or contain  # (read either way: a damaged one fails here)
-        return BackgroundChoice("image", path, transparent=transparent, fit=fit)
+        facts = _image_facts(path)  # (read either way: a damaged one fails here)
+        return BackgroundChoice("image", path, transparent=facts[2] or contain, fit=fit, facts=facts)
     if path.is_file():
         return BackgroundChoice("video", path, transparent=contain or _video_is_transparent(path), fit=fit)
     raise P3MError(f"background {text!r} is not a file that exists; give {HELP}")
@@ -197,13 +200,12 @@ def settle_fit(choice: BackgroundChoice, width: int, height: int, sar: Fraction 
     if choice.fit != "contain" or choice.path is None:
         return choice
     if choice.kind == "image":
-        image = read_image(choice.path)
-        h, w, alpha = *image.shape[:2], image.shape[2] == 4
+        facts = choice.facts or _image_facts(choice.path)
     else:
         facts = _first_frame(choice.path)
-        if facts is None:
-            return choice  # (opening it says why)
-        h, w, alpha = facts
+    if facts is None:
+        return choice  # (opening it says why)
+    h, w, alpha = facts
     if _contained(max(1, round(w / sar)), h, width, height) != (width, height):
         return choice
     return replace(choice, fit="cover", transparent=alpha)
@@ -635,6 +637,12 @@ def _first_frame(path: Path) -> tuple[int, int, bool] | None:
             return h, w, alpha and bool(frame.to_ndarray(format="rgba")[..., 3].min() < 255)
     except (av.error.FFmpegError, OSError, ValueError):
         return None
+
+
+def _image_facts(path: Path) -> tuple[int, int, bool]:
+    """An image background's upright height and width, and whether it is partly transparent."""
+    h, w, channels = read_image(path).shape
+    return h, w, channels == 4
 
 
 def read_image(path: Path | None) -> np.ndarray:

@@ -308,6 +308,38 @@ def test_a_transparent_image_is_read_with_its_alpha_and_runs_on_the_mix_graph(tm
     assert parse_background(str(tmp_path / "opaque.png")).graph_kind == "image"
 
 
+def test_only_images_that_can_be_transparent_are_decoded_for_their_alpha(tmp_path):
+    """The header says which need OpenCV's second decode (alpha): not a JPEG, nor a PNG with
+    no alpha channel and no tRNS chunk; a palette or RGB PNG with tRNS does, and keeps it."""
+    from PIL import Image
+
+    from p3m_live.video.frames import may_be_transparent, read_rgb
+
+    rgba = _logo(tmp_path / "logo.png")
+    rgb = np.ascontiguousarray(rgba[..., :3])
+    Image.fromarray(rgb).save(tmp_path / "photo.jpg")
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(rgb).save(tmp_path / "keyed.png", transparency=(0, 255, 0))  # (tRNS: a colour key)
+    palette = Image.fromarray(rgb).quantize(8)
+    palette.save(tmp_path / "palette.png")
+    palette.save(tmp_path / "palette_keyed.png", transparency=int(np.asarray(palette)[0, 0]))
+    Image.fromarray(rgba).save(tmp_path / "logo.webp", lossless=True)
+    decoded = {p.name: may_be_transparent(p) for p in sorted(tmp_path.iterdir())}
+    assert decoded == {
+        "keyed.png": True,
+        "logo.png": True,
+        "logo.webp": True,
+        "palette.png": False,
+        "palette_keyed.png": True,
+        "photo.jpg": False,
+        "rgb.png": False,
+    }
+    assert may_be_transparent(tmp_path / "missing.png")  # (the decode says why it cannot be read)
+    for name in ("keyed.png", "palette_keyed.png"):  # the corner pixel's colour is the key
+        back = read_rgb(tmp_path / name, alpha=True)
+        assert back.shape[2] == 4 and back[0, 0, 3] == 0 and back[..., 3].max() == 255, name
+
+
 @pytest.mark.parametrize("orientation", [3, 6, 8])
 def test_a_transparent_images_alpha_is_turned_with_its_exif_orientation(tmp_path, orientation):
     """OpenCV turns colours upright by EXIF but reads alpha only as stored: the alpha must
@@ -549,6 +581,14 @@ def test_a_contained_background_of_the_frames_shape_is_a_covering_one(tmp_path):
         assert settle_fit(choice, w, h) is choice
     for choice in (parse_background(str(photo)), parse_background("blur"), parse_background("#00ff00")):
         assert settle_fit(choice, 90, 30) is choice
+    # An image's shape was read as it was checked: settling needs no second decode of it.
+    choices = [parse_background(str(p), fit="contain") for p in (photo, logo)]
+    photo.unlink()
+    logo.unlink()
+    assert [(c.facts, settle_fit(c, 90, 30).graph_kind) for c in choices] == [
+        ((20, 60, False), "image"),
+        ((20, 60, True), "mix"),
+    ]
 
 
 def _pq_clip(path, alpha):
