@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import P3MError
 from ..spec import Background, rgb_to_planes
-from .frames import IMAGE_SUFFIXES, media_files, quarter_turns, read_rgb, rotate_planes
+from .frames import IMAGE_SUFFIXES, media_files, png_chunk_before_pixels, quarter_turns, read_rgb, rotate_planes
 from .hdr import tone_mapper_for
 
 log = logging.getLogger("p3m_live")
@@ -474,18 +474,7 @@ def is_animated_png(path: Path) -> bool:
     video (FFmpeg's apng decoder) rather than showing its first frame: an ``acTL`` chunk
     before the first image data. One that cannot be read is not (reading it as an image
     then says why)."""
-    try:
-        with open(path, "rb") as f:
-            if f.read(8) != b"\x89PNG\r\n\x1a\n":
-                return False
-            while len(head := f.read(8)) == 8:
-                size, kind = int.from_bytes(head[:4], "big"), head[4:]
-                if kind in (b"acTL", b"IDAT"):
-                    return kind == b"acTL"
-                f.seek(size + 4, 1)  # (the chunk's data and CRC)
-    except OSError:
-        pass
-    return False
+    return png_chunk_before_pixels(path, b"acTL")
 
 
 def is_animated_webp(path: Path) -> bool:

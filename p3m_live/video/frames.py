@@ -365,6 +365,7 @@ def read_rgb(path: str | Path, alpha: bool = False) -> np.ndarray | None:
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_START = b"\xff\xd8"  # (SOI, the start-of-image marker)
 
 
 def may_be_transparent(path: Path) -> bool:
@@ -374,21 +375,32 @@ def may_be_transparent(path: Path) -> bool:
     which for a 12-megapixel photo doubles its reading time."""
     try:
         with open(path, "rb") as f:
-            head = f.read(33)  # a PNG's signature and its IHDR chunk (length, type, 13 bytes, CRC)
-            if head[:2] == b"\xff\xd8":
+            head = f.read(26)  # a PNG's signature, and its IHDR chunk up to the colour type
+    except OSError:
+        return True  # (the decode says why it cannot be read)
+    if head[:2] == JPEG_START:
+        return False
+    if head[:8] != PNG_SIGNATURE or len(head) < 26:
+        return True
+    return head[25] in (4, 6) or png_chunk_before_pixels(path, b"tRNS")  # (4, 6: grey or RGB with alpha)
+
+
+def png_chunk_before_pixels(path: Path, kind: bytes) -> bool:
+    """Whether ``path`` is a PNG with a ``kind`` chunk before its first image data (IDAT):
+    its chunks are walked from the start, each skipped by its length. One that cannot be
+    read has none."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != PNG_SIGNATURE:
                 return False
-            if head[:8] != PNG_SIGNATURE or len(head) < 33:
-                return True
-            if head[25] in (4, 6):  # grey or RGB with an alpha channel
-                return True
-            while len(chunk := f.read(8)) == 8:
-                kind = chunk[4:]
-                if kind in (b"tRNS", b"IDAT"):
-                    return kind == b"tRNS"
-                f.seek(int.from_bytes(chunk[:4], "big") + 4, os.SEEK_CUR)  # (its data and CRC)
+            while len(head := f.read(8)) == 8:
+                found = head[4:]
+                if found in (kind, b"IDAT"):
+                    return found == kind
+                f.seek(int.from_bytes(head[:4], "big") + 4, os.SEEK_CUR)  # (its data and CRC)
     except OSError:
         pass
-    return True
+    return False
 
 
 def cut_short_jpeg(path: Path) -> bool:
@@ -399,7 +411,7 @@ def cut_short_jpeg(path: Path) -> bool:
     Data after the marker (a phone's motion photo appends its video) does not matter."""
     try:
         with open(path, "rb") as f:
-            if f.read(2) != b"\xff\xd8":
+            if f.read(2) != JPEG_START:
                 return False
             f.seek(-2, os.SEEK_END)
             if f.read(2) == b"\xff\xd9":
