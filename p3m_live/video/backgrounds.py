@@ -111,8 +111,9 @@ def parse_background(text: str, fit: str = "cover") -> BackgroundChoice:
     path = Path(t).expanduser()
     contain = fit == "contain"
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not is_animated(path):
-        facts = _image_facts(path)  # (read either way: a damaged one fails here)
-        return BackgroundChoice("image", path, transparent=facts[2] or contain, fit=fit, facts=facts)
+        h, w, channels = read_image(path).shape  # (read either way: a damaged one fails here)
+        alpha = channels == 4
+        return BackgroundChoice("image", path, transparent=alpha or contain, fit=fit, facts=(h, w, alpha))
     if path.is_file():
         return BackgroundChoice("video", path, transparent=contain or _video_is_transparent(path), fit=fit)
     raise P3MError(f"background {text!r} is not a file that exists; give {HELP}")
@@ -199,10 +200,7 @@ def settle_fit(choice: BackgroundChoice, width: int, height: int, sar: Fraction 
     on CPUs), and transparent only if it is so itself."""
     if choice.fit != "contain" or choice.path is None:
         return choice
-    if choice.kind == "image":
-        facts = choice.facts or _image_facts(choice.path)
-    else:
-        facts = _first_frame(choice.path)
+    facts = choice.facts if choice.kind == "image" else _first_frame(choice.path)
     if facts is None:
         return choice  # (opening it says why)
     h, w, alpha = facts
@@ -626,12 +624,6 @@ def _first_frame(path: Path) -> tuple[int, int, bool] | None:
             return h, w, alpha and bool(frame.to_ndarray(format="rgba")[..., 3].min() < 255)
     except (av.error.FFmpegError, OSError, ValueError):
         return None
-
-
-def _image_facts(path: Path) -> tuple[int, int, bool]:
-    """An image background's upright height and width, and whether it is partly transparent."""
-    h, w, channels = read_image(path).shape
-    return h, w, channels == 4
 
 
 def read_image(path: Path | None) -> np.ndarray:
