@@ -439,7 +439,7 @@ def run(args: argparse.Namespace) -> int:
         framer = framer if live or following else None
         matting = Matting(layout, backgrounds, opener, batch, mix=mix, framer=framer)
         if live or args.prepare:
-            graphs = matting.open_all(warm=live)  # before any output starts: switching backgrounds must not stall
+            graphs = matting.open_all(warm=live, ahead=live)  # before any output starts: switching must not stall
             if args.prepare:
                 log.info("prepared %d frame graph(s) on %s; run again without --prepare", graphs, backend)
                 return 0

@@ -328,18 +328,22 @@ def test_warming_up_runs_each_graph_once_and_leaves_nothing_behind(clip, seed32_
             warm.close(), cold.close()
 
 
-def test_switching_passes_over_a_damaged_background_and_closes_a_video_left(clip, seed32_ckpt, tmp_path, caplog):
-    """``b`` through [a video, a damaged video, a colour]: the damaged one is named and passed
-    over, with the backend and the feed still agreeing (the colour's composite is what its
-    own graph gives); the video's feed left behind has stopped its thread, and a new one
-    starts when it comes round again."""
+@pytest.mark.parametrize("ahead", [False, True], ids=["at-the-switch", "made-ahead"])
+def test_switching_passes_over_a_damaged_background_and_closes_a_video_left(clip, seed32_ckpt, tmp_path, caplog, ahead):
+    """``b`` through [a video, a damaged video, a colour, another colour], its feeds opened at
+    each switch or made ahead (live): the damaged one is named and passed over, with the
+    backend and the feed still agreeing (the colour's composite is what its own graph gives);
+    the video's feed left behind has stopped its thread, and a new one starts when it comes
+    round again."""
     video = make_clip(tmp_path / "bg.mp4", frames=4, size=(48, 32), audio_rate=None)
     (tmp_path / "broken.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    choices = [parse_background(str(p)) for p in (video, tmp_path / "broken.mp4")] + [parse_background("#3050a0")]
+    choices = [parse_background(str(p)) for p in (video, tmp_path / "broken.mp4")]
+    choices += [parse_background("#3050a0"), parse_background("#000000")]
     with open_source(str(clip)) as src:
         frame = next(f for f in src.items() if isinstance(f, Frame))
         opener = _opener(seed32_ckpt, src.layout, 32)
         m = Matting(src.layout, choices, opener)
+        m.open_all(ahead=ahead)
         first = m._feeds[0]._video._thread
         assert first.is_alive()
         with caplog.at_level("WARNING", logger="p3m_live"):
@@ -350,11 +354,48 @@ def test_switching_passes_over_a_damaged_background_and_closes_a_video_left(clip
         own = Matting(src.layout, [choices[2]], opener)
         m.backend.reset()
         assert np.array_equal(m.process([frame])[0], own.process([frame])[0])
+        assert m.next_background() is choices[3]
         assert m.next_background() is choices[0]
         assert m._feeds[0]._video._thread.is_alive() and m._feeds[0]._video._thread is not first
         m.close()
         stuck = Matting(src.layout, [choices[2], choices[1]], opener)  # nothing else opens: the colour stays
+        stuck.open_all(ahead=ahead)
         assert stuck.next_background() is choices[2]
         stuck.backend.reset(), own.backend.reset()
         assert np.array_equal(stuck.process([frame])[0], own.process([frame])[0])
         stuck.close(), own.close()
+
+
+def test_a_live_switch_finds_the_next_background_made_ahead(clip, seed32_ckpt, tmp_path, portrait_paths):
+    """With ``ahead`` (live runs), the next background's feed is made on another thread while
+    the current one shows, so a switch decodes nothing: the photo switched to can be gone
+    from the disk by then, and its composite is still the one its own graph gives. Only the
+    current feed and the next are held, however far a folder is switched through."""
+    import cv2
+
+    photos = []
+    for k, (portrait, _) in enumerate(portrait_paths[:3]):
+        photos.append(tmp_path / f"{k}.jpg")
+        cv2.imwrite(str(photos[-1]), cv2.imread(str(portrait)))
+    kept = photos[0].read_bytes()
+    choices = [parse_background("#3050a0")] + [parse_background(str(p)) for p in photos]
+    with open_source(str(clip)) as src:
+        frame = next(f for f in src.items() if isinstance(f, Frame))
+        opener = _opener(seed32_ckpt, src.layout, 32)
+        own = Matting(src.layout, [choices[1]], opener)
+        m = Matting(src.layout, choices, opener)
+        assert m._coming is None  # (nothing is made ahead before open_all asks for it)
+        m.open_all(ahead=True)
+        made_for, made = m._coming
+        assert made_for == 1
+        made.result(timeout=10)
+        photos[0].unlink()
+        assert m.next_background() is choices[1]
+        m.backend.reset()
+        assert np.array_equal(m.process([frame])[0], own.process([frame])[0])
+        assert m._coming[0] == 2
+        photos[0].write_bytes(kept)  # (it comes round again below)
+        for _ in range(2 * len(choices)):
+            m.next_background()
+            assert set(m._feeds) <= {m.current, (m.current + 1) % len(choices)}
+        m.close(), own.close()
