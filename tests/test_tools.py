@@ -83,6 +83,15 @@ def test_bench_turns_prints_its_table():
     assert all(c[5] == "yes" and float(c[3]) > 0 for c in rows)  # the same pixels both ways
 
 
+def test_bench_photo_prints_its_table():
+    rows = [
+        c for c in table_rows("bench_photo.py", "--photo", "800x600", "--sizes", "320x180,800x600", "--rounds", "1")
+    ]
+    decoded = {c[0]: c[1] for c in rows if c[0] in ("320x180", "800x600")}
+    assert decoded == {"320x180": "1/2", "800x600": "1/1"}  # (halved still covers 320x180; the photo's own size is not)
+    assert all(float(c[2]) > 0 and float(c[3]) > 0 for c in rows if c[0] in decoded)
+
+
 def test_bench_framing_prints_its_table(fast_models):
     args = ("--size", "160x96", "--iters", "2", "--repeat", "1")
     (row,) = [c for c in table_rows("bench_framing.py", *args) if c[0] == "160x96"]

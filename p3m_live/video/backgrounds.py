@@ -264,7 +264,7 @@ class BackgroundFeed:
         self._still: Pair | None = None  # an image
         self._video: _Prefetch | None = None
         if choice.kind == "image":
-            self._still = self._fitted(read_image(choice.path))
+            self._still = self._fitted(read_image(choice.path, self._reduction()))
         elif choice.kind == "video":
             # The background's frames decoded, made ahead on its thread, and made late on the
             # matting thread (where the guess of the frames' clock missed).
@@ -277,6 +277,18 @@ class BackgroundFeed:
             self._last: float | None = None  # the last frame time asked for
             self._step: float | None = None  # how far apart the frames' times are, smoothed
             self._started = False
+
+    def _reduction(self) -> int:
+        """How many times smaller (1, 2, 4 or 8) an image can be decoded and still be scaled
+        down to the frame, never up: a photo of 4000x3000 for 1280x720, 2. Both of its sides
+        keep at least the size they are scaled to (its width after an anamorphic squeeze)."""
+        if self.choice.facts is None:
+            return 1
+        h, w, _ = self.choice.facts
+        wide = w / self.sar  # (its width in the frame's pixels)
+        pick = min if self.choice.fit == "contain" else max
+        scale = pick(self.width / wide, self.height / h)
+        return next((k for k in (8, 4, 2) if k * scale <= min(1.0, float(self.sar))), 1)
 
     def _fitted(self, image: np.ndarray) -> Pair:
         """An upright image or video frame (RGB or RGBA), scaled as asked to the frame."""
@@ -626,9 +638,10 @@ def _first_frame(path: Path) -> tuple[int, int, bool] | None:
         return None
 
 
-def read_image(path: Path | None) -> np.ndarray:
-    """An RGB uint8 image (RGBA where it is partly transparent), or a one-line error."""
-    img = read_rgb(path, alpha=True) if path is not None else None
+def read_image(path: Path | None, reduce: int = 1) -> np.ndarray:
+    """An RGB uint8 image (RGBA where it is partly transparent), or a one-line error;
+    ``reduce`` as ``read_rgb`` takes it."""
+    img = read_rgb(path, alpha=True, reduce=reduce) if path is not None else None
     if img is None:
         raise P3MError(f"background {path} cannot be read as an image; give {HELP}")
     return img

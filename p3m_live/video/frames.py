@@ -334,18 +334,26 @@ def image_files(path: Path) -> list[Path]:
     return [path]
 
 
-def read_rgb(path: str | Path, alpha: bool = False) -> np.ndarray | None:
+# Decoding a JPEG at 1/2, 1/4 or 1/8 of its size: libjpeg's scaled inverse DCT, which does
+# a fraction of the work of a whole decode (and of scaling the whole picture down after it).
+_REDUCED = {2: "IMREAD_REDUCED_COLOR_2", 4: "IMREAD_REDUCED_COLOR_4", 8: "IMREAD_REDUCED_COLOR_8"}
+
+
+def read_rgb(path: str | Path, alpha: bool = False, reduce: int = 1) -> np.ndarray | None:
     """An image file as RGB uint8 (H, W, 3), upright by its EXIF orientation, or None if it
     cannot be read as one. With ``alpha``, one that is partly transparent (a PNG or WebP
     logo) comes as RGBA (H, W, 4), straight alpha. HEIC/HEIF photos (iPhones) go through
-    pillow-heif, whose libheif turns them upright itself."""
+    pillow-heif, whose libheif turns them upright itself. ``reduce`` (2, 4 or 8) reads a
+    JPEG at that fraction of its size, each side rounded up (a 12-megapixel photo for a 720p
+    frame: 0.04 s instead of 0.11 s, scaling included); anything else comes whole."""
     if Path(path).suffix.lower() in HEIF_SUFFIXES:
         return _read_heif(Path(path), alpha)
     import cv2
 
     if cut_short_jpeg(Path(path)):
         return None  # (libjpeg would fill the rest with grey, and print its own line about it)
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    flag = getattr(cv2, _REDUCED[reduce]) if reduce in _REDUCED and _is_jpeg(Path(path)) else cv2.IMREAD_COLOR
+    img = cv2.imread(str(path), flag)
     if img is None:
         return None
     rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -383,6 +391,15 @@ def may_be_transparent(path: Path) -> bool:
     if head[:8] != PNG_SIGNATURE or len(head) < 26:
         return True
     return head[25] in (4, 6) or png_chunk_before_pixels(path, b"tRNS")  # (4, 6: grey or RGB with alpha)
+
+
+def _is_jpeg(path: Path) -> bool:
+    """Whether ``path`` starts as a JPEG does, whatever its name."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == JPEG_START
+    except OSError:
+        return False
 
 
 def png_chunk_before_pixels(path: Path, kind: bytes) -> bool:

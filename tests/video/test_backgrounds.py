@@ -102,6 +102,67 @@ def test_image_background_feeds_one_still(tmp_path, portrait_paths):
     assert np.array_equal(v, feed.value())
 
 
+@pytest.mark.parametrize(
+    "size, fit, sar, reduced",
+    [
+        ((320, 180), "cover", Fraction(1), 4),  # (1920x1080 scaled by 1/6)
+        ((640, 360), "cover", Fraction(1), 2),
+        ((160, 120), "contain", Fraction(1), 8),  # (scaled by 1/12 to fit inside)
+        ((640, 480), "cover", Fraction(1), 2),  # (a 4:3 frame crops its sides: scaled by 4/9)
+        ((1280, 960), "cover", Fraction(1), 1),  # (by 8/9: a half would be scaled up)
+        ((320, 180), "cover", Fraction(1, 2), 2),  # (its pixels half as wide: twice as many across)
+        ((320, 180), "cover", Fraction(2), 2),  # (twice as wide: height decides)
+    ],
+)
+def test_a_large_jpeg_is_decoded_smaller_and_looks_as_when_decoded_whole(
+    tmp_path, portrait_paths, monkeypatch, size, fit, sar, reduced
+):
+    """A JPEG background much larger than the frame is read at 1/2 to 1/8 of its size
+    (libjpeg's scaled decode), as far as it is scaled down anyway and never so far that it
+    would be scaled up: what the frame gets is the whole decode's picture within a few
+    levels, the same size and fit, for every shape of frame and pixel."""
+    photo = tmp_path / "photo.jpg"
+    wide = next(img for img in (cv2.imread(str(p)) for p, _ in portrait_paths) if img.shape[:2] == (1080, 1920))
+    cv2.imwrite(str(photo), wide, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    choice = parse_background(str(photo), fit)
+    reads, imread = [], cv2.imread
+    monkeypatch.setattr(cv2, "imread", lambda path, flags: reads.append(flags) or imread(path, flags))
+    feed = BackgroundFeed(choice, *size, sar=sar)
+    monkeypatch.undo()
+    assert reads == [getattr(cv2, f"IMREAD_REDUCED_COLOR_{reduced}") if reduced > 1 else cv2.IMREAD_COLOR]
+    whole = fit_to_frame(cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB), *size, sar, fit)
+    got = feed.value()
+    assert got.shape == whole.shape
+    diff = np.abs(got.astype(int) - whole.astype(int))
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 12
+
+
+def test_a_reduced_read_keeps_exif_orientation_and_passes_over_pngs(tmp_path):
+    """``read_rgb(reduce=k)``: a JPEG comes at 1/k of each side (rounded up), upright by its
+    EXIF orientation as a whole read is; a PNG comes whole."""
+    from PIL import Image
+
+    from p3m_live.video.frames import read_rgb
+
+    y, x = np.mgrid[0:60, 0:90]
+    stored = np.dstack([x * 255 // 89, y * 255 // 59, np.full_like(x, 128)]).astype(
+        np.uint8
+    )  # (red across, green down)
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6  # (turn 90 degrees clockwise to show)
+    image.save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    whole = read_rgb(tmp_path / "turned.jpg")
+    assert whole.shape == (90, 60, 3)
+    for k in (2, 4, 8):
+        small = read_rgb(tmp_path / "turned.jpg", reduce=k)
+        assert small.shape == (-(-90 // k), -(-60 // k), 3)
+        scaled = cv2.resize(whole, small.shape[1::-1], interpolation=cv2.INTER_AREA)
+        assert np.abs(small.astype(int) - scaled.astype(int)).mean() < 8  # (turned the other way: about 85 off)
+    Image.fromarray(stored).save(tmp_path / "flat.png")
+    assert read_rgb(tmp_path / "flat.png", reduce=4).shape == (60, 90, 3)
+
+
 def test_video_background_loops(tmp_path):
     clip = make_clip(tmp_path / "bg.mp4", frames=3, size=(48, 32), audio_rate=None)
     feed = BackgroundFeed(parse_background(str(clip)), 24, 16)

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""What a photo background costs to make ready, decoded whole or at a fraction of its size.
+
+    python tools/bench_photo.py --photo 4000x3000 --sizes 1280x720,1920x1080
+
+Writes one of the shared portraits, scaled to ``--photo``, as a JPEG (quality 92), then
+makes it into a background for each frame size (``BackgroundFeed``: decode, turn,
+scale, crop), in interleaved rounds: decoded whole (what it was before) and decoded at
+the fraction of its size that still covers the frame (libjpeg's scaled decode,
+``read_rgb(reduce=...)``). Wall seconds, median of the rounds, on this machine, and
+the ratio. This is the start-up cost of each photo, and in a live run the work done
+on the next-background thread at each switch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from p3m_live.export_cli import parse_size  # noqa: E402
+from p3m_live.video.backgrounds import BackgroundFeed, parse_background  # noqa: E402
+
+PORTRAITS = ROOT.parent / "shared" / "data" / "portraits" / "original"
+
+
+def made(photo: Path, width: int, height: int, whole: bool) -> tuple[float, int]:
+    """Seconds to make ``photo`` a background for width x height, and the reduction used."""
+    choice = parse_background(str(photo))
+    reduce = BackgroundFeed._reduction
+    if whole:
+        BackgroundFeed._reduction = lambda self: 1  # what the feed did before
+    try:
+        t0 = time.perf_counter()
+        feed = BackgroundFeed(choice, width, height)
+        took = time.perf_counter() - t0
+        return took, feed._reduction()
+    finally:
+        BackgroundFeed._reduction = reduce
+
+
+def main() -> int:
+    import cv2
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--photo", type=parse_size, default=(4000, 3000), metavar="WxH")
+    ap.add_argument("--sizes", default="1280x720,1920x1080", help="frame sizes, comma-separated")
+    ap.add_argument("--rounds", type=int, default=7)
+    args = ap.parse_args()
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    pw, ph = args.photo
+    print(f"# a {pw}x{ph} JPEG photo made into a background, median of {args.rounds} interleaved rounds, "
+          f"on {platform.processor() or platform.machine()}")  # fmt: skip
+    print("| frame | decoded | whole, s | reduced, s | whole / reduced |")
+    print("| --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as tmp:
+        photo = Path(tmp) / "photo.jpg"
+        source = cv2.imread(str(sorted(PORTRAITS.glob("*.jpg"))[0]))
+        cv2.imwrite(
+            str(photo), cv2.resize(source, (pw, ph), interpolation=cv2.INTER_CUBIC), [cv2.IMWRITE_JPEG_QUALITY, 92]
+        )
+        for w, h in sizes:
+            whole, reduced, k = [], [], 1
+            for _ in range(args.rounds):
+                whole.append(made(photo, w, h, whole=True)[0])
+                took, k = made(photo, w, h, whole=False)
+                reduced.append(took)
+            a, b = statistics.median(whole), statistics.median(reduced)
+            print(f"| {w}x{h} | 1/{k} | {a:.3f} | {b:.3f} | {a / b:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
