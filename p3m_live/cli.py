@@ -89,6 +89,7 @@ def build_run_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="p3m-live",
+        allow_abbrev=False,  # (see build_parser)
         usage="p3m-live INPUT -o OUTPUT [options] | p3m-live --webcam [N] [options] | p3m-live COMMAND ...",
         description=DESCRIPTION,
         epilog=EXAMPLES,
@@ -106,47 +107,49 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The subcommands' parser."""
-    parser = argparse.ArgumentParser(prog="p3m-live", description=DESCRIPTION)
+    """The subcommands' parser. No parser takes an option by an abbreviation: ``--alpha``
+    would be ``--alpha-out`` until the day a second ``--alpha-...`` option came, and then an
+    error, in every script that used it."""
+    parser = argparse.ArgumentParser(prog="p3m-live", description=DESCRIPTION, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"p3m-live {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, allow_abbrev=False, **kwargs)
+
     # -q as in a conversion run, for the commands that log as they go
-    quiet = argparse.ArgumentParser(add_help=False)
+    quiet = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     quiet.add_argument("-q", "--quiet", action="store_true", help="no progress bar or status lines")
 
-    w = sub.add_parser("weights", help="show or fetch the P3M-Net weights")
+    w = add("weights", help="show or fetch the P3M-Net weights")
     w.add_argument("action", choices=["path", "fetch"], help="path: where the cache expects them; fetch: get them")
     w.add_argument("model", nargs="?", choices=["p3m", "fast"], default="p3m", help="which model (default p3m)")
     w.add_argument("--weights", help="use this checkpoint instead of the cache")
     w.add_argument("--wheel", help="fast: convert this mediapipe-0.10.14 wheel instead of downloading it")
     w.set_defaults(handler=_weights)
 
-    ev = sub.add_parser(
-        "eval", help="P3M-Net on a test set (P3M-500-P/NP) with the paper's protocol and metrics", parents=[quiet]
-    )
+    ev = add("eval", help="P3M-Net on a test set (P3M-500-P/NP) with the paper's protocol and metrics", parents=[quiet])
     from .eval_cli import add_eval_arguments
 
     add_eval_arguments(ev)
     ev.set_defaults(handler=_eval)
 
-    m = sub.add_parser("matte", help="alpha PNGs, RGBA cut-outs and composites for still images", parents=[quiet])
+    m = add("matte", help="alpha PNGs, RGBA cut-outs and composites for still images", parents=[quiet])
     from .matte_cli import add_matte_arguments
 
     add_matte_arguments(m)
     m.set_defaults(handler=_matte)
 
-    b = sub.add_parser("build-engine", help="build (or reuse) FP16 TensorRT engines for frame sizes", parents=[quiet])
+    b = add("build-engine", help="build (or reuse) FP16 TensorRT engines for frame sizes", parents=[quiet])
     from .export_cli import add_build_engine_arguments
 
     add_build_engine_arguments(b)
     b.set_defaults(handler=_build_engine)
 
-    d = sub.add_parser("doctor", help="check Python packages, codecs, GPU, cameras, virtual camera, weights")
+    d = add("doctor", help="check Python packages, codecs, GPU, cameras, virtual camera, weights")
     d.set_defaults(handler=_doctor)
 
-    e = sub.add_parser(
-        "export", help="export the frame graph to ONNX (FP32 or FP16) and check it for TensorRT", parents=[quiet]
-    )
+    e = add("export", help="export the frame graph to ONNX (FP32 or FP16) and check it for TensorRT", parents=[quiet])
     from .export_cli import add_export_arguments
 
     add_export_arguments(e)
@@ -162,7 +165,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     from .config import default_config_path, load_config
 
     parser = build_run_parser()
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
     path = Path(known.config) if known.config else default_config_path()

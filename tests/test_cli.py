@@ -94,6 +94,25 @@ def test_errors_are_one_line_exit_2(args, needle, seed32_ckpt, tmp_path):
     assert len([line for line in r.stderr.splitlines() if "error" in line]) == 1
 
 
+@pytest.mark.parametrize(
+    "argv, cut",
+    [
+        (["in.mp4", "-o", "out.mp4", "--alpha", "a.mov"], "--alpha"),  # (--alpha-out)
+        (["in.mp4", "-o", "out.mp4", "--backg", "red"], "--backg"),  # (--background)
+        (["in.mp4", "-o", "out.mp4", "--conf", "c.toml"], "--conf"),  # (--config, read before the rest)
+        (["matte", "in.jpg", "-o", "out", "--compos", "bg.jpg"], "--compos"),  # (--composite)
+        (["export", "--size", "96x64", "-o", "x.onnx", "--prec", "fp16"], "--prec"),  # (--precision)
+    ],
+)
+def test_options_are_never_taken_by_an_abbreviation(argv, cut, capsys):
+    """No parser completes a cut option: one that did would change meaning, or fail, once
+    another option starting the same way came."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert f"unrecognized arguments: {cut}" in capsys.readouterr().err
+
+
 def test_weights_path_honours_cache_env(tmp_path):
     import os
 
