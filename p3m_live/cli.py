@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from . import __version__
 from .errors import P3MError
+from .terminal import say
 
 Handler = Callable[[argparse.Namespace], int]  # a subcommand: parsed options -> exit code
 
@@ -186,12 +187,8 @@ class _StderrHandler(logging.Handler):
 
 
 def _say(line: str) -> None:
-    """One line on stderr. A terminal that just hung up (see signals) fails every write: a
-    line unshown must not stop the run, nor turn its exit code into a traceback's."""
-    try:
-        print(line, file=sys.stderr)
-    except OSError:
-        pass
+    """One line on stderr (see terminal.say)."""
+    say(line + "\n")
 
 
 def _setup_logging(quiet: bool) -> None:

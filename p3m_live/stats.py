@@ -11,6 +11,8 @@ from typing import TextIO
 
 import numpy as np
 
+from .terminal import say
+
 
 @dataclass
 class StageClock:
@@ -106,12 +108,6 @@ class Progress:
             self._write("\n")
 
     def _write(self, text: str) -> None:
-        """A terminal that hung up fails every write (EIO) before its SIGHUP is handled: the
-        bar stops showing; the run goes on, and the hangup stops it (see signals)."""
-        if self.stream is None:
-            return
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except OSError:
+        """Once a write failed (a terminal that hung up), the bar stops showing."""
+        if self.stream is not None and not say(text, self.stream):
             self.stream = None

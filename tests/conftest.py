@@ -27,6 +27,25 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("P3M_LIVE_WEIGHTS", raising=False)
 
 
+@pytest.fixture
+def terminal():
+    """A pseudo-terminal (``Terminal``), POSIX only."""
+    if os.name != "posix":
+        pytest.skip("pseudo-terminals are POSIX")
+    from tests.terminal import Terminal
+
+    t = Terminal()
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def hung_up_terminal(terminal):
+    """A terminal that hung up: its stream fails every write (EIO)."""
+    terminal.hang_up()
+    return terminal.stream
+
+
 def torch_args(ckpt: Path, model_size: int = 64) -> list[str]:
     """Command-line options for a quick P3M-Net run: the test checkpoint, a small model, torch."""
     return ["--weights", str(ckpt), "--model-size", str(model_size), "--backend", "torch"]

@@ -3,7 +3,6 @@ file with its audio; one killed hard leaves all but its last second."""
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import pty
@@ -160,17 +159,6 @@ def test_a_run_under_nohup_outlives_its_terminal(seed32_ckpt, tmp_path):
     assert _run_and_close_its_terminal(clip, out, seed32_ckpt, hangup=signal.SIG_IGN) == 0
     assert not list(tmp_path.glob("*.partial*"))
     assert probe(out)["times"] == probe(clip)["times"]
-
-
-@pytest.fixture
-def hung_up_terminal():
-    """A pty whose other end is closed: every write to it fails (EIO), as after a hangup."""
-    master, slave = pty.openpty()
-    os.close(master)
-    stream = open(slave, "w", buffering=1)  # noqa: SIM115 (line by line, as stderr writes)
-    yield stream
-    with contextlib.suppress(OSError):
-        stream.close()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="terminals that hang up are POSIX")

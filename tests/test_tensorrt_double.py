@@ -64,9 +64,10 @@ def _same(got, want) -> None:
 
 
 def test_the_plan_runs_like_onnxruntime_with_the_state_on_the_device(
-    trt_double, seed32_ckpt, portrait_paths, tmp_path, caplog, capsys
+    trt_double, seed32_ckpt, portrait_paths, tmp_path, caplog
 ):
     trt, _ = trt_double
+    caplog.set_level("INFO", logger="p3m_live")
     frames = _frames(portrait_paths, 4)
     with TensorRTBackend(SPEC, seed32_ckpt, engine_dir=tmp_path) as be:
         be.set_background(GREEN)
@@ -86,7 +87,7 @@ def test_the_plan_runs_like_onnxruntime_with_the_state_on_the_device(
     assert any(not np.array_equal(a, w[1]) for a, w in zip(fresh[1:], want[1:]))
 
     assert "building the TensorRT engine (no engine was built for this yet)" in caplog.text
-    assert "engine build: Building engine" in capsys.readouterr().err  # the progress monitor spoke
+    assert "engine build: Building engine" in caplog.text  # the progress monitor spoke
     (plan,) = tmp_path.glob("*.plan")
     meta = json.loads(plan.with_suffix(".json").read_text())
     assert meta["tensorrt"] == trt.__version__ and meta["gpu"] == "Double GPU (host memory)"
@@ -251,3 +252,59 @@ def test_tensorrt_without_user_managed_memory_gives_each_context_its_own(
         assert be.scratch is None and not be.context.user_managed
         be.set_background(GREEN)
         assert be.process(_frames(portrait_paths, 1)[0])[1].shape == (1, SPEC.height, SPEC.width)
+
+
+def test_the_build_step_counter_shows_on_a_terminal_only(trt_double, monkeypatch, caplog):
+    """The builder's progress: each top-level phase a log line; its steps counted in place
+    on a terminal, the line ended when the phase finishes; not into a file or pipe (a line
+    per step), and never failing the build on a terminal that hung up."""
+    import os
+
+    import tensorrt as trt
+
+    from p3m_live.trt.build import _progress_monitor
+    from tests.terminal import Terminal
+
+    if os.name != "posix":
+        pytest.skip("pseudo-terminals are POSIX")
+
+    def build(stream) -> None:
+        with monkeypatch.context() as m:
+            m.setattr(sys, "stderr", stream)
+            monitor = _progress_monitor(trt)
+            monitor.phase_start("Building engine", None, 3)
+            monitor.phase_start("Tactic timing", "Building engine", 9)  # (a sub-phase: not counted)
+            for step in range(9):
+                assert monitor.step_complete("Tactic timing", step)
+            monitor.phase_finish("Tactic timing")
+            for step in range(3):
+                assert monitor.step_complete("Building engine", step)
+            monitor.phase_finish("Building engine")
+
+    with caplog.at_level("INFO", logger="p3m_live"):
+        for hung_up in (False, True):
+            terminal = Terminal()
+            if hung_up:
+                terminal.hang_up()
+            build(terminal.stream)
+            if not hung_up:
+                shown = terminal.shown()
+                counted = "\r  Building engine: 1/3\r  Building engine: 2/3\r  Building engine: 3/3\r\n"
+                assert shown.endswith(counted) and shown.count("/3") == 3  # (after the log line, where it goes here)
+            terminal.close()
+        with open(os.devnull, "w") as piped:
+            build(piped)
+    assert caplog.text.count("engine build: Building engine") == 3 and "Tactic timing" not in caplog.text
+
+
+def test_quiet_builds_count_no_steps(trt_double, monkeypatch, caplog):
+    """-q (the log at WARNING): no step counter even on a terminal."""
+    import tensorrt as trt
+
+    from p3m_live.trt.build import _progress_monitor
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with caplog.at_level("WARNING", logger="p3m_live"):
+        assert not _progress_monitor(trt).counting
+    with caplog.at_level("INFO", logger="p3m_live"):
+        assert _progress_monitor(trt).counting

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import P3MError
+from ..terminal import say
 
 WEIGHTS_ENV = "P3M_LIVE_WEIGHTS"
 RELEASE_NAME = "p3mnet_pretrained_on_p3m10k.pth"
@@ -64,20 +65,27 @@ def missing_weights_message(target: Path) -> str:
     )
 
 
-def _progress_bar(done: int, total: int | None) -> None:
+def _progress_bar(done: int, total: int | None, finished: bool = False) -> None:
+    """The download's bar, redrawn in place on a terminal (a log file would get a copy of it
+    per megabyte)."""
+    if not sys.stderr.isatty():
+        return
     if total:
-        frac = done / total
-        bar = "#" * int(30 * frac)
-        sys.stderr.write(f"\rdownloading weights [{bar:<30}] {done / 1e6:6.1f}/{total / 1e6:.1f} MB")
+        bar = "#" * int(30 * done / total)
+        line = f"\rdownloading weights [{bar:<30}] {done / 1e6:6.1f}/{total / 1e6:.1f} MB"
     else:
-        sys.stderr.write(f"\rdownloading weights {done / 1e6:6.1f} MB")
-    sys.stderr.flush()
+        line = f"\rdownloading weights {done / 1e6:6.1f} MB"
+    say(line + ("\n" if finished else ""))
 
 
 def download_file(
-    url: str, target: Path, timeout: float = 30.0, progress: Callable[[int, int | None], None] | None = _progress_bar
+    url: str,
+    target: Path,
+    timeout: float = 30.0,
+    progress: Callable[[int, int | None, bool], None] | None = _progress_bar,
 ) -> Path:
-    """Stream ``url`` into ``target`` through a temporary file renamed when complete."""
+    """Stream ``url`` into ``target`` through a temporary file renamed when complete;
+    ``progress(done, total, finished)`` is told of each megabyte, and of the end."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
@@ -95,11 +103,11 @@ def download_file(
                 out.write(chunk)
                 done += len(chunk)
                 if progress:
-                    progress(done, total)
+                    progress(done, total, False)
+            if progress:
+                progress(done, total, True)
             if total is not None and done != total:
                 raise P3MError(f"download of {target.name} stopped at {done} of {total} bytes; try again")
-        if progress:
-            sys.stderr.write("\n")
         os.replace(tmp, target)
         return target
     except (urllib.error.URLError, OSError, TimeoutError) as e:

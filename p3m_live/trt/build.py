@@ -11,42 +11,49 @@ has TensorRT (see the README).
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from pathlib import Path
 
 from ..errors import P3MError
+from ..terminal import say
+
+log = logging.getLogger("p3m_live")
 
 WORKSPACE = 4 << 30
 
 
 def _progress_monitor(trt):
-    """A progress monitor that prints one line per finished top-level phase and a step counter."""
+    """A progress monitor: a log line as each top-level phase starts, and on a terminal its
+    step counter redrawn in place (a log file would get a line of it per step)."""
 
     class Progress(trt.IProgressMonitor):
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
             self.lock = threading.Lock()
             self.phases: dict[str, tuple[str | None, int]] = {}
+            self.counting = sys.stderr.isatty() and log.isEnabledFor(logging.INFO)  # (not with -q)
+            self.counted = False  # a step counter is on the line
 
         def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
             with self.lock:
                 self.phases[phase_name] = (parent_phase, num_steps)
                 if parent_phase is None:
-                    sys.stderr.write(f"p3m-live: engine build: {phase_name}\n")
+                    log.info("engine build: %s", phase_name)
 
         def step_complete(self, phase_name: str, step: int) -> bool:
             with self.lock:
                 parent, steps = self.phases.get(phase_name, (None, 0))
-                if parent is None and steps:
-                    sys.stderr.write(f"\r  {phase_name}: {step + 1}/{steps}")
+                if self.counting and parent is None and steps:
+                    self.counted = say(f"\r  {phase_name}: {step + 1}/{steps}")
             return True  # False would cancel the build
 
         def phase_finish(self, phase_name: str) -> None:
             with self.lock:
                 parent, _ = self.phases.pop(phase_name, (None, 0))
-                if parent is None:
-                    sys.stderr.write("\n")
+                if parent is None and self.counted:
+                    self.counted = not say("\n")
 
     return Progress()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import http.server
+import os
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -106,3 +108,27 @@ def test_offline_message(cache):
     with pytest.raises(P3MError) as e:
         W.resolve_weights(url=f"http://127.0.0.1:{port}/w.pth")
     assert "cannot be downloaded" in str(e.value) and str(cache) in str(e.value)
+
+
+def test_the_download_bar_shows_on_a_terminal_only_and_never_fails_the_download(cache, server, monkeypatch, capsys):
+    """On a terminal the bar is drawn and its line ended; into a file or pipe nothing (a
+    copy of the bar per megabyte); on a terminal that hung up (every write fails with EIO)
+    the download still completes."""
+    from tests.terminal import Terminal
+
+    if os.name != "posix":
+        pytest.skip("pseudo-terminals are POSIX")
+    handler, url = server
+    assert W.download_file(url, cache) == cache and capsys.readouterr().err == ""  # (captured: not a terminal)
+    for hung_up in (False, True):
+        cache.unlink()
+        terminal = Terminal()
+        if hung_up:
+            terminal.hang_up()
+        with monkeypatch.context() as m:
+            m.setattr(sys, "stderr", terminal.stream)
+            assert W.download_file(url, cache).read_bytes() == handler.body
+        if not hung_up:
+            shown = terminal.shown()
+            assert "downloading weights [" in shown and shown.endswith("0.3/0.3 MB\r\n")  # (the tty's own \r\n)
+        terminal.close()
