@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
@@ -427,22 +428,22 @@ class AVSource(Source):
         self._check_whole()
 
     def _check_whole(self) -> None:
-        """Say so where an MP4's or MOV's index goes on past where its data ends (a cut copy,
-        an unfinished download), which FFmpeg reads as an ordinary end. The index's length is
-        the video track's duration, cut to its edit list as FFmpeg plays it."""
-        v = self.video
-        if self._start or self._end or self.live or "mov" not in self.container.format.name.split(","):
+        """Say so where a file's own account of its video goes on past where its data ends (a
+        cut copy, an unfinished download), which FFmpeg reads as an ordinary end."""
+        if self._start or self._end or self.live or self._ended is None or not self.rate:
             return
-        if not v.duration or self._ended is None or not self.rate:
+        listed = listed_end(self.container, self.video)
+        if listed is None:
             return
-        listed = float((v.duration + (v.start_time or 0)) * v.time_base)
-        if listed - self._ended > max(2 / float(self.rate), 0.1):
+        end, where = listed
+        if end - self._ended > max(2 / float(self.rate), 0.1):
             log.warning(
-                "%s ends at %.1f s of the %.1f s its index lists: the file is cut short (an unfinished "
+                "%s ends at %.1f s of the %.1f s its %s lists: the file is cut short (an unfinished "
                 "copy or download?); the output has the %d frames there are",
                 self.name,
                 self._ended,
-                listed,
+                end,
+                where,
                 self._index,
             )
 
@@ -465,6 +466,22 @@ class AVSource(Source):
         if container is not None:
             container.close()
             self.container = None
+
+
+def listed_end(container: av.container.InputContainer, video: av.VideoStream) -> tuple[float, str] | None:
+    """Where a file says its video ends (seconds), and where it says so, read before its
+    data: an MP4's or MOV's index (the video track's duration, cut to its edit list as
+    FFmpeg plays it), or a Matroska or WebM video track's DURATION tag (FFmpeg and mkvmerge
+    write one); None where it does not say. Not the container's duration, which is the
+    longest stream's: sound that runs on past the picture is no missing video."""
+    muxers = container.format.name.split(",")
+    if "mov" in muxers and video.duration:
+        return float((video.duration + (video.start_time or 0)) * video.time_base), "index"
+    if "matroska" in muxers or "webm" in muxers:
+        tag = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", video.metadata.get("DURATION", "").strip())
+        if tag:
+            return int(tag[1]) * 3600 + int(tag[2]) * 60 + float(tag[3]), "header"
+    return None
 
 
 def _waiting(demux: Callable[[], Iterator[av.Packet]], stall: float, name: str) -> Iterator[av.Packet]:

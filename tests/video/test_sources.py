@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import time
 from fractions import Fraction
@@ -721,6 +722,43 @@ def test_an_mp4_cut_short_is_said_to_be_cut(tmp_path, caplog):
     n, said = _cut_warnings(cut, caplog)
     assert 0 < n < 45
     assert len(said) == 1 and "of the 2.0 s its index lists" in said[0] and f"the {n} frames there are" in said[0]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_a_matroska_file_cut_short_is_said_to_be_cut(tmp_path, suffix, caplog):
+    """Matroska and WebM: the video track's DURATION tag, which FFmpeg writes at the start
+    of the file when it finishes it, says how long the video is, where the data stops."""
+    webm = {"codec": "libvpx-vp9", "audio_rate": None} if suffix == ".webm" else {}
+    whole = make_clip(tmp_path / f"whole{suffix}", frames=50, **webm)
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    n, said = _cut_warnings(cut, caplog)
+    assert 0 < n < 45
+    assert len(said) == 1 and "of the 2.0 s its header lists" in said[0] and f"the {n} frames there are" in said[0]
+
+
+@pytest.mark.parametrize("kind", ["plain", "a clock at 1 h", "sound after", "no tag"])
+def test_whole_matroska_files_are_not_said_to_be_cut(tmp_path, caplog, kind):
+    """Sound running 1.5 s past the picture makes the file (and its container duration)
+    longer, not the video's tag; a file with no tag says nothing (no check, no error)."""
+    options = {"a clock at 1 h": {"clock": 3600.0}, "sound after": {"audio_tail": 1.5}}.get(kind, {})
+    clip = make_clip(tmp_path / "c.mkv", frames=50, **options)
+    if kind == "no tag":  # (written where the muxer cannot seek back: a pipe, as `-o -` is)
+        piped = io.BytesIO()
+        unseekable = type("Pipe", (), {"write": lambda self, b: piped.write(b), "flush": lambda self: None})()
+        with av.open(str(clip)) as i, av.open(unseekable, "w", format="matroska") as o:
+            video = o.add_stream_from_template(i.streams.video[0])
+            for packet in i.demux(i.streams.video[0]):
+                if packet.dts is not None:
+                    packet.stream = video
+                    o.mux(packet)
+        clip = tmp_path / "untagged.mkv"
+        clip.write_bytes(piped.getvalue()[: len(piped.getvalue()) * 6 // 10])  # (cut, but with nothing to tell)
+        with av.open(str(clip)) as c:
+            assert "DURATION" not in c.streams.video[0].metadata
+        assert _cut_warnings(clip, caplog)[1] == []
+        return
+    assert _cut_warnings(clip, caplog) == (50, [])
 
 
 @pytest.mark.parametrize("kind", ["index last", "index first", "fragmented", "a clock at 1 h", "sound after"])
