@@ -35,6 +35,13 @@ def _wait_for_fragments(proc: subprocess.Popen, partial, n: int, timeout: float 
         time.sleep(0.2)
 
 
+def _ctrl_c_on() -> None:
+    """In the child: SIGINT as a shell starts a command in the foreground, even where the
+    tests run as a background job (``cmd &`` in a script), whose commands ignore it. (A run
+    started so keeps ignoring it, as a background job should.)"""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_finishes_a_playable_file(long_clip, seed32_ckpt, tmp_path, sig, code):
     out = tmp_path / "out.mp4"
@@ -47,7 +54,7 @@ def test_signal_finishes_a_playable_file(long_clip, seed32_ckpt, tmp_path, sig, 
         str(out),
         *torch_args(seed32_ckpt),
     ]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_on)
     started = time.monotonic()
     # Wait until frames are in the file (its first one-second fragment), however slow the machine.
     _wait_for_fragments(proc, tmp_path / "out.partial.mp4", 1)
