@@ -128,8 +128,8 @@ class Matting:
         start-up (PyTorch's kernels: 0.3 to 0.8 s on a CPU). With ``ahead``, the next
         background's feed is made from now on, on a thread of its own, while the current one
         shows: a switch then finds its image decoded and scaled (a 12-megapixel photo for
-        720p: 0.03 s on a CPU, a frame held up otherwise) or its video open. Returns how many backends (one
-        per frame graph) are open."""
+        720p: 0.05 s on a CPU, a frame held up otherwise) or its video open. Returns how
+        many backends (one per frame graph) are open."""
         for choice in self.backgrounds:
             self._backend_for(choice)
         if warm:

@@ -90,6 +90,8 @@ def test_bench_photo_prints_its_table():
     decoded = {c[0]: c[1] for c in rows if c[0] in ("320x180", "800x600")}
     assert decoded == {"320x180": "1/2", "800x600": "1/1"}  # (halved still covers 320x180; the photo's own size is not)
     assert all(float(c[2]) > 0 and float(c[3]) > 0 for c in rows if c[0] in decoded)
+    (check,) = [c for c in rows if c[0] == "the check of --background"]
+    assert check[1] == "1/8" and float(check[2]) > 0 and float(check[3]) > 0
 
 
 def test_bench_framing_prints_its_table(fast_models):

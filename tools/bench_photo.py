@@ -9,7 +9,9 @@ scale, crop), in interleaved rounds: decoded whole (what it was before) and deco
 the fraction of its size that still covers the frame (libjpeg's scaled decode,
 ``read_rgb(reduce=...)``). Wall seconds, median of the rounds, on this machine, and
 the ratio. This is the start-up cost of each photo, and in a live run the work done
-on the next-background thread at each switch.
+on the next-background thread at each switch. A last row times the check of
+``--background`` itself (every photo of a folder is checked at start-up): a whole
+decode against the 1/8 one with the size from the JPEG's header.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from p3m_live.export_cli import parse_size  # noqa: E402
-from p3m_live.video.backgrounds import BackgroundFeed, parse_background  # noqa: E402
+from p3m_live.video.backgrounds import BackgroundFeed, _checked_image, parse_background, read_image  # noqa: E402
 
 PORTRAITS = ROOT.parent / "shared" / "data" / "portraits" / "original"
 
@@ -44,6 +46,12 @@ def made(photo: Path, width: int, height: int, whole: bool) -> tuple[float, int]
         return took, feed._reduction()
     finally:
         BackgroundFeed._reduction = reduce
+
+
+def timed(work) -> float:
+    t0 = time.perf_counter()
+    work()
+    return time.perf_counter() - t0
 
 
 def main() -> int:
@@ -74,6 +82,12 @@ def main() -> int:
                 reduced.append(took)
             a, b = statistics.median(whole), statistics.median(reduced)
             print(f"| {w}x{h} | 1/{k} | {a:.3f} | {b:.3f} | {a / b:.2f} |")
+        whole, small = [], []
+        for _ in range(args.rounds):
+            whole.append(timed(lambda: read_image(photo)))
+            small.append(timed(lambda: _checked_image(photo)))
+        a, b = statistics.median(whole), statistics.median(small)
+        print(f"| the check of --background | 1/8 | {a:.3f} | {b:.3f} | {a / b:.2f} |")
     return 0
 
 

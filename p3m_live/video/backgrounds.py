@@ -21,7 +21,15 @@ import numpy as np
 
 from ..errors import P3MError
 from ..spec import Background, rgb_to_planes
-from .frames import IMAGE_SUFFIXES, media_files, png_chunk_before_pixels, quarter_turns, read_rgb, rotate_planes
+from .frames import (
+    IMAGE_SUFFIXES,
+    jpeg_size,
+    media_files,
+    png_chunk_before_pixels,
+    quarter_turns,
+    read_rgb,
+    rotate_planes,
+)
 from .hdr import tone_mapper_for
 
 log = logging.getLogger("p3m_live")
@@ -111,12 +119,30 @@ def parse_background(text: str, fit: str = "cover") -> BackgroundChoice:
     path = Path(t).expanduser()
     contain = fit == "contain"
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not is_animated(path):
-        h, w, channels = read_image(path).shape  # (read either way: a damaged one fails here)
-        alpha = channels == 4
-        return BackgroundChoice("image", path, transparent=alpha or contain, fit=fit, facts=(h, w, alpha))
+        facts = _checked_image(path)
+        return BackgroundChoice("image", path, transparent=facts[2] or contain, fit=fit, facts=facts)
     if path.is_file():
         return BackgroundChoice("video", path, transparent=contain or _video_is_transparent(path), fit=fit)
     raise P3MError(f"background {text!r} is not a file that exists; give {HELP}")
+
+
+def _checked_image(path: Path) -> tuple[int, int, bool]:
+    """An image background's upright height and width, and whether it is partly transparent,
+    read (a damaged one fails here) as cheaply as they are exact: a JPEG, never transparent,
+    at 1/8 of its size (a 12-megapixel photo: 3 times faster; a folder of them adds up),
+    its exact size from its header, turned as the small picture shows it is; anything else,
+    or a JPEG so nearly square that the small picture cannot tell, whole."""
+    stored = jpeg_size(path)
+    if stored is not None:
+        small = read_image(path, reduce=8).shape[:2]
+        width, height = stored
+        upright = {
+            (rows, cols) for rows, cols in ((height, width), (width, height)) if (-(-rows // 8), -(-cols // 8)) == small
+        }
+        if len(upright) == 1:
+            return (*upright.pop(), False)
+    h, w, channels = read_image(path).shape
+    return h, w, channels == 4
 
 
 def parse_backgrounds(text: str, fit: str = "cover") -> list[BackgroundChoice]:

@@ -345,7 +345,7 @@ def read_rgb(path: str | Path, alpha: bool = False, reduce: int = 1) -> np.ndarr
     logo) comes as RGBA (H, W, 4), straight alpha. HEIC/HEIF photos (iPhones) go through
     pillow-heif, whose libheif turns them upright itself. ``reduce`` (2, 4 or 8) reads a
     JPEG at that fraction of its size, each side rounded up (a 12-megapixel photo for a 720p
-    frame: 0.04 s instead of 0.11 s, scaling included); anything else comes whole."""
+    frame: 2.5 times faster, scaling included); anything else comes whole."""
     if Path(path).suffix.lower() in HEIF_SUFFIXES:
         return _read_heif(Path(path), alpha)
     import cv2
@@ -418,6 +418,34 @@ def png_chunk_before_pixels(path: Path, kind: bytes) -> bool:
     except OSError:
         pass
     return False
+
+
+# The start-of-frame markers, which give a JPEG's size (SOF0-SOF15 but DHT, JPG and DAC).
+_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_size(path: Path) -> tuple[int, int] | None:
+    """A JPEG's width and height as stored (before its EXIF orientation), from its frame
+    header: its segments are walked from the start, each skipped by its length, up to the
+    first scan. None where it is not a JPEG, or no size is found before the scan."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != JPEG_START:
+                return None
+            while len(head := f.read(4)) == 4 and head[0] == 0xFF:
+                if head[1] == 0xFF:  # (a fill byte before a marker)
+                    f.seek(-3, os.SEEK_CUR)
+                    continue
+                if head[1] in _SOF:
+                    frame = f.read(5)  # (its sample precision, then its height and width)
+                    size = int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
+                    return size if len(frame) == 5 and all(size) else None
+                if head[1] == 0xDA:
+                    return None
+                f.seek(int.from_bytes(head[2:], "big") - 2, os.SEEK_CUR)
+    except OSError:
+        pass
+    return None
 
 
 def cut_short_jpeg(path: Path) -> bool:

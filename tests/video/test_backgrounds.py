@@ -137,6 +137,40 @@ def test_a_large_jpeg_is_decoded_smaller_and_looks_as_when_decoded_whole(
     assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 12
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("size", [(1001, 777), (804, 801)], ids=["odd sides", "nearly square"])
+def test_a_jpeg_background_is_checked_small_and_its_size_is_exact(tmp_path, orientation, size, monkeypatch):
+    """A JPEG is checked at 1/8 of its size, its exact upright size from its header and the
+    small picture's shape; one so nearly square that the small picture cannot say whether
+    it is turned is read whole. Either way the facts are those of the whole picture."""
+    from PIL import Image
+
+    from p3m_live.video.frames import jpeg_size, read_rgb
+
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    image = Image.fromarray(np.dstack([x % 256, y % 256, (x + y) % 256]).astype(np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.jpg"
+    image.save(path, exif=exif, quality=90)
+    assert jpeg_size(path) == size
+    reads, imread = [], cv2.imread
+    monkeypatch.setattr(cv2, "imread", lambda p, flags: reads.append(flags) or imread(p, flags))
+    choice = parse_background(str(path))
+    monkeypatch.undo()
+    assert choice.facts == (*read_rgb(path).shape[:2], False)
+    assert reads[-1] == (cv2.IMREAD_REDUCED_COLOR_8 if size == (1001, 777) else cv2.IMREAD_COLOR)
+
+
+def test_only_jpegs_have_a_jpeg_size(tmp_path):
+    from p3m_live.video.frames import jpeg_size
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4, 6, 3), np.uint8))
+    (tmp_path / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00")
+    assert jpeg_size(tmp_path / "a.png") is None and jpeg_size(tmp_path / "cut.jpg") is None
+    assert jpeg_size(tmp_path / "missing.jpg") is None
+
+
 def test_a_reduced_read_keeps_exif_orientation_and_passes_over_pngs(tmp_path):
     """``read_rgb(reduce=k)``: a JPEG comes at 1/k of each side (rounded up), upright by its
     EXIF orientation as a whole read is; a PNG comes whole."""
