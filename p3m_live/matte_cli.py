@@ -80,6 +80,7 @@ def run_matte(args: argparse.Namespace) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     backend_name, device = _auto_backend(args.backend, args.device)
     backend, size = None, None  # one open at a time: a folder of many sizes must not hold them all
+    feed: BackgroundFeed | None = None  # the composite's background at that size (a video plays on, image by image)
     skipped: list[str] = []
     try:
         for image_path in images:
@@ -112,12 +113,14 @@ def run_matte(args: argparse.Namespace) -> int:
                 skipped.append(image_path.name)
                 continue
             if (h, w) != size:
-                if backend is not None:
-                    backend.close()
-                    backend, size = None, None
+                for opened in (backend, feed):
+                    if opened is not None:
+                        opened.close()
+                backend, feed, size = None, None, None
                 weights = resolve_model_weights(args.model, args.weights, h, w)
-                backend, size = open_backend(backend_name, spec, weights, device), (h, w)
-            value = BackgroundFeed(choice, w, h).value()
+                backend = open_backend(backend_name, spec, weights, device)
+                feed, size = BackgroundFeed(choice, w, h), (h, w)
+            value = feed.value()
             if value is not None:
                 backend.set_background(value)
             composite, alpha = backend.process(rgb)
@@ -129,8 +132,9 @@ def run_matte(args: argparse.Namespace) -> int:
                 write_png(paths["composite"], composite[0])
             print(paths["alpha"])
     finally:
-        if backend is not None:
-            backend.close()
+        for opened in (backend, feed):
+            if opened is not None:
+                opened.close()
     if skipped:
         raise P3MError(
             f"{len(skipped)} of {len(images)} images could not be matted ({', '.join(skipped)}); "

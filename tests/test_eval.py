@@ -190,6 +190,36 @@ def test_matte_still_images(tmp_path, small_portraits, seed32_ckpt):
     assert np.array_equal(cv2.imread(str(single), cv2.IMREAD_UNCHANGED), alpha)
 
 
+def test_matte_over_a_video_plays_it_image_by_image_and_leaves_no_reader_behind(tmp_path, small_portraits, seed32_ckpt):
+    """``--composite clip.mp4`` for a folder of frames: one background reader for all of
+    them, the clip's next frame behind each image, and closed at the end (one per image
+    once stayed alive, each with its frames read ahead)."""
+    import threading
+
+    import av
+
+    from tests.media import encode_all
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name, rgb, _ = small_portraits[0]
+    for k in range(3):
+        cv2.imwrite(str(folder / f"{k}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    clip = tmp_path / "bg.mp4"
+    with av.open(str(clip), "w") as out:  # (a grey a frame, 0, 40, 80, ...)
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        greys = [np.full((H, W, 3), 40 * k, np.uint8) for k in range(6)]
+        encode_all(out, stream, [av.VideoFrame.from_ndarray(g, format="rgb24") for g in greys])
+    args = ["matte", str(folder), "-o", str(tmp_path / "out"), "--composite", str(clip), *torch_args(seed32_ckpt, 128)]
+    assert main(args) == 0
+    assert not [t for t in threading.enumerate() if t.name == "p3m-background"]
+    alpha = cv2.imread(str(tmp_path / "out" / "0.png"), cv2.IMREAD_UNCHANGED)
+    clear = alpha == 0
+    shown = [np.median(cv2.imread(str(tmp_path / "out" / f"{k}_composite.png"))[clear]) for k in range(3)]
+    assert clear.any() and shown == pytest.approx([0, 40, 80], abs=3)
+
+
 def test_matte_onto_a_full_disk_is_one_line(tmp_path, small_portraits, seed32_ckpt, small_disk, capsys):
     """`p3m-live matte` checks every write: a disk too small for the matte is one line and
     exit 2, not a run that says it wrote what it did not."""
