@@ -20,6 +20,8 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from .terminal import is_terminal
+
 _stopped_by: int | None = None  # the signal that stopped the run, where it was not Ctrl-C
 _terminals: list[int] = []  # stdout and stderr, where they were a terminal at the start
 _HUP = getattr(signal, "SIGHUP", None)  # (POSIX only)
@@ -58,17 +60,10 @@ def install() -> None:
     _stopped_by = None
     if threading.current_thread() is not threading.main_thread():
         return
-    _terminals[:] = [s.fileno() for s in (sys.stdout, sys.stderr) if _is_terminal(s)]
+    _terminals[:] = [s.fileno() for s in (sys.stdout, sys.stderr) if s is not None and is_terminal(s)]
     signal.signal(signal.SIGTERM, _on_signal)
     if _HUP is not None and signal.getsignal(_HUP) is not signal.SIG_IGN:  # (nohup: left ignored)
         signal.signal(_HUP, _on_signal)
-
-
-def _is_terminal(stream) -> bool:
-    try:
-        return stream is not None and stream.isatty()
-    except (ValueError, OSError):  # closed, or no file behind it (a test's capture)
-        return False
 
 
 def exit_code() -> int:

@@ -11,7 +11,7 @@ from typing import TextIO
 
 import numpy as np
 
-from .terminal import say
+from .terminal import is_terminal, say
 
 
 @dataclass
@@ -77,7 +77,7 @@ class Progress:
         self.total = total
         stream = stream or sys.stderr  # the one now, not the one at import (redirections)
         self.stream: TextIO | None = stream  # None once a write failed
-        tty = stream.isatty()
+        tty = is_terminal(stream)
         self.interval = interval if interval is not None else (0.25 if tty else 10.0)
         self.end = "\r" if tty else "\n"
         self.t0 = time.monotonic()

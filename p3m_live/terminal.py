@@ -17,3 +17,14 @@ def say(text: str, stream: TextIO | None = None) -> bool:
         return True
     except OSError:
         return False
+
+
+def is_terminal(stream: TextIO | None = None) -> bool:
+    """Whether ``stream`` (stderr as it is now) is a terminal: where a bar redrawn in place
+    belongs (a log file would get a copy of it per redraw). A closed stream, or one with no
+    file behind it (a test's capture), is not."""
+    try:
+        stream = stream or sys.stderr
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):
+        return False

@@ -9,7 +9,6 @@ interrupted download never leaves a truncated checkpoint in the cache.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -17,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import P3MError
-from ..terminal import say
+from ..terminal import is_terminal, say
 
 WEIGHTS_ENV = "P3M_LIVE_WEIGHTS"
 RELEASE_NAME = "p3mnet_pretrained_on_p3m10k.pth"
@@ -68,7 +67,7 @@ def missing_weights_message(target: Path) -> str:
 def _progress_bar(done: int, total: int | None, finished: bool = False) -> None:
     """The download's bar, redrawn in place on a terminal (a log file would get a copy of it
     per megabyte)."""
-    if not sys.stderr.isatty():
+    if not is_terminal():
         return
     if total:
         bar = "#" * int(30 * done / total)

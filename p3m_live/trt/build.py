@@ -12,12 +12,11 @@ has TensorRT (see the README).
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from pathlib import Path
 
 from ..errors import P3MError
-from ..terminal import say
+from ..terminal import is_terminal, say
 
 log = logging.getLogger("p3m_live")
 
@@ -33,7 +32,7 @@ def _progress_monitor(trt):
             trt.IProgressMonitor.__init__(self)
             self.lock = threading.Lock()
             self.phases: dict[str, tuple[str | None, int]] = {}
-            self.counting = sys.stderr.isatty() and log.isEnabledFor(logging.INFO)  # (not with -q)
+            self.counting = is_terminal() and log.isEnabledFor(logging.INFO)  # (not with -q)
             self.counted = False  # a step counter is on the line
 
         def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
