@@ -53,7 +53,12 @@ def add_graph_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--blur-strength", type=int, default=16, metavar="N", help="for --background blur or mix (1-128)")
     p.add_argument("--temporal", choices=TEMPORALS, default="adaptive")
-    p.add_argument("--upsampler", choices=["guided", "bilinear"], default="guided")
+    p.add_argument(
+        "--upsampler",
+        choices=["guided", "bilinear"],
+        default="guided",
+        help="the matte to frame size: guided by the frame's edges (default), or bilinear (for comparison)",
+    )
     p.add_argument(
         "--foreground",
         choices=["estimate", "frame"],

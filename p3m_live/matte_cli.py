@@ -9,8 +9,10 @@ one backend per image size, opened when the size changes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +20,9 @@ from .backends import BACKENDS
 from .errors import P3MError
 from .export_cli import parse_device
 from .spec import MODELS
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
 
 log = logging.getLogger("p3m_live")
 
@@ -79,10 +84,13 @@ def run_matte(args: argparse.Namespace) -> int:
     folder = args.output.parent if single and args.output.suffix.lower() == ".png" else args.output
     folder.mkdir(parents=True, exist_ok=True)
     backend_name, device = _auto_backend(args.backend, args.device)
-    backend, size = None, None  # one open at a time: a folder of many sizes must not hold them all
-    feed: BackgroundFeed | None = None  # the composite's background at that size (a video plays on, image by image)
+    # One backend open at a time, with the composite's background at its size (a video plays
+    # on, image by image): a folder of many sizes must not hold them all.
+    backend: Backend | None = None
+    feed: BackgroundFeed | None = None
+    size: tuple[int, int] | None = None
     skipped: list[str] = []
-    try:
+    with contextlib.ExitStack() as sized:  # closes what is open for the current size
         for image_path in images:
             rgb = read_rgb(image_path)
             # What is wrong with one file skips it (in a folder); a missing model or backend
@@ -113,13 +121,15 @@ def run_matte(args: argparse.Namespace) -> int:
                 skipped.append(image_path.name)
                 continue
             if (h, w) != size:
-                for opened in (backend, feed):
-                    if opened is not None:
-                        opened.close()
-                backend, feed, size = None, None, None
+                sized.close()
+                size = None
                 weights = resolve_model_weights(args.model, args.weights, h, w)
                 backend = open_backend(backend_name, spec, weights, device)
-                feed, size = BackgroundFeed(choice, w, h), (h, w)
+                sized.callback(backend.close)
+                feed = BackgroundFeed(choice, w, h)
+                sized.callback(feed.close)
+                size = (h, w)
+            assert backend is not None and feed is not None
             value = feed.value()
             if value is not None:
                 backend.set_background(value)
@@ -131,10 +141,6 @@ def run_matte(args: argparse.Namespace) -> int:
             if args.composite:
                 write_png(paths["composite"], composite[0])
             print(paths["alpha"])
-    finally:
-        for opened in (backend, feed):
-            if opened is not None:
-                opened.close()
     if skipped:
         raise P3MError(
             f"{len(skipped)} of {len(images)} images could not be matted ({', '.join(skipped)}); "

@@ -158,16 +158,20 @@ class Matting:
 
     def _take_coming(self, i: int) -> BackgroundFeed | None:
         """The feed made ahead for background ``i`` (waiting for it to be finished), or None
-        if none was; one made for another background is closed when it is done. A background
-        that cannot be opened raises here, as it would have when opened at the switch."""
-        coming, self._coming = self._coming, None
-        if coming is None:
+        if none was; one made for another background is dropped. A background that cannot
+        be opened raises here, as it would have when opened at the switch."""
+        if self._coming is None or self._coming[0] != i:
+            self._drop_coming()
             return None
-        made_for, future = coming
-        if made_for == i:
-            return future.result()
-        future.add_done_callback(_close_made)
-        return None
+        future = self._coming[1]
+        self._coming = None
+        return future.result()
+
+    def _drop_coming(self) -> None:
+        """Forget the feed being made ahead, closing it once it is made (not waited for)."""
+        if self._coming is not None:
+            self._coming[1].add_done_callback(_close_made)
+            self._coming = None
 
     def _select(self, i: int) -> None:
         """Make background ``i`` the current one. Its feed opens first, so one that cannot
@@ -255,7 +259,7 @@ class Matting:
         return done
 
     def close(self) -> None:
-        self._take_coming(-1)  # (closed when it is made)
+        self._drop_coming()
         if self._maker is not None:
             self._maker.shutdown(wait=False)
         for f in self._feeds.values():

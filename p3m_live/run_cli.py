@@ -173,7 +173,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         metavar="PX",
         help=f"pull the matte's edge in by PX pixels (0 to {MAX_ERODE}; default 0): a rim of the old room gone",
     )
-    look.add_argument("--upsampler", choices=["guided", "bilinear"], default="guided")
+    look.add_argument(
+        "--upsampler",
+        choices=["guided", "bilinear"],
+        default="guided",
+        help="the matte to frame size: guided by the frame's edges (default), or bilinear (for comparison)",
+    )
     look.add_argument(
         "--model",
         choices=("auto", *MODELS),
@@ -184,7 +189,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     look.add_argument("--model-size", type=int, default=512, help="P3M-Net's input short side (multiple of 32)")
 
     run = p.add_argument_group("runtime")
-    run.add_argument("--backend", choices=BACKENDS, default="auto")
+    run.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="auto (default): TensorRT where usable, then PyTorch on CUDA, then ONNX Runtime, then PyTorch on the CPU",
+    )
     run.add_argument("--device", type=parse_device, help="cpu, cuda or cuda:N (default: the backend's choice)")
     run.add_argument("--precision", choices=["fp32", "fp16"], help="default: fp16 on GPUs, fp32 on CPUs")
     run.add_argument("--batch", type=int, help="frames per inference call offline (default 4 on GPUs, 1 on CPUs)")
