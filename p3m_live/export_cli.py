@@ -18,6 +18,13 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def parse_count(text: str) -> int:
+    """A whole number, 1 or more (frames in a batch, threads)."""
+    if not re.fullmatch(r"\d+", text.strip()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 1 or more, not {text!r}")
+    return int(text)
+
+
 def parse_device(text: str) -> str:
     """'cpu', 'cuda' or 'cuda:N', as PyTorch spells devices."""
     if not re.fullmatch(r"cpu|cuda(:\d+)?", text.strip()):
@@ -67,7 +74,7 @@ def add_graph_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--light-wrap", type=float, default=0.0, metavar="S", help="0 to 1 (default 0, off)")
     p.add_argument("--erode", type=int, default=0, metavar="PX", help="pull the matte's edge in by PX pixels")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=parse_count, default=1)
     p.add_argument("--model", choices=MODELS, default="p3m", help="p3m (P3M-Net) or fast (MediaPipe's segmenter)")
     p.add_argument("--model-size", type=int, default=512, help="P3M-Net's input short side (multiple of 32)")
     p.add_argument("--weights", help="P3M-Net checkpoint or converted fast model (default: the cache)")

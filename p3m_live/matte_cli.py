@@ -18,7 +18,7 @@ import numpy as np
 
 from .backends import BACKENDS
 from .errors import P3MError
-from .export_cli import parse_device
+from .export_cli import parse_count, parse_device
 from .spec import MODELS
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ def add_matte_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-size", type=int, default=512, help="P3M-Net's input short side (multiple of 32)")
     p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.add_argument("--device", type=parse_device, help="cpu, cuda or cuda:N (default: the backend's choice)")
+    p.add_argument(
+        "--threads", type=parse_count, metavar="N", help="CPU threads on a CPU backend (default: one per core)"
+    )
     p.add_argument("--weights", help="P3M-Net checkpoint or converted fast model (default: the cache)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
 
@@ -124,7 +127,7 @@ def run_matte(args: argparse.Namespace) -> int:
                 sized.close()
                 size = None
                 weights = resolve_model_weights(args.model, args.weights, h, w)
-                backend = open_backend(backend_name, spec, weights, device)
+                backend = open_backend(backend_name, spec, weights, device, threads=args.threads)
                 sized.callback(backend.close)
                 feed = BackgroundFeed(choice, w, h)
                 sized.callback(feed.close)

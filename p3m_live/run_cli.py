@@ -16,7 +16,7 @@ from pathlib import Path
 from . import signals
 from .backends import BACKENDS, choose_backend, open_backend
 from .errors import P3MError
-from .export_cli import parse_device, parse_size
+from .export_cli import parse_count, parse_device, parse_size
 from .framing import AutoFrame
 from .keys import HELP as KEYS_HELP
 from .keys import TerminalKeys
@@ -197,7 +197,16 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--device", type=parse_device, help="cpu, cuda or cuda:N (default: the backend's choice)")
     run.add_argument("--precision", choices=["fp32", "fp16"], help="default: fp16 on GPUs, fp32 on CPUs")
-    run.add_argument("--batch", type=int, help="frames per inference call offline (default 4 on GPUs, 1 on CPUs)")
+    run.add_argument(
+        "--batch", type=parse_count, help="frames per inference call offline (default 4 on GPUs, 1 on CPUs)"
+    )
+    run.add_argument(
+        "--threads",
+        type=parse_count,
+        metavar="N",
+        help="CPU threads the matting computes with on a CPU backend (default: one per physical core); "
+        "fewer leaves more of the CPU to a call app",
+    )
     run.add_argument("--weights", help="P3M-Net checkpoint, or a converted fast model (default: the cache)")
     run.add_argument(
         "--engine-dir",
@@ -227,8 +236,6 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
         raise P3MError("give one input: a file or stream (p3m-live INPUT -o OUT), or --webcam")
     if args.model_size < 32 or args.model_size % 32:
         raise P3MError(f"--model-size must be a positive multiple of 32, not {args.model_size}")
-    if args.batch is not None and args.batch < 1:
-        raise P3MError(f"--batch must be 1 or more, not {args.batch}")
     if args.start < 0 or (args.duration is not None and args.duration <= 0):
         raise P3MError("--start must be 0 or more and --duration more than 0 (seconds)")
     if args.start and live:
@@ -436,7 +443,9 @@ def run(args: argparse.Namespace) -> int:
             precision=precision,
             model=model,
         )
-        return open_backend(backend, spec, weights, device, engine_dir=args.engine_dir)
+        return open_backend(
+            backend, spec, weights, device, engine_dir=args.engine_dir, threads=args.threads, paced=live
+        )
 
     matting = sinks = microphone = keys = None
     live_started = False

@@ -82,6 +82,10 @@ def test_export_options_make_the_graph_a_run_would_make(seed32_ckpt, tmp_path):
             marks=pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is here"),
         ),
         (["matte", "in.jpg", "-o", "out", "--device", "cuda:one"], "device must be cpu, cuda or cuda:N"),
+        (["in.mp4", "-o", "out.mp4", "--threads", "0"], "--threads: must be a whole number, 1 or more, not '0'"),
+        (["matte", "in.jpg", "-o", "out", "--threads", "two"], "--threads: must be a whole number, 1 or more"),
+        (["in.mp4", "-o", "out.mp4", "--batch", "-1"], "--batch: must be a whole number, 1 or more, not '-1'"),
+        (["export", "--size", "96x64", "--batch", "0", "-o", "x.onnx"], "--batch: must be a whole number"),
     ],
 )
 def test_errors_are_one_line_exit_2(args, needle, seed32_ckpt, tmp_path):

@@ -108,6 +108,14 @@ def test_bench_camera_prints_its_table(fast_models):
     assert before > 0 and now > 0 and ratio == pytest.approx(before / now, rel=0.1, abs=0.02)
 
 
+def test_bench_cpu_use_prints_its_table(fast_models):
+    args = ("--size", "96x64", "--threads", "1", "--frames", "4", "--repeat", "1", "--fps", "200")
+    rows = {c[1].split(":")[0]: [float(v) for v in c[2:]] for c in table_rows("bench_cpu_use.py", *args) if c[0] == "1"}
+    assert set(rows) == {"on", "off"}
+    for took, p90, cpu, fps, flat_cpu in rows.values():
+        assert 0 < took <= p90 and cpu > 0 and fps > 0 and flat_cpu > 0
+
+
 def test_bench_decode_lag_prints_its_table():
     import os
 

@@ -80,7 +80,7 @@ def main() -> int:
     weights = resolve_model_weights(args.model, args.weights, lay.height, lay.width)
 
     def opener(choice, batch):
-        return open_backend(args.backend, graph_spec(lay, choice, batch, model=args.model), weights)
+        return open_backend(args.backend, graph_spec(lay, choice, batch, model=args.model), weights, paced=True)
 
     matting = Matting(lay, [parse_background("blur")], opener)
     samples = Samples()

@@ -86,9 +86,13 @@ def open_backend(
     weights: str | os.PathLike,
     device: str | None = None,
     engine_dir: Path | None = None,
+    threads: int | None = None,
+    paced: bool = False,
 ) -> Backend:
     """Open the named backend (or the ``auto`` choice) for ``spec``; ``engine_dir`` is where
-    the TensorRT backend keeps its plans (default: the engine store's)."""
+    the TensorRT backend keeps its plans (default: the engine store's); ``threads``, how many
+    CPU threads a CPU backend computes with (default: one per physical core); ``paced``,
+    frames come at a live source's pace, so ONNX Runtime's threads wait without spinning."""
     if name not in BACKENDS:
         raise P3MError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
     if name == "auto":
@@ -100,11 +104,11 @@ def open_backend(
         dev = device or "cpu"
         if dev.startswith("cuda") and not _cuda_available():
             raise P3MError("--device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
-        return TorchBackend(spec, weights, device=dev)
+        return TorchBackend(spec, weights, device=dev, threads=threads)
     if name == "onnxruntime":
         from .onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(spec, weights, device=device or "cpu")
+        return OnnxRuntimeBackend(spec, weights, device=device or "cpu", threads=threads, spinning=not paced)
     from .tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(spec, weights, device=device or "cuda", engine_dir=engine_dir)

@@ -6,6 +6,12 @@ one I/O binding on the session's device (the CPU, or the GPU with the CUDA
 provider): the frame goes up each call, the background only when it changes,
 and the state output stays where ONNX Runtime made it and is bound as the next
 call's state input, so a GPU run copies back only the composite and the alpha.
+
+In a live run its CPU threads do not spin-wait between ops for the next one, as
+ONNX Runtime's do by default: the frames come at the camera's pace, and spinning is
+CPU that the decoder, the encoder and the call app need (on 2 cores, the fast model
+at 720p: 40% less CPU a frame, for 4 ms more; BENCHMARKS.md). Offline, where the
+next frame is always waiting, they spin.
 """
 
 from __future__ import annotations
@@ -82,8 +88,12 @@ class OnnxRuntimeBackend(Backend):
         weights: str | os.PathLike | None = None,
         onnx_path: str | os.PathLike | None = None,
         device: str = "cpu",
-        threads: int = 0,
+        threads: int | None = None,
+        spinning: bool = True,
     ) -> None:
+        """``threads``: the CPU threads of each op (None: one per physical core, ONNX
+        Runtime's choice); ``spinning``: whether they spin-wait between ops (ONNX Runtime's
+        default; off for a live run, see the module's docstring)."""
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -106,7 +116,8 @@ class OnnxRuntimeBackend(Backend):
         else:
             model = str(onnx_path)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
+        opts.intra_op_num_threads = threads or 0
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         self.session = ort.InferenceSession(model, opts, providers=providers)
         self.on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
         if device.startswith("cuda") and not self.on_gpu:

@@ -25,9 +25,18 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(
-        self, spec: GraphSpec, weights: str | os.PathLike, device: str = "cpu", cuda_graph: bool = True
+        self,
+        spec: GraphSpec,
+        weights: str | os.PathLike,
+        device: str = "cpu",
+        cuda_graph: bool = True,
+        threads: int | None = None,
     ) -> None:
+        """``threads``: PyTorch's CPU threads (None: its own choice, one per physical core);
+        they are the process's, not this backend's alone."""
         self.device = torch.device(device)
+        if threads is not None and self.device.type == "cpu":
+            torch.set_num_threads(threads)
         if self.device.type == "cuda" and self.device.index is not None:
             # (streams, buffers and the capture are made on the current device: make it this one)
             torch.cuda.set_device(self.device)

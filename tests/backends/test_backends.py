@@ -107,6 +107,49 @@ def test_onnxruntime_binding_keeps_state_and_background_on_its_device(seed32_ckp
             assert np.array_equal(states[-1], state)
 
 
+@pytest.mark.parametrize("threads, paced", [(1, True), (None, False)])
+def test_onnxruntime_threads_are_as_asked_and_spin_only_offline(seed32_ckpt, threads, paced):
+    with open_backend("onnxruntime", SPEC, seed32_ckpt, threads=threads, paced=paced) as backend:
+        opts = backend.session.get_session_options()
+        assert opts.intra_op_num_threads == (threads or 0)  # (0: ONNX Runtime's own choice)
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == ("0" if paced else "1")
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_a_live_run_s_onnxruntime_threads_do_not_spin(run, tmp_path, monkeypatch, live):
+    """Threads that spin-wait for the next op cost a live run CPU (BENCHMARKS.md); an
+    offline run, whose next frame is always there, lets them."""
+    from p3m_live.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from tests.media import make_clip
+
+    spinning = []
+    close = OnnxRuntimeBackend.close
+
+    def noting_close(self):  # (the real close, once the session's options are read)
+        spinning.append(self.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning"))
+        close(self)
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "close", noting_close)
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio_rate=None)
+    mode = "--live" if live else "--offline"
+    assert run(clip, "-o", tmp_path / "out.mp4", "--backend", "onnxruntime", mode) == 0
+    assert spinning and set(spinning) == {"0" if live else "1"}
+
+
+def test_threads_reach_the_cpu_backend_from_the_command_line(run, tmp_path):
+    from tests.media import make_clip
+
+    before = torch.get_num_threads()
+    if before == 1:
+        pytest.skip("one CPU thread is PyTorch's own choice here")
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio_rate=None)
+    try:
+        assert run(clip, "-o", tmp_path / "out.mp4", "--backend", "torch", "--threads", "1") == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_export_is_cached(seed32_ckpt, tmp_path, monkeypatch):
     from p3m_live.backends import onnxruntime_backend as ob
 
