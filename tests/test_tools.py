@@ -116,6 +116,17 @@ def test_bench_cpu_use_prints_its_table(fast_models):
         assert 0 < took <= p90 and cpu > 0 and fps > 0 and flat_cpu > 0
 
 
+def test_soak_live_prints_a_row_a_minute(fast_models):
+    """A few seconds of it: the one minute begun has its row, and the frames came out."""
+    cmd = [sys.executable, str(ROOT / "tools" / "soak_live.py"), "--minutes", "0.1", "--size", "96x64"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (row,) = [line.split("|")[1:-1] for line in r.stdout.splitlines() if line.startswith("| 1 |")]
+    assert float(row[1]) > 0 and float(row[2]) > 10  # RSS MiB, out fps (30 paced, less on a busy machine)
+    frames_out = int(r.stdout.split(" out, ")[0].rsplit(", ", 1)[1])
+    assert frames_out > 60  # of about 180 in 6 s
+
+
 def test_bench_decode_lag_prints_its_table():
     import os
 

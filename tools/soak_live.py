@@ -72,6 +72,9 @@ def main() -> int:
     ap.add_argument("--model", choices=["fast", "p3m"], default="fast")
     ap.add_argument("--weights")
     ap.add_argument("--backend", default="onnxruntime")
+    ap.add_argument(
+        "--foreground", choices=["frame", "estimate"], default="frame", help="default frame, a live run's on a CPU"
+    )
     ap.add_argument("--record", type=Path, metavar="FILE", help="also record it, with a test tone as the microphone")
     args = ap.parse_args()
     w, h = args.size
@@ -80,7 +83,8 @@ def main() -> int:
     weights = resolve_model_weights(args.model, args.weights, lay.height, lay.width)
 
     def opener(choice, batch):
-        return open_backend(args.backend, graph_spec(lay, choice, batch, model=args.model), weights, paced=True)
+        spec = graph_spec(lay, choice, batch, model=args.model, foreground=args.foreground)
+        return open_backend(args.backend, spec, weights, paced=True)
 
     matting = Matting(lay, [parse_background("blur")], opener)
     samples = Samples()
@@ -101,7 +105,7 @@ def main() -> int:
         mic.close()
     print(
         f"# live soak: {args.minutes:g} min, {w}x{h} lavfi testsrc2 at 30 fps (realtime), {args.model} model, "
-        f"{args.backend} on the CPU, blur background"
+        f"{args.backend} on the CPU, blur background, foreground: {args.foreground}"
     )
     print("| minute | RSS MiB | out fps | dropped (total) | latency p50 ms | latency p95 ms |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
