@@ -376,6 +376,8 @@ def _sinks(
 
             reopen = composite if target is not None and target.network else None  # a stream that drops
             name = target.name if target else args.output
+            if reopen is not None:  # (the last line there is, where a receiver never answers: see README)
+                log.info("output: %s (%s), connecting", target.name, target.format)
             sinks.append(Relay(composite(), name, reopen, outlived=call) if live else composite())
         track = {"rate": rate, "time_base": tb, "recording": source.recording, "single": single}
         for path, kind in ((args.alpha_out, "alpha"), (args.fg_out, "fg")):  # (offline runs only)
