@@ -83,11 +83,16 @@ def stream_metadata(stream: av.stream.Stream, format_name: str) -> dict[str, str
     return kept
 
 
+# Muxers asked through another: RTSP's cannot write a header without its server, and sends
+# each stream through an RTP muxer, which can.
+ASKED_AS = {"rtsp": "rtp"}
+
+
 def muxer_takes(format_name: str, template: av.stream.Stream) -> bool:
     """Whether FFmpeg's ``format_name`` muxer takes a copy of ``template``: a header is
     written in memory with it, and the muxer says yes or no."""
     try:
-        with av.open(io.BytesIO(), "w", format=format_name) as probe:
+        with av.open(io.BytesIO(), "w", format=ASKED_AS.get(format_name, format_name)) as probe:
             probe.add_stream_from_template(template, opaque=True)
             probe.start_encoding()
     except (ValueError, av.error.FFmpegError):

@@ -48,6 +48,8 @@ def _stream(path):
         ("aac.mp4", "mpegts", True),  # MPEG-TS lists no codecs at all
         ("aac.mp4", "webm", False),
         ("aac.ts", "mp4", True),
+        ("aac.mp4", "rtsp", True),  # asked of RTP, which carries each of its streams
+        ("flac.mkv", "rtsp", False),  # RTP has no FLAC payload
     ],
 )
 def test_the_muxer_itself_says_what_it_takes(clips, clip, fmt, takes):
