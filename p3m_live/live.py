@@ -277,9 +277,9 @@ def run_live(
             if stop.is_set():
                 return
             if not isinstance(item, Frame):
-                if with_sound:
+                if with_sound and (placed := clock.packet(item)) is not None:
                     with contextlib.suppress(queue.Full):  # (an output that stalls drops sound, not frames)
-                        sound.put_nowait(clock.packet(item))
+                        sound.put_nowait(placed)
                 continue
             if not src.paced and item.time is not None:
                 start = start or (time.monotonic(), item.time)
@@ -359,8 +359,9 @@ def run_live(
                 for packet in src.packets():
                     if stop.is_set():
                         return
-                    with contextlib.suppress(queue.Full):
-                        sound.put_nowait(mic_clock.packet(packet))
+                    if (placed := mic_clock.packet(packet)) is not None:
+                        with contextlib.suppress(queue.Full):
+                            sound.put_nowait(placed)
                 why = "ended"
             except (av.error.FFmpegError, OSError) as e:
                 why = f"stopped ({reason(e)})"

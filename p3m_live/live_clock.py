@@ -9,13 +9,19 @@ started). Each connection's media times are moved onto it by one offset: the
 smallest gap between a frame's or packet's arrival and its media time (see
 ``_place``). Within a connection the source's own spacing is kept (no capture
 jitter), and its sound is moved by the same offset, so it stays in sync after a
-reconnect too. A microphone is a timeline of its own on the same clock. Privacy
+reconnect too. Each sound stream stays in order, as MP4 and MOV require: a packet
+placed a little before the end of the one before it (a prompter packet moved the
+offset) follows that one; one placed half its length or more before it (a burst read
+from a device's buffer, older than what was sent already) is dropped, so the sound
+stays in step with the picture rather than running late behind it for the rest of
+the run. A microphone is a timeline of its own on the same clock. Privacy
 frames are timed by when they are shown, less the current latency, which is when a
 real frame shown then was captured.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from fractions import Fraction
 
@@ -39,6 +45,7 @@ class LiveClock:
         self._sound_places = sound_only
         self._offset: float | None = None  # run time minus media time, for this connection
         self._steady = False
+        self._sound_ends: dict[int, Fraction] = {}  # run time (s) each sound stream's last packet ends
 
     def connected(self, steady: bool = False) -> None:
         """A new connection: its clock is placed anew. ``steady``: at its first timed item, for
@@ -65,18 +72,27 @@ class LiveClock:
         run_time = self._place(t, frame.captured) if t is not None else frame.captured - self.t0
         frame.pts, frame.time_base = round(run_time / self.time_base), self.time_base
 
-    def packet(self, packet: av.Packet) -> av.Packet:
-        """Move ``packet`` (the source's sound) by its connection's offset."""
+    def packet(self, packet: av.Packet) -> av.Packet | None:
+        """Move ``packet`` (the source's sound) by its connection's offset; None where it
+        is dropped, as older than the sound already sent (see the module's docstring)."""
         tb = packet.time_base
         when = packet.pts if packet.pts is not None else packet.dts
         if when is None or tb is None:
             return packet
         media = float(when * tb)
         shift = round((self._place(media, time.monotonic(), self._sound_places) - media) / tb)
+        start = packet.dts if packet.dts is not None else when
+        index = packet.stream.index if packet.stream is not None else 0
+        end = self._sound_ends.get(index)
+        if end is not None and (behind := end - (start + shift) * tb) > 0:
+            if behind * 2 >= (packet.duration or 0) * tb:
+                return None
+            shift = math.ceil(end / tb) - start
         if packet.pts is not None:
             packet.pts += shift
         if packet.dts is not None:
             packet.dts += shift
+        self._sound_ends[index] = (start + shift + max(packet.duration or 0, 1)) * tb
         return packet
 
     def shown(self, data: np.ndarray, index: int, lag: float) -> Frame:

@@ -96,8 +96,60 @@ def test_a_streams_early_sound_does_not_move_its_frames():
     assert later.time - first.time == pytest.approx(1 / 30, abs=1e-4)
     assert float(early.pts * early.time_base) == pytest.approx(first.time + 1.0, abs=1e-4)
     mic = LiveClock(TB, t0, sound_only=True)  # sound alone: an early packet places it
-    for media in (0.0, 1.0):  # both arrive now; the second is 1 s "early" for its time
-        p = av.Packet(b"\0" * 8)
-        p.time_base, p.pts, p.dts = Fraction(1, 48000), round(48000 * media), round(48000 * media)
-        mic.packet(p)
-    assert float(p.pts * p.time_base) == pytest.approx(time.monotonic() - t0, abs=0.05)
+    for media in (0.0, 1.0):  # the second comes 30 ms on, yet 1 s on in its own time
+        p = _sound(media, 0.02)
+        assert mic.packet(p) is p
+        time.sleep(0.03)
+    assert float(p.pts * p.time_base) == pytest.approx(time.monotonic() - 0.03 - t0, abs=0.02)
+
+
+SOUND_TB = Fraction(1, 48000)
+PACKET = 1024 / 48000  # seconds of sound in a packet (AAC's frame)
+
+
+def _sound(media: float, duration: float = PACKET) -> av.Packet:
+    p = av.Packet(b"\0" * 8)
+    p.time_base, p.pts, p.dts = SOUND_TB, round(media / SOUND_TB), round(media / SOUND_TB)
+    p.duration = round(duration / SOUND_TB)
+    return p
+
+
+def _microphone(monkeypatch, arrivals: list[tuple[float, float]]) -> list[tuple[float, float] | None]:
+    """(media time, arrival) packets through a microphone's clock: each one's (start, end) on
+    the run clock, or None where it was dropped."""
+    import types
+
+    import p3m_live.live_clock as live_clock
+
+    now = [0.0]
+    monkeypatch.setattr(live_clock, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    mic = LiveClock(TB, 0.0, sound_only=True)
+    placed = []
+    for media, arrival in arrivals:
+        now[0] = arrival
+        p = mic.packet(_sound(media))
+        placed.append(None if p is None else (float(p.pts * p.time_base), float((p.pts + p.duration) * p.time_base)))
+    return placed
+
+
+def test_a_microphone_s_buffered_burst_is_dropped_not_overlapped(monkeypatch):
+    """A device's buffer read at once: 6 packets (128 ms) at 0.5 s, then real time. Sound must
+    not run back (MP4 and MOV refuse it) nor lag behind the picture for good: what is older
+    than the sound already sent is dropped, and what follows goes end to end."""
+    burst = [(i * PACKET, 0.5 + 0.0001 * i) for i in range(6)]
+    steady = [((6 + i) * PACKET, 0.5 + (i + 1) * PACKET) for i in range(20)]
+    placed = _microphone(monkeypatch, burst + steady)
+    kept = [p for p in placed if p is not None]
+    assert all(b[0] >= a[1] - 1e-9 for a, b in zip(kept, kept[1:]))  # in order, never overlapping
+    assert sum(p is None for p in placed[:6]) >= 4  # the burst's older packets
+    assert all(p is not None for p in placed[7:])  # real time: none lost
+    assert all(b[0] == pytest.approx(a[1], abs=1e-4) for a, b in zip(kept[1:], kept[2:]))  # end to end
+    assert kept[-1][0] == pytest.approx(steady[-1][1], abs=PACKET / 2)  # in step with when it came
+
+
+def test_a_microphone_s_jitter_moves_its_sound_without_a_gap(monkeypatch):
+    """Packets a few ms early or late (a busy machine): none dropped, all end to end."""
+    jitter = [0.0, 0.003, -0.002, 0.004, 0.0, -0.003, 0.002, 0.0]
+    placed = _microphone(monkeypatch, [(i * PACKET, 0.2 + i * PACKET + j) for i, j in enumerate(jitter)])
+    assert None not in placed
+    assert all(b[0] == pytest.approx(a[1], abs=1e-4) for a, b in zip(placed, placed[1:]))

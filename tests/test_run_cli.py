@@ -996,6 +996,22 @@ def test_a_live_run_records_a_microphone_in_step_with_the_picture(run, tmp_path)
     assert sound[0][0] < video[0] + 0.1 and video[-1] < sound[-1][0] + sound[-1][1] + 0.2  # the picture in the sound
 
 
+def test_a_microphone_that_bursts_is_recorded_into_mp4(run, tmp_path):
+    """The README's `-o call.mp4 --audio`: a microphone whose sound comes faster than real
+    time (a device's buffer read at once; here lavfi's sine without arealtime, a burst that
+    never ends) used to get packets on one time, which MP4's muxer refuses ("the mp4 muxer
+    refused the source's streams"). Now the recording has its sound in order, in step."""
+    out = tmp_path / "call.mp4"
+    source = ["testsrc2=size=96x64:rate=25,realtime", "--format", "lavfi", "--live", "--duration", "2"]
+    mic = ["--audio", "sine=frequency=440:sample_rate=16000", "--audio-format", "lavfi"]
+    assert run(*source, *mic, "-o", out, "--model", "p3m") == 0
+    with av.open(str(out)) as c:
+        sound = [(p.pts, p.duration) for p in c.demux(audio=0) if p.size]
+        tb = c.streams.audio[0].time_base
+    assert all(b[0] >= a[0] + a[1] for a, b in zip(sound, sound[1:]))  # in order, none on another
+    assert 1.0 < sum(d for _, d in sound) * tb < 2.6  # about the run's length, not the burst's
+
+
 def test_microphone_errors_are_one_line(run, talk, tmp_path, capsys, monkeypatch):
     """--audio is for a live run's -o; a microphone that cannot be opened (ALSA here has no
     sound card at all: the real error) says how to name one."""
