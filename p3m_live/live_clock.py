@@ -82,8 +82,10 @@ class LiveClock:
         media = float(when * tb)
         shift = round((self._place(media, time.monotonic(), self._sound_places) - media) / tb)
         start = packet.dts if packet.dts is not None else when
-        index = packet.stream.index if packet.stream is not None else 0
-        end = self._sound_ends.get(index)
+        stream = packet.stream
+        audio = stream is None or stream.type == "audio"  # (subtitle cues may overlap)
+        index = stream.index if stream is not None else 0
+        end = self._sound_ends.get(index) if audio else None
         if end is not None and (behind := end - (start + shift) * tb) > 0:
             if behind * 2 >= (packet.duration or 0) * tb:
                 return None
@@ -92,7 +94,8 @@ class LiveClock:
             packet.pts += shift
         if packet.dts is not None:
             packet.dts += shift
-        self._sound_ends[index] = (start + shift + max(packet.duration or 0, 1)) * tb
+        if audio:
+            self._sound_ends[index] = (start + shift + max(packet.duration or 0, 1)) * tb
         return packet
 
     def shown(self, data: np.ndarray, index: int, lag: float) -> Frame:

@@ -153,3 +153,18 @@ def test_a_microphone_s_jitter_moves_its_sound_without_a_gap(monkeypatch):
     placed = _microphone(monkeypatch, [(i * PACKET, 0.2 + i * PACKET + j) for i, j in enumerate(jitter)])
     assert None not in placed
     assert all(b[0] == pytest.approx(a[1], abs=1e-4) for a, b in zip(placed, placed[1:]))
+
+
+def test_overlapping_subtitle_cues_are_kept(tmp_path):
+    """Only sound is kept end to end: subtitle cues may overlap (two speakers at once)."""
+    from tests.media import make_clip, with_subtitles
+
+    srt = "1\n00:00:00,000 --> 00:00:01,000\nOne\n\n2\n00:00:00,500 --> 00:00:01,500\nTwo\n"
+    path = with_subtitles(make_clip(tmp_path / "v.mkv", frames=2, audio_rate=None), srt, tmp_path / "s.mkv")
+    clock = LiveClock(TB)
+    clock.connected(steady=True)
+    with av.open(str(path)) as c:
+        cues = [p for p in c.demux(subtitles=0) if p.size]
+        placed = [clock.packet(p) for p in cues]
+    assert len(cues) == 2 and None not in placed
+    assert float((placed[1].pts - placed[0].pts) * placed[0].time_base) == pytest.approx(0.5, abs=1e-3)
