@@ -239,22 +239,47 @@ class Track:
         return self._encoder.encode(None)
 
 
+# FFmpeg's muxers take sound that their players cannot read back. Raw PCM (a microphone's,
+# a camcorder's) is copied only into containers made for it: MP4 takes it, which QuickTime
+# and browsers cannot play. FLV (RTMP) and MPEG-TS (UDP, TCP, SRT) get only the codecs
+# their readers and streaming services know: FLV takes Opus and FLAC (enhanced RTMP),
+# which Twitch and YouTube do not; MPEG-TS takes FLAC and PCM, which no TS reader finds.
+PCM_CONTAINERS = {"mov", "matroska", "mxf", "avi"}
+COPIED_SOUND = {"flv": {"aac", "mp3"}, "mpegts": {"aac", "mp2", "mp3", "ac3", "eac3", "opus"}}
+# What re-encoded sound becomes where FFmpeg's default is not what players and services
+# take: AAC over RTMP (Twitch takes nothing else; FFmpeg's FLV default is MP3) and in
+# MPEG-TS (its default is MP2).
+AUDIO_CODECS = {"flv": "aac", "mpegts": "aac"}
+
+
+def plays_back(muxer: str, codec: str) -> bool:
+    """Whether sound in ``codec`` is copied into ``muxer`` where the muxer takes it (see
+    ``COPIED_SOUND``): what its players can read back."""
+    if muxer in COPIED_SOUND:
+        return codec in COPIED_SOUND[muxer]
+    return not codec.startswith("pcm_") or muxer in PCM_CONTAINERS
+
+
 def open_track(container: av.container.OutputContainer, src: av.stream.Stream, label: str) -> Track | None:
     """``src`` in ``container`` (named ``label`` in warnings): a copy where its muxer takes
     one, else re-encoded audio or converted text subtitles, or None for subtitles it cannot
     hold in any form."""
-    name = src.codec_context.name
+    name, muxer = src.codec_context.name, container.format.name
+    kept_out = src.type == "audio" and not plays_back(muxer, name)
     # MPEG-TS "takes" text cues, but as a private data stream that no player reads back.
-    unreadable = container.format.name == "mpegts" and name in TEXT_SUBTITLES
-    if not unreadable and muxer_takes(container.format.name, src):
+    unreadable = kept_out or (muxer == "mpegts" and name in TEXT_SUBTITLES)
+    if not unreadable and muxer_takes(muxer, src):
         return Track(container, src, None)
     if src.type != "audio":
-        text = SUBTITLE_CODECS.get(container.format.name)
+        text = SUBTITLE_CODECS.get(muxer)
         if text is None or name not in TEXT_SUBTITLES:
             log.warning("subtitles: %s cannot go into %s; left out (.mkv keeps them)", name, label)
             return None
         log.info("subtitles: %s cannot go into %s as it is; converting it to %s", name, label, text)
         return Track(container, src, text)
-    codec = av.Codec(container.default_audio_codec, "w").name
-    log.warning("audio: %s cannot go into %s as it is; re-encoding it as %s", name, label, codec)
+    codec = AUDIO_CODECS.get(muxer) or av.Codec(container.default_audio_codec, "w").name
+    if name.startswith("pcm_"):  # (a microphone's: encoding it is what is expected)
+        log.info("audio: %s encoded as %s for %s", name, codec, label)
+    else:
+        log.warning("audio: %s cannot go into %s as it is; re-encoding it as %s", name, label, codec)
     return Track(container, src, codec)

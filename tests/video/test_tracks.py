@@ -30,6 +30,7 @@ def clips(tmp_path_factory):
         "aac.mp4": {"audio_rate": 48000},
         "aac.ts": {"audio_rate": 48000},  # ADTS, as camcorders and broadcasts record it
         "ac3.mkv": {"audio_codec": "ac3", "audio_rate": 48000, "audio_layout": "5.1(side)"},  # a DVD's, a TV's
+        "pcm.mov": {"audio_codec": "pcm_s16le", "audio_rate": 48000},  # a camcorder's, a microphone's
     }
     return {name: make_clip(d / name, frames=15, audio_onset=ONSET, **kw) for name, kw in made.items()}
 
@@ -89,6 +90,10 @@ def _convert(run, clip, out, *extra):
         ("aac44.mp4", ".webm", "opus", 48000),
         ("ac3.mkv", ".webm", "opus", 48000),  # 5.1(side), which Opus does not take: as 5.1
         ("aac44.mp4", ".mxf", "pcm_s16le", 48000),  # (MXF's muxer writes 48 kHz alone)
+        ("pcm.mov", ".mp4", "aac", 48000),  # (MP4's muxer takes PCM, which QuickTime cannot play)
+        ("pcm.mov", ".ts", "aac", 48000),  # (nor can anything read PCM back from MPEG-TS)
+        ("opus.mkv", ".flv", "aac", 48000),  # RTMP's container: AAC (FLV "takes" Opus: enhanced RTMP)
+        ("flac.mkv", ".ts", "aac", 16000),  # (TS "takes" FLAC, as a stream no reader finds), not MP2
     ],
 )
 def test_reencoded_audio_keeps_its_place_in_time(run, clips, tmp_path, clip, suffix, codec, rate):
@@ -105,6 +110,14 @@ def test_reencoded_audio_keeps_its_place_in_time(run, clips, tmp_path, clip, suf
     assert channels == (6 if clip == "ac3.mkv" else 1)
     assert audio_onset(out) == pytest.approx(ONSET, abs=0.003)
     assert audio_onset(clips[clip]) == pytest.approx(ONSET, abs=0.003)
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mkv"])
+def test_pcm_is_copied_where_the_container_is_made_for_it(run, clips, tmp_path, suffix):
+    out = tmp_path / f"out{suffix}"
+    info = _convert(run, clips["pcm.mov"], out)
+    assert info["audio_codec"] == "pcm_s16le"
+    assert [a[2] for a in info["audio"]] == [a[2] for a in probe(clips["pcm.mov"])["audio"]]  # sample for sample
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv"])
