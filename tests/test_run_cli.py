@@ -1007,7 +1007,8 @@ def test_a_microphone_that_bursts_is_recorded_into_mp4(run, tmp_path):
     assert run(*source, *mic, "-o", out, "--model", "p3m") == 0
     with av.open(str(out)) as c:
         sound = [(p.pts, p.duration) for p in c.demux(audio=0) if p.size]
-        tb = c.streams.audio[0].time_base
+        tb, codec = c.streams.audio[0].time_base, c.streams.audio[0].codec_context.name
+    assert codec == "aac"  # (not the microphone's PCM, which MP4 players cannot play)
     assert all(b[0] >= a[0] + a[1] for a, b in zip(sound, sound[1:]))  # in order, none on another
     assert 1.0 < sum(d for _, d in sound) * tb < 2.6  # about the run's length, not the burst's
 
