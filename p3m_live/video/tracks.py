@@ -245,11 +245,12 @@ class Track:
 # their readers and streaming services know: FLV takes Opus and FLAC (enhanced RTMP),
 # which Twitch and YouTube do not; MPEG-TS takes FLAC and PCM, which no TS reader finds.
 PCM_CONTAINERS = {"mov", "matroska", "mxf", "avi"}
-COPIED_SOUND = {"flv": {"aac", "mp3"}, "mpegts": {"aac", "mp2", "mp3", "ac3", "eac3", "opus"}}
+TS_SOUND = {"aac", "mp2", "mp3", "ac3", "eac3", "opus"}
+COPIED_SOUND = {"flv": {"aac", "mp3"}, "mpegts": TS_SOUND, "rtp_mpegts": TS_SOUND}
 # What re-encoded sound becomes where FFmpeg's default is not what players and services
 # take: AAC over RTMP (Twitch takes nothing else; FFmpeg's FLV default is MP3) and in
 # MPEG-TS (its default is MP2).
-AUDIO_CODECS = {"flv": "aac", "mpegts": "aac"}
+AUDIO_CODECS = {"flv": "aac", "mpegts": "aac", "rtp_mpegts": "aac"}
 
 
 def plays_back(muxer: str, codec: str) -> bool:
