@@ -996,19 +996,22 @@ def test_a_live_run_records_a_microphone_in_step_with_the_picture(run, tmp_path)
     assert sound[0][0] < video[0] + 0.1 and video[-1] < sound[-1][0] + sound[-1][1] + 0.2  # the picture in the sound
 
 
-def test_a_microphone_that_bursts_is_recorded_into_mp4(run, tmp_path):
-    """The README's `-o call.mp4 --audio`: a microphone whose sound comes faster than real
-    time (a device's buffer read at once; here lavfi's sine without arealtime, a burst that
-    never ends) used to get packets on one time, which MP4's muxer refuses ("the mp4 muxer
-    refused the source's streams"). Now the recording has its sound in order, in step."""
-    out = tmp_path / "call.mp4"
+@pytest.mark.parametrize("suffix, codec", [(".mp4", "aac"), (".mov", "pcm_s16le")])
+def test_a_microphone_that_bursts_is_recorded(run, tmp_path, suffix, codec):
+    """The README's `-o call.mp4 --audio`: a microphone whose first sound comes at once (a
+    device's buffer read at once; here 0.3 s of lavfi's sine, then a paced one) got packets
+    on one time, which MP4's and MOV's muxers refuse ("the mov muxer refused the source's
+    streams"). Now the recording has its sound in order, in step: encoded as AAC for .mp4
+    (whose players cannot play PCM), copied as it is into .mov."""
+    out = tmp_path / f"call{suffix}"
     source = ["testsrc2=size=96x64:rate=25,realtime", "--format", "lavfi", "--live", "--duration", "2"]
-    mic = ["--audio", "sine=frequency=440:sample_rate=16000", "--audio-format", "lavfi"]
+    burst = "sine=f=440:r=16000:d=0.3[a];sine=f=440:r=16000,arealtime[b];[a][b]concat=n=2:v=0:a=1[out0]"
+    mic = ["--audio", burst, "--audio-format", "lavfi"]
     assert run(*source, *mic, "-o", out, "--model", "p3m") == 0
     with av.open(str(out)) as c:
         sound = [(p.pts, p.duration) for p in c.demux(audio=0) if p.size]
-        tb, codec = c.streams.audio[0].time_base, c.streams.audio[0].codec_context.name
-    assert codec == "aac"  # (not the microphone's PCM, which MP4 players cannot play)
+        tb, got = c.streams.audio[0].time_base, c.streams.audio[0].codec_context.name
+    assert got == codec
     assert all(b[0] >= a[0] + a[1] for a, b in zip(sound, sound[1:]))  # in order, none on another
     assert 1.0 < sum(d for _, d in sound) * tb < 2.6  # about the run's length, not the burst's
 
