@@ -168,3 +168,29 @@ def test_overlapping_subtitle_cues_are_kept(tmp_path):
         placed = [clock.packet(p) for p in cues]
     assert len(cues) == 2 and None not in placed
     assert float((placed[1].pts - placed[0].pts) * placed[0].time_base) == pytest.approx(0.5, abs=1e-3)
+
+
+def test_a_stream_s_sound_stays_in_order_when_a_prompter_frame_moves_the_clock(monkeypatch):
+    """An RTSP camera's sound follows its frames' offset; a frame that comes 50 ms more
+    promptly than the first moves the offset back by 50 ms. The sound after it must not run
+    back over what was sent (an MP4 recording would fail): it is dropped up to where the
+    sound had got to, and goes on end to end."""
+    import types
+
+    import p3m_live.live_clock as live_clock
+
+    now = [0.0]
+    monkeypatch.setattr(live_clock, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    clock = LiveClock(TB, 0.0)
+    clock.frame(_frame(0.0, 0.3))  # late: offset 0.3
+    placed = []
+    for i in range(10):
+        if i == 5:
+            clock.frame(_frame(0.5, 0.75))  # 50 ms more prompt: offset 0.25
+        now[0] = 0.3 + i * PACKET
+        p = clock.packet(_sound(i * PACKET))
+        placed.append(None if p is None else float(p.pts * p.time_base))
+    kept = [t for t in placed if t is not None]
+    assert all(b >= a + PACKET - 1e-4 for a, b in zip(kept, kept[1:]))  # never back over sent sound
+    assert placed[:5] == pytest.approx([0.3 + i * PACKET for i in range(5)], abs=1e-4)
+    assert None in placed[5:] and placed[-1] == pytest.approx(0.25 + 9 * PACKET, abs=PACKET)
