@@ -254,8 +254,9 @@ AUDIO_CODECS = {"flv": "aac", "mpegts": "aac", "rtp_mpegts": "aac"}
 
 
 def plays_back(muxer: str, codec: str) -> bool:
-    """Whether sound in ``codec`` is copied into ``muxer`` where the muxer takes it (see
-    ``COPIED_SOUND``): what its players can read back."""
+    """Whether sound in ``codec`` (its canonical name: ``mp3``, not the decoder's
+    ``mp3float``) is copied into ``muxer`` where the muxer takes it (see ``COPIED_SOUND``):
+    what its players can read back."""
     if muxer in COPIED_SOUND:
         return codec in COPIED_SOUND[muxer]
     return not codec.startswith("pcm_") or muxer in PCM_CONTAINERS
@@ -266,7 +267,7 @@ def open_track(container: av.container.OutputContainer, src: av.stream.Stream, l
     one, else re-encoded audio or converted text subtitles, or None for subtitles it cannot
     hold in any form."""
     name, muxer = src.codec_context.name, container.format.name
-    kept_out = src.type == "audio" and not plays_back(muxer, name)
+    kept_out = src.type == "audio" and not plays_back(muxer, src.codec_context.codec.canonical_name)
     # MPEG-TS "takes" text cues, but as a private data stream that no player reads back.
     unreadable = kept_out or (muxer == "mpegts" and name in TEXT_SUBTITLES)
     if not unreadable and muxer_takes(muxer, src):

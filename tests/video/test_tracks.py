@@ -31,6 +31,7 @@ def clips(tmp_path_factory):
         "aac.ts": {"audio_rate": 48000},  # ADTS, as camcorders and broadcasts record it
         "ac3.mkv": {"audio_codec": "ac3", "audio_rate": 48000, "audio_layout": "5.1(side)"},  # a DVD's, a TV's
         "pcm.mov": {"audio_codec": "pcm_s16le", "audio_rate": 48000},  # a camcorder's, a microphone's
+        "mp3.mkv": {"audio_codec": "libmp3lame", "audio_rate": 48000},  # (decoded by FFmpeg's "mp3float")
     }
     return {name: make_clip(d / name, frames=15, audio_onset=ONSET, **kw) for name, kw in made.items()}
 
@@ -112,12 +113,12 @@ def test_reencoded_audio_keeps_its_place_in_time(run, clips, tmp_path, clip, suf
     assert audio_onset(clips[clip]) == pytest.approx(ONSET, abs=0.003)
 
 
-@pytest.mark.parametrize("suffix", [".mov", ".mkv"])
-def test_pcm_is_copied_where_the_container_is_made_for_it(run, clips, tmp_path, suffix):
+@pytest.mark.parametrize("clip, suffix", [("pcm.mov", ".mov"), ("pcm.mov", ".mkv"), ("mp3.mkv", ".ts")])
+def test_sound_is_copied_where_its_players_read_it(run, clips, tmp_path, clip, suffix):
     out = tmp_path / f"out{suffix}"
-    info = _convert(run, clips["pcm.mov"], out)
-    assert info["audio_codec"] == "pcm_s16le"
-    assert [a[2] for a in info["audio"]] == [a[2] for a in probe(clips["pcm.mov"])["audio"]]  # sample for sample
+    info = _convert(run, clips[clip], out)
+    assert info["audio_codec"] == probe(clips[clip])["audio_codec"]
+    assert [a[2] for a in info["audio"]] == [a[2] for a in probe(clips[clip])["audio"]]  # packet for packet
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv"])
