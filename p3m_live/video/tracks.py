@@ -245,7 +245,7 @@ class Track:
 # their readers and streaming services know: FLV takes Opus and FLAC (enhanced RTMP),
 # which Twitch and YouTube do not; MPEG-TS takes FLAC and PCM, which no TS reader finds.
 PCM_CONTAINERS = {"mov", "matroska", "mxf", "avi"}
-TS_SOUND = {"aac", "mp2", "mp3", "ac3", "eac3", "opus"}
+TS_SOUND = {"aac", "mp2", "mp3", "ac3", "eac3", "opus", "dts", "truehd"}  # (the last two: Blu-ray's)
 COPIED_SOUND = {"flv": {"aac", "mp3"}, "mpegts": TS_SOUND, "rtp_mpegts": TS_SOUND}
 # What re-encoded sound becomes where FFmpeg's default is not what players and services
 # take: AAC over RTMP (Twitch takes nothing else; FFmpeg's FLV default is MP3) and in
