@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import platform
 import shutil
 import subprocess
@@ -60,6 +61,14 @@ def _version(dist: str) -> str | None:
 def check_python() -> Check:
     ok = sys.version_info >= (3, 10)
     return Check("python", ok, f"{platform.python_version()} ({sys.executable})", "use Python 3.10 or newer")
+
+
+def check_cpu(cores: int | None = None) -> Check:
+    """The CPU a run without a GPU computes on, and how to share it with a call app."""
+    cores = cores or os.cpu_count() or 1
+    detail = f"{cores} logical cores ({platform.machine()}); the matting takes one thread per physical core"
+    fix = "a live run on one core: --model fast --camera-size 640x360"
+    return Check("CPU", cores >= 2, detail + " (--threads N for fewer)", fix)
 
 
 def check_packages() -> list[Check]:
@@ -275,6 +284,7 @@ def check_engines(roots: list[Path] | None = None) -> Check:
 def run_checks() -> list[Check]:
     return [
         check_python(),
+        check_cpu(),
         *check_packages(),
         *check_codecs(),
         check_animated_webp(),

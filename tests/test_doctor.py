@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from p3m_live.cli import main
-from p3m_live.doctor import check_animated_webp, check_cameras, check_engines, check_virtual_camera
+from p3m_live.doctor import check_animated_webp, check_cameras, check_cpu, check_engines, check_virtual_camera
 
 
 def sysfs_tree(root: Path, devices: dict[str, tuple[str, str]], loaded: bool = True, exclusive: str = "Y") -> Path:
@@ -84,10 +84,16 @@ def test_doctor_on_this_machine(capsys):
         "fast model",
     ):
         assert any(k.startswith(name) for k in lines), name
+    assert f"{os.cpu_count()} logical cores" in lines["CPU"]
     from p3m_live.backends import choose_backend
 
     backend, device, why = choose_backend()
     assert f"--backend auto runs {backend} on {device} ({why})" in out.splitlines()
+
+
+def test_one_core_is_not_enough_for_a_live_run():
+    one, two = check_cpu(cores=1), check_cpu(cores=2)
+    assert not one.ok and "--model fast" in one.line() and two.ok and "--threads N" in two.line()
 
 
 def test_animated_webp_needs_an_opencv_with_imreadanimation():
