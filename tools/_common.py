@@ -6,8 +6,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 MAKE_CKPT = ROOT.parent / "shared" / "p3m_reference" / "make_checkpoint.py"
+PORTRAITS = ROOT.parent / "shared" / "data" / "portraits" / "original"
+
+
+def portrait_rgb(width: int, height: int) -> np.ndarray:
+    """The first shared portrait as RGB at ``width`` x ``height`` (area-scaled), or, where
+    there is no ../shared (a GPU machine), seeded noise: the picture a timing is made on."""
+    paths = sorted(PORTRAITS.glob("*.jpg"))
+    if not paths:
+        return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    rgb = cv2.resize(cv2.imread(str(paths[0]))[..., ::-1], (width, height), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(rgb)
 
 
 def random_weights(folder: Path, seed: int = 32) -> Path:

@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 
 import av
-import cv2
-import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,20 +35,14 @@ from p3m_live.model import resolve_model_weights  # noqa: E402
 from p3m_live.pipeline import graph_spec  # noqa: E402
 from p3m_live.video.backgrounds import parse_background  # noqa: E402
 from p3m_live.video.frames import Layout, layout_of, to_planes  # noqa: E402
-
-PORTRAITS = ROOT.parent / "shared" / "data" / "portraits" / "original"
+from tools._common import portrait_rgb  # noqa: E402
 
 
 def camera_frame(fmt: str, width: int, height: int) -> av.VideoFrame:
     """A portrait (or, without ../shared, noise) as a camera's decoder gives it: BT.601, full
     range for yuvj formats (MJPEG), tagged as FFmpeg's MJPEG decoder tags it."""
-    paths = sorted(PORTRAITS.glob("*.jpg"))
-    if paths:
-        rgb = cv2.resize(cv2.imread(str(paths[0]))[..., ::-1], (width, height), interpolation=cv2.INTER_AREA)
-    else:
-        rgb = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     full = fmt.startswith("yuvj")
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
+    frame = av.VideoFrame.from_ndarray(portrait_rgb(width, height), format="rgb24").reformat(
         format=fmt, dst_colorspace=Colorspace.ITU601, dst_color_range=ColorRange.JPEG if full else ColorRange.MPEG
     )
     frame.colorspace, frame.color_range = 5, 2 if full else 1

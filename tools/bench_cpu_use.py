@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,18 +39,12 @@ from p3m_live.pipeline import graph_spec  # noqa: E402
 from p3m_live.spec import rgb_to_planes  # noqa: E402
 from p3m_live.video.backgrounds import parse_background  # noqa: E402
 from p3m_live.video.frames import Layout  # noqa: E402
-
-PORTRAITS = ROOT.parent / "shared" / "data" / "portraits" / "original"
+from tools._common import portrait_rgb  # noqa: E402
 
 
 def picture(width: int, height: int) -> np.ndarray:
     """One I420 frame (1, H*3/2, W) of a shared portrait, or of noise."""
-    paths = sorted(PORTRAITS.glob("*.jpg"))
-    if paths:
-        rgb = cv2.resize(cv2.imread(str(paths[0]))[..., ::-1], (width, height), interpolation=cv2.INTER_AREA)
-    else:
-        rgb = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    return rgb_to_planes(np.ascontiguousarray(rgb)[None])
+    return rgb_to_planes(portrait_rgb(width, height)[None])
 
 
 def cpu_seconds() -> float:

@@ -29,8 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.video.backgrounds import BackgroundFeed, _checked_image, parse_background, read_image  # noqa: E402
-
-PORTRAITS = ROOT.parent / "shared" / "data" / "portraits" / "original"
+from tools._common import PORTRAITS  # noqa: E402
 
 
 def made(photo: Path, width: int, height: int, whole: bool) -> tuple[float, int]:
