@@ -116,6 +116,22 @@ def test_bench_cpu_use_prints_its_table(fast_models):
         assert 0 < took <= p90 and cpu > 0 and fps > 0 and flat_cpu > 0
 
 
+def test_bench_onnx_compares_two_exports(fast_models, tmp_path):
+    """Two exports of the same code: the shared graphs are timed, their ratio is theirs, and
+    their outputs are the same; a graph only one folder has is left out."""
+    for folder, kinds in (("a", ["color", "image"]), ("b", ["color"])):
+        args = ["export", str(tmp_path / folder), "--size", "96x64", *(x for k in kinds for x in ("--background", k))]
+        r = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_onnx.py"), *args], capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+    rows = table_rows("bench_onnx.py", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--iters", "2")
+    (row,) = [c for c in rows if c[0].startswith("96x64")]
+    before, after, ratio = (float(c) for c in row[1:4])
+    assert row[0] == "96x64_color" and before > 0 and after > 0
+    assert ratio == pytest.approx(after / before, rel=0.1, abs=0.02)
+    assert row[4] == "0, 0.000" and row[5] == "0, 0.000"
+
+
 def test_soak_live_prints_a_row_a_minute(fast_models):
     """A few seconds of it: the one minute begun has its row, and the frames came out."""
     cmd = [sys.executable, str(ROOT / "tools" / "soak_live.py"), "--minutes", "0.1", "--size", "96x64"]
