@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-GRAPH_VERSION = 7  # bump when the exported function changes; engine and ONNX caches key on it
+GRAPH_VERSION = 8  # bump when the exported function changes; engine and ONNX caches key on it
 
 PixelFormat = Literal["rgb", "bgr", "rgba", "i420", "nv12"]
 # "mix" takes every kind in one graph: an image with a weight per pixel over a blur of the

@@ -24,6 +24,7 @@ from p3m_live.graph import (
     guided_upsample,
     guided_upsample_planes,
     model_size,
+    plane_codes,
     resize,
     rgb_to_yuv,
     yuv_luma,
@@ -181,10 +182,12 @@ def test_compositing_on_planes_equals_compositing_in_rgb(portraits, portrait_pat
         assert diff.max() <= worst and diff.mean() <= mean, (diff.max(), diff.mean())
 
 
-def test_guided_upsampling_on_planes_is_as_good_as_in_rgb(portrait_paths):
-    """The same fit applied to (luma, Cb, Cr) instead of full-resolution RGB, the chroma terms
-    at half resolution: against the official mattes it does as well as the RGB path, and
-    still far better than bilinear (4x upsampling, three shared portraits)."""
+@pytest.mark.parametrize("matrix,full_range", [("bt601", False), ("bt709", True)])
+def test_guided_upsampling_on_planes_is_as_good_as_in_rgb(portrait_paths, matrix, full_range):
+    """The same fit applied to the planes' code values instead of full-resolution RGB, the
+    chroma terms at half resolution: against the official mattes it does as well as the RGB
+    path, and still far better than bilinear (4x upsampling, three shared portraits), in
+    either matrix and range (their offsets and scales are folded into the coefficients)."""
     errors = {"rgb": 0.0, "planes": 0.0, "bilinear": 0.0}
     lo = model_size(H, W, 64)
     for img_path, alpha_path in portrait_paths[:3]:
@@ -193,17 +196,40 @@ def test_guided_upsampling_on_planes_is_as_good_as_in_rgb(portrait_paths):
         )
         truth = cv2.resize(cv2.imread(str(alpha_path), cv2.IMREAD_GRAYSCALE), (W, H), interpolation=cv2.INTER_AREA)
         truth = torch.from_numpy(truth).float()[None, None] / 255.0
-        frame = _yuv(img, "i420")
-        luma, chroma = yuv_planes(frame, "i420")
-        rgb = decode_frame(frame, "i420")
+        frame = torch.from_numpy(rgb_to_planes(img[None], matrix, full_range))
+        luma, chroma = plane_codes(frame, "i420")
+        rgb = decode_frame(frame, "i420", matrix, full_range)
         rgb_lo, alpha_lo = downscale(rgb, lo), downscale(truth, lo)
         for name, a in [
             ("rgb", guided_upsample(alpha_lo, rgb_lo, rgb)),
-            ("planes", guided_upsample_planes(alpha_lo, rgb_lo, luma, chroma, "bt601")),
+            ("planes", guided_upsample_planes(alpha_lo, rgb_lo, luma, chroma, matrix, full_range)),
             ("bilinear", F.interpolate(alpha_lo, size=(H, W), mode="bilinear", align_corners=False)),
         ]:
             errors[name] += float(((a - truth) ** 2).mean())
-    assert errors["planes"] <= 1.1 * errors["rgb"] and errors["planes"] < 0.85 * errors["bilinear"], errors
+    assert errors["planes"] <= 1.05 * errors["rgb"] and errors["planes"] < 0.85 * errors["bilinear"], errors
+
+
+@pytest.mark.parametrize("background", ["image", "mix"])
+def test_plane_composite_stays_between_frame_and_background(p3m_native, background):
+    """The plane path rounds its composite without clamping it (a blend cannot leave 0-255).
+    Frames and backgrounds of extreme codes (0 and 255 in every plane, at random): every
+    output code lies between the frame's and the background's at that pixel, so none has
+    wrapped round, and the alpha is whole. (For "mix", the background is its image at full
+    weight: the weight plane is 255.)"""
+    rng = np.random.default_rng(5)
+    spec = GraphSpec(H, W, "i420", "i420", model_short_side=SHORT, foreground="frame", background=background)
+    g = FrameGraph(p3m_native, spec).eval()
+    assert g.planar
+    frame = rng.choice(np.array([0, 255], np.uint8), (1, H * 3 // 2, W))
+    image = rng.choice(np.array([0, 255], np.uint8), (1, H * 3 // 2, W))
+    bg = image if background == "image" else np.concatenate([image, np.full((1, H, W), 255, np.uint8)], 1)
+    comp, alpha, _ = _run(g, frame, bg)
+    out = comp.numpy().astype(int)
+    lo, hi = np.minimum(frame, image).astype(int), np.maximum(frame, image).astype(int)
+    assert ((out >= lo) & (out <= hi)).all()
+    assert (out != lo).any() and (out != hi).any()  # (a blend, not one side or the other)
+    a = alpha.numpy()
+    assert a.min() >= 0 and a.max() <= 255 and len(np.unique(a)) > 2
 
 
 def test_which_graphs_work_on_planes(p3m_native):
