@@ -68,9 +68,10 @@ def add_graph_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--foreground",
-        choices=["estimate", "frame"],
+        choices=["estimate", "quick", "frame"],
         default="estimate",
-        help="estimate the edge colours (the GPU default) or keep the frame's (the CPU default)",
+        help="estimate the edge colours (the GPU default), estimate them smaller (quick: a CPU's default "
+        "over a new background) or keep the frame's (a CPU's over the blurred room)",
     )
     p.add_argument("--light-wrap", type=float, default=0.0, metavar="S", help="0 to 1 (default 0, off)")
     p.add_argument("--erode", type=int, default=0, metavar="PX", help="pull the matte's edge in by PX pixels")

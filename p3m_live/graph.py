@@ -317,6 +317,31 @@ def estimate_foreground(image: Tensor, alpha: Tensor, radii: tuple[int, int] = (
     return fg
 
 
+def estimate_foreground_planes(
+    luma: Tensor, chroma: Tensor, alpha: Tensor, radii: tuple[int, int], factor: int
+) -> tuple[Tensor, Tensor]:
+    """:func:`estimate_foreground` on the planes' code values, made ``factor`` (2 or 4)
+    times smaller than the frame (the luma box-downscaled, the chroma at its own size or
+    half of it), its correction upsampled and added to the full-size luma and to the chroma.
+    Blur fusion is a blend of local means, so it works on any affine coding of the colours
+    alike; its clamp keeps the codes within 0-255 (the RGB path's keeps the RGB cube)."""
+    lo_chroma = chroma if factor == 2 else F.avg_pool2d(chroma, factor // 2)
+    image = torch.cat((F.avg_pool2d(luma, factor), lo_chroma), 1) / 255.0
+    lo_radii = (max(1, radii[0] // factor), max(1, radii[1] // factor))
+    correction = (estimate_foreground(image, F.avg_pool2d(alpha, factor), lo_radii) - image) * 255.0
+    fg_luma = luma + resize(correction[:, :1], luma.shape[-2:])
+    fg_chroma = chroma + (correction[:, 1:] if factor == 2 else resize(correction[:, 1:], chroma.shape[-2:]))
+    return torch.clamp(fg_luma, 0.0, 255.0), torch.clamp(fg_chroma, 0.0, 255.0)
+
+
+def plane_estimate_factor(height: int, width: int) -> int:
+    """How much smaller the planes path makes its foreground estimate: 2 (the chroma's own
+    size) below 720p, 4 from 720p up, so that it works at a short side of 180 to 270 px.
+    At 720p that keeps most of the RGB path's gain at a fraction of its cost (BENCHMARKS.md,
+    "The person's own colours on a CPU")."""
+    return 4 if min(height, width) >= 720 else 2
+
+
 def erode(alpha: Tensor, r: int) -> Tensor:
     """The matte's edge pulled in by ``r`` pixels: each pixel takes the least alpha within
     ``r`` of it (a square, as two 1-D passes). A soft edge keeps its softness and moves;
@@ -574,7 +599,7 @@ class FrameGraph(nn.Module):
             bg = background.float().permute(0, 3, 1, 2) / 255.0
             if s.background == "mix":  # RGBA: the image, weighted over a blur of the frame
                 bg = mix_over_blur(bg[:, :3], bg[:, 3:], blurred)
-        if s.foreground == "estimate":
+        if s.foreground != "frame":  # (off the planes, "quick" is the full estimate: there is no cheaper one)
             fg = estimate_foreground(rgb, alpha, *foreground_params(s.height, s.width))
         else:
             fg = rgb
@@ -626,6 +651,9 @@ class FrameGraph(nn.Module):
                 weight = bgf[:, None, rows:] / 255.0
                 bg_luma = mix_over_blur(image_luma, weight, bg_luma)
                 bg_chroma = mix_over_blur(image_chroma, F.avg_pool2d(weight, 2), bg_chroma)
-        alpha = erode(alpha, s.erode)  # (after the room's blur, which wants all of it)
+        if s.foreground == "quick":
+            radii, factor = foreground_params(s.height, s.width)[0], plane_estimate_factor(s.height, s.width)
+            luma, chroma = estimate_foreground_planes(luma, chroma, alpha, radii, factor)
+        alpha = erode(alpha, s.erode)  # (after the room's blur and the colour estimate, which want all of it)
         composite = pack_planes(*composite_planes(alpha, luma, chroma, bg_luma, bg_chroma), s.out_format)
         return composite, _round_u8(alpha.squeeze(1) * 255.0), state_out

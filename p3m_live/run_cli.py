@@ -156,8 +156,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--foreground",
         choices=FOREGROUNDS,
         default="auto",
-        help="colours at the person's edges: estimate (no fringe of the old background), frame, or auto "
-        "(default: estimate on GPUs, frame on CPUs, where estimating costs more than the rest of the graph)",
+        help="colours at the person's edges: estimate (no fringe of the old background), quick (the same "
+        "made smaller, for CPUs), frame, or auto (default: estimate on GPUs; on CPUs quick, and frame over "
+        "the blurred room, whose colours the edges already have)",
     )
     look.add_argument(
         "--light-wrap",
@@ -393,6 +394,18 @@ def _sinks(
     return sinks
 
 
+def foreground_for(asked: str, on_gpu: bool, kind: str) -> str:
+    """``--foreground`` for a background kind. auto: the full estimate on GPUs; on CPUs, the
+    quick one over a new background (made smaller, on the planes: see
+    graph.plane_estimate_factor), and the frame's own colours over the blurred room, whose
+    colour the edges already hold."""
+    if asked != "auto":
+        return asked
+    if on_gpu:
+        return "estimate"
+    return "frame" if kind == "blur" else "quick"
+
+
 def run(args: argparse.Namespace) -> int:
     from .model import resolve_model_weights
     from .pipeline import Matting, graph_spec, run_offline
@@ -413,7 +426,6 @@ def run(args: argparse.Namespace) -> int:
     weights = resolve_model_weights("p3m", args.weights, 0, 0) if model == "p3m" else None  # fail early
     batch = 1 if live else (args.batch or (4 if on_gpu else 1))
     precision = args.precision or ("fp16" if on_gpu else "fp32")
-    foreground = args.foreground if args.foreground != "auto" else ("estimate" if on_gpu else "frame")
 
     source = open_run_source(args, live)
     layout = source.layout
@@ -432,6 +444,7 @@ def run(args: argparse.Namespace) -> int:
              "".join(f", {t}" for t in turned))  # fmt: skip
 
     def opener(choice: BackgroundChoice, n: int):
+        foreground = foreground_for(args.foreground, on_gpu, choice.graph_kind)
         spec = graph_spec(
             layout,
             choice,

@@ -21,8 +21,9 @@ Background = Literal["image", "color", "blur", "mix"]
 # "motion": the adaptive filter with the history first moved to where the picture moved.
 Temporal = Literal["off", "ema", "adaptive", "motion"]
 TEMPORALS = ("off", "ema", "adaptive", "motion")
-Foreground = Literal["frame", "estimate"]
-FOREGROUNDS = ("auto", "estimate", "frame")  # auto: estimate on GPUs, the frame's colours on CPUs
+Foreground = Literal["frame", "estimate", "quick"]
+# auto: estimate on GPUs; on CPUs quick over a new background, the frame's colours over the blurred room
+FOREGROUNDS = ("auto", "estimate", "quick", "frame")
 Upsampler = Literal["bilinear", "guided"]
 Precision = Literal["fp32", "fp16"]
 ModelName = Literal["p3m", "fast"]
@@ -76,7 +77,9 @@ class GraphSpec:
     blur_strength: int = 16
     precision: Precision = "fp32"
     model: ModelName = "p3m"
-    foreground: Foreground = "estimate"  # the person's colours: estimated (no old-background fringe) or the frame's
+    # The person's colours: estimated (no old-background fringe), estimated smaller on the planes
+    # ("quick", see graph.plane_estimate_factor), or the frame's.
+    foreground: Foreground = "estimate"
     light_wrap: float = 0.0  # 0..1: how much of the new background's light spills onto the person's edges
     erode: int = 0  # pixels the matte's edge is pulled in by, at the frame's size (0..MAX_ERODE)
     planes: bool = True  # composite on the YUV planes where the graph allows it (False: the RGB path, to compare)
@@ -103,9 +106,10 @@ class GraphSpec:
     @property
     def planar(self) -> bool:
         """Whether the graph composites on the YUV planes and never makes full-size RGB: YUV
-        in and out, the frame's own colours (estimation needs RGB), no light wrap."""
+        in and out, the frame's colours or the quick estimate (the full one needs RGB), no light
+        wrap."""
         yuv = self.in_format in ("i420", "nv12") and self.out_format in ("i420", "nv12")
-        return self.planes and yuv and self.foreground == "frame" and self.light_wrap == 0
+        return self.planes and yuv and self.foreground in ("frame", "quick") and self.light_wrap == 0
 
     @property
     def background_shape(self) -> tuple[int, ...] | None:

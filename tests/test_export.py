@@ -108,11 +108,12 @@ def test_the_blur_of_the_room_alone_is_the_same_on_onnxruntime(tmp_path, size):
 
 
 @pytest.mark.parametrize("background", ["blur", "image", "mix"])
-@pytest.mark.parametrize("foreground", ["frame", "estimate"])
+@pytest.mark.parametrize("foreground", ["frame", "quick", "estimate"])
 def test_frame_graphs_pass_the_tensorrt_op_check(seed32_ckpt, tmp_path, background, foreground):
-    """The frame graph that composites on the YUV planes (what CPUs run, and a GPU with
-    --foreground frame), and the one in RGB that estimates the foreground (a GPU's default),
-    with each background input, the mix of them all included: all must parse in TensorRT."""
+    """The frame graphs that composite on the YUV planes (what CPUs run, and a GPU with
+    --foreground frame or quick), and the one in RGB that estimates the foreground (a GPU's
+    default), with each background input, the mix of them all included: all must parse in
+    TensorRT."""
     from p3m_live.backends.onnxruntime_backend import export_frame_graph
     from p3m_live.graph import GraphSpec
 

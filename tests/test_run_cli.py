@@ -1067,3 +1067,16 @@ def test_a_live_recording_is_outlived_only_by_a_call(tmp_path, call):
     finally:
         src.close()
     assert relay.outlived is call
+
+
+def test_auto_foreground_estimates_over_a_new_background_only():
+    """--foreground auto: the full estimate on GPUs; on CPUs the quick one over a new
+    background (an image, a video, a colour, a transparent image's mix), and the frame's own
+    colours over the blurred room; a choice given is kept."""
+    from p3m_live.run_cli import foreground_for
+
+    assert [foreground_for("auto", True, k) for k in ("image", "color", "blur", "mix")] == ["estimate"] * 4
+    assert [foreground_for("auto", False, k) for k in ("image", "color", "blur", "mix")] == [
+        "quick", "quick", "frame", "quick"
+    ]  # fmt: skip
+    assert foreground_for("estimate", False, "blur") == "estimate" and foreground_for("frame", True, "image") == "frame"

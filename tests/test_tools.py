@@ -132,6 +132,17 @@ def test_bench_onnx_compares_two_exports(fast_models, tmp_path):
     assert row[4] == "0, 0.000" and row[5] == "0, 0.000"
 
 
+def test_bench_foreground_prints_its_table(fast_models):
+    """One portrait at 160x96: a row for each way, the frame's own as the unit, and the
+    estimates with less edge error than it."""
+    args = ("--size", "160x96", "--limit", "1", "--iters", "2", "--rounds", "1")
+    rows = {c[1]: c[2:] for c in table_rows("bench_foreground.py", *args) if c[0] == "160x96"}
+    assert list(rows) == ["frame", "quick", "estimate"]
+    assert rows["frame"][2] == "1.00" and rows["frame"][4] == "1.00"
+    assert rows["quick"][0] == "1/2" and rows["estimate"][0] == "1/1"
+    assert all(float(rows[way][2]) < 1.0 and float(rows[way][3]) > 0 for way in ("quick", "estimate"))
+
+
 def test_soak_live_prints_a_row_a_minute(fast_models):
     """A few seconds of it: the one minute begun has its row, and the frames came out."""
     cmd = [sys.executable, str(ROOT / "tools" / "soak_live.py"), "--minutes", "0.1", "--size", "96x64"]
@@ -141,6 +152,7 @@ def test_soak_live_prints_a_row_a_minute(fast_models):
     assert float(row[1]) > 0 and float(row[2]) > 10  # RSS MiB, out fps (30 paced, less on a busy machine)
     frames_out = int(r.stdout.split(" out, ")[0].rsplit(", ", 1)[1])
     assert frames_out > 60  # of about 180 in 6 s
+    assert "background blur" in r.stdout and "foreground: frame" in r.stdout  # (a CPU live run over the blur)
 
 
 def test_bench_decode_lag_prints_its_table():

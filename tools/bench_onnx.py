@@ -64,13 +64,14 @@ def inputs_for(session) -> dict[str, np.ndarray]:
     feed = {"frame": rgb_to_planes(rgb[None])}
     if "background" in shapes:
         bg = shapes["background"]
-        if bg[-1] == 3 and len(bg) == 2:
+        image = np.ascontiguousarray(rgb[:, ::-1])
+        rgba = np.dstack([image, np.full((height, width), 128, np.uint8)])
+        if len(bg) == 2:  # a colour
             feed["background"] = np.array([[0, 177, 64]], np.uint8)
-        elif bg[1] == rows:
-            feed["background"] = rgb_to_planes(np.ascontiguousarray(rgb[:, ::-1])[None])
-        else:
-            rgba = np.dstack([rgb[:, ::-1], np.full((height, width), 128, np.uint8)])
-            feed["background"] = rgb_to_planes(rgba[None])
+        elif len(bg) == 4:  # RGB or RGBA (the RGB path)
+            feed["background"] = (image if bg[-1] == 3 else rgba)[None]
+        else:  # I420, or I420 and a weight plane (the planes path)
+            feed["background"] = rgb_to_planes((image if bg[1] == rows else rgba)[None])
     if "state_alpha" in shapes:
         feed["state_alpha"] = np.full(shapes["state_alpha"], -1.0, np.float32)
     return feed

@@ -31,6 +31,8 @@ from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.live import run_live  # noqa: E402
 from p3m_live.model import resolve_model_weights  # noqa: E402
 from p3m_live.pipeline import Matting, graph_spec  # noqa: E402
+from p3m_live.run_cli import foreground_for  # noqa: E402
+from p3m_live.spec import FOREGROUNDS  # noqa: E402
 from p3m_live.video.backgrounds import parse_background  # noqa: E402
 from p3m_live.video.devices import SoundSource  # noqa: E402
 from p3m_live.video.relay import Relay  # noqa: E402
@@ -72,8 +74,9 @@ def main() -> int:
     ap.add_argument("--model", choices=["fast", "p3m"], default="fast")
     ap.add_argument("--weights")
     ap.add_argument("--backend", default="onnxruntime")
+    ap.add_argument("--background", default="blur", help="what p3m-live's --background takes (default blur)")
     ap.add_argument(
-        "--foreground", choices=["frame", "estimate"], default="frame", help="default frame, a live run's on a CPU"
+        "--foreground", choices=FOREGROUNDS, default="auto", help="default auto: what a live run on a CPU takes"
     )
     ap.add_argument("--record", type=Path, metavar="FILE", help="also record it, with a test tone as the microphone")
     args = ap.parse_args()
@@ -82,11 +85,14 @@ def main() -> int:
     lay = src.layout
     weights = resolve_model_weights(args.model, args.weights, lay.height, lay.width)
 
+    background = parse_background(args.background)
+    foreground = foreground_for(args.foreground, False, background.graph_kind)
+
     def opener(choice, batch):
-        spec = graph_spec(lay, choice, batch, model=args.model, foreground=args.foreground)
+        spec = graph_spec(lay, choice, batch, model=args.model, foreground=foreground)
         return open_backend(args.backend, spec, weights, paced=True)
 
-    matting = Matting(lay, [parse_background("blur")], opener)
+    matting = Matting(lay, [background], opener)
     samples = Samples()
     log = logging.getLogger("p3m_live")
     log.addHandler(samples)
@@ -105,7 +111,7 @@ def main() -> int:
         mic.close()
     print(
         f"# live soak: {args.minutes:g} min, {w}x{h} lavfi testsrc2 at 30 fps (realtime), {args.model} model, "
-        f"{args.backend} on the CPU, blur background, foreground: {args.foreground}"
+        f"{args.backend} on the CPU, background {background}, foreground: {foreground}"
     )
     print("| minute | RSS MiB | out fps | dropped (total) | latency p50 ms | latency p95 ms |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
