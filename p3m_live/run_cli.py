@@ -21,6 +21,7 @@ from .framing import AutoFrame
 from .keys import HELP as KEYS_HELP
 from .keys import TerminalKeys
 from .spec import FOREGROUNDS, MAX_ERODE, MODELS, TEMPORALS
+from .video import deadline
 from .video.backgrounds import FITS, BackgroundChoice, parse_background, parse_backgrounds, settle_fit
 from .video.backgrounds import HELP as BACKGROUND_HELP
 from .video.deinterlace import MODES
@@ -378,7 +379,8 @@ def _sinks(
             reopen = composite if target is not None and target.network else None  # a stream that drops
             name = target.name if target else args.output
             if reopen is not None:  # (the last line there is, where a receiver never answers: see README)
-                log.info("output: %s (%s), connecting", target.name, target.format)
+                limit = f", giving up after {deadline.CONNECT_SECONDS:g} s" if deadline.available() else ""
+                log.info("output: %s (%s), connecting%s", target.name, target.format, limit)
             sinks.append(Relay(composite(), name, reopen, outlived=call) if live else composite())
         track = {"rate": rate, "time_base": tb, "recording": source.recording, "single": single}
         for path, kind in ((args.alpha_out, "alpha"), (args.fg_out, "fg")):  # (offline runs only)

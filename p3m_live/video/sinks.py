@@ -26,6 +26,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import P3MError, no_room, out_of_room, reason, write_error
+from . import deadline
 from .frames import Frame, Layout, planes_to_rgb
 from .recording import Recording, recording_metadata
 from .targets import KEYFRAME_SECONDS, Target
@@ -335,9 +336,12 @@ class _Encoder:
     def connect(self) -> None:
         """Open the connection of a network output and send the header now, not with the first
         packet: a receiver that is not there fails before the run starts (or a reconnect
-        attempt, quietly)."""
+        attempt, quietly). One that takes the connection and never answers would hold the
+        process for good, so past ``deadline.CONNECT_SECONDS`` the process ends (see
+        :mod:`p3m_live.video.deadline`)."""
         try:
-            self.container.start_encoding()
+            with deadline.process_deadline(deadline.CONNECT_SECONDS):
+                self.container.start_encoding()
         except (av.error.FFmpegError, OSError) as e:
             self._abandon()
             failed = self._stream_failed(e)
