@@ -37,6 +37,8 @@ from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.graph import GraphSpec  # noqa: E402
 from p3m_live.model import resolve_model_weights  # noqa: E402
 from p3m_live.pipeline import Matting, graph_spec, run_offline  # noqa: E402
+from p3m_live.run_cli import foreground_for  # noqa: E402
+from p3m_live.spec import FOREGROUNDS  # noqa: E402
 from p3m_live.video.backgrounds import parse_background  # noqa: E402
 from p3m_live.video.frames import Frame  # noqa: E402
 from p3m_live.video.sinks import FileSink  # noqa: E402
@@ -66,7 +68,7 @@ def _matting(src, weights, args) -> Matting:
     lay = src.layout
 
     def opener(choice, batch):
-        foreground = args.foreground if args.foreground != "auto" else ("frame" if args.device == "cpu" else "estimate")
+        foreground = foreground_for(args.foreground, args.device != "cpu", choice.graph_kind)
         spec = graph_spec(lay, choice, batch, model_short_side=args.model_size, model=args.model, foreground=foreground)
         if args.simulate_device_ms:
             return DeviceTimeBackend(spec, args.simulate_device_ms / 1000 * batch)
@@ -134,7 +136,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--model", choices=["p3m", "fast"], default="p3m")
     ap.add_argument("--model-size", type=int, default=128, help="P3M-Net's input short side")
-    ap.add_argument("--foreground", choices=["auto", "estimate", "frame"], default="auto", help="as p3m-live's option")
+    ap.add_argument("--foreground", choices=FOREGROUNDS, default="auto", help="as p3m-live's option")
     ap.add_argument("--backend", default="torch")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=1)
