@@ -14,7 +14,9 @@ upsampling, foreground estimation) over a colour, on eight frames of a moving sh
     offline throughput at batch 4 through the run-ahead path;
   - the same graph with the frame's own colours, which composites on the YUV planes;
   - the "mix" graph a live run uses for every background (an image over the blur);
-  - the motion-compensated temporal filter (--temporal motion).
+  - the motion-compensated temporal filter (--temporal motion);
+  - --fg-out's colours (p3m_live.foreground), made beside the graph on the GPU, against
+    the CPU: time and the largest difference in levels.
 Each check is caught on its own, so one failure still leaves the others' results.
 Prints a table and writes gpu_check.json and gpu_check.md to --out (default $OUT or
 the current folder) after every size. Needs PyTorch with CUDA; no PyAV, no TensorRT.
@@ -175,6 +177,24 @@ def check_size(w: int, h: int, weights: Path, device: str, row: dict, calls: int
     # The motion-compensated temporal filter (--temporal motion): what its block matching adds.
     part("motion", lambda: variant("motion", spec.with_(temporal="motion")))
 
+    def fg_track() -> None:
+        """--fg-out's colours (p3m_live.foreground), made beside the graph: on the run's device
+        against the CPU, the same frame and alpha (about 100 ms a 1080p frame on two cores)."""
+        import cv2
+
+        from p3m_live.foreground import estimated_foreground
+
+        rgb = cv2.cvtColor(np.ascontiguousarray(frames[0][0]), cv2.COLOR_YUV2RGB_I420)
+        alpha = ref[0][1][0]
+        cpu_out = estimated_foreground(rgb, alpha, "cpu")
+        dev_out = estimated_foreground(rgb, alpha, device)
+        n = max(3, calls // 10)
+        row["fg_track_ms_p50"] = time_calls(lambda: estimated_foreground(rgb, alpha, device), n, warmup=2).p50
+        row["fg_track_cpu_ms_p50"] = time_calls(lambda: estimated_foreground(rgb, alpha, "cpu"), n, warmup=1).p50
+        row["fg_track_max_levels"] = int(_levels(dev_out, cpu_out).max())
+
+    part("fg track", fg_track)
+
 
 def table(results: dict) -> str:
     def f(r, k, fmt=".2f"):
@@ -186,8 +206,9 @@ def table(results: dict) -> str:
         "| alpha mean abs vs CPU FP32 (levels) | alpha p99 | alpha > 4 levels | run-ahead identical "
         "| frame colours on planes: replay p50 ms | with copies p50 ms "
         "| live mix graph: replay p50 ms | with copies p50 ms "
-        "| --temporal motion: replay p50 ms | with copies p50 ms |",
-        "| --- | --- | --- " + "| ---: " * 7 + "| --- " + "| ---: " * 6 + "|",
+        "| --temporal motion: replay p50 ms | with copies p50 ms "
+        "| --fg-out colours p50 ms | on the CPU p50 ms | max levels apart |",
+        "| --- | --- | --- " + "| ---: " * 7 + "| --- " + "| ---: " * 9 + "|",
     ]
     for r in results["sizes"]:
         over = f"{100 * r['alpha_frac_over_4_levels']:.2f}%" if "alpha_frac_over_4_levels" in r else "-"
@@ -198,7 +219,8 @@ def table(results: dict) -> str:
             f"{f(r, 'alpha_p99_levels', '.0f')} | {over} | {r.get('run_ahead_identical', '-')} | "
             f"{f(r, 'planes_replay_ms_p50')} | {f(r, 'planes_end_to_end_ms_p50')} | "
             f"{f(r, 'mix_replay_ms_p50')} | {f(r, 'mix_end_to_end_ms_p50')} | "
-            f"{f(r, 'motion_replay_ms_p50')} | {f(r, 'motion_end_to_end_ms_p50')} |"
+            f"{f(r, 'motion_replay_ms_p50')} | {f(r, 'motion_end_to_end_ms_p50')} | "
+            f"{f(r, 'fg_track_ms_p50')} | {f(r, 'fg_track_cpu_ms_p50')} | {f(r, 'fg_track_max_levels', 'd')} |"
         )
     for r in results["sizes"]:
         lines += [f"\n{r['frame']} error: {e}" for e in r.get("errors", [])]

@@ -26,6 +26,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import P3MError, no_room, out_of_room, reason, write_error
+from ..foreground import estimated_foreground
 from . import deadline
 from .frames import Frame, Layout, planes_to_rgb
 from .recording import Recording, recording_metadata
@@ -635,7 +636,7 @@ class MatteSink(Sink):
     """A matte track (``kind="alpha"``: the alpha as grey) or a foreground track
     (``kind="fg"``: the person's colours with the alpha as a real alpha channel). The
     foreground colours are estimated (``estimate``, the default: no tint of the old
-    background at soft edges, see :func:`p3m_live.graph.estimate_foreground`) or the frame's."""
+    background at soft edges, see :mod:`p3m_live.foreground`) or the frame's."""
 
     def __init__(
         self,
@@ -646,11 +647,13 @@ class MatteSink(Sink):
         rate: Fraction | None,
         time_base: Fraction | None,
         estimate: bool = True,
+        device: str = "cpu",
         recording: Recording | None = None,
         single: bool = False,
     ) -> None:
-        """``single``: the source is one picture, so ``NAME.png`` is written as it is named."""
-        self.kind, self.layout, self.path, self.estimate = kind, layout, path, estimate
+        """``device``: where the estimate runs (a GPU run's own); ``single``: the source is one
+        picture, so ``NAME.png`` is written as it is named."""
+        self.kind, self.layout, self.path, self.estimate, self.device = kind, layout, path, estimate, device
         self.enc: _Encoder | None = None
         self.pngs = PngSequence(path, single) if is_image_sequence(path) else None
         if self.pngs is not None:
@@ -673,7 +676,7 @@ class MatteSink(Sink):
             return alpha
         rgb = planes_to_rgb(frame.data, frame.fmt, self.layout.matrix, self.layout.full_range)
         if self.estimate:
-            rgb = _estimated_foreground(rgb, alpha)
+            rgb = estimated_foreground(rgb, alpha, self.device)
         return np.concatenate([rgb, alpha[..., None]], axis=2)
 
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
@@ -692,21 +695,6 @@ class MatteSink(Sink):
     def close(self, failed: bool = False) -> None:
         if self.enc is not None:
             self.enc.close(failed)
-
-
-def _estimated_foreground(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """The frame graph's foreground estimate, on the CPU, for one RGB uint8 frame."""
-    import torch
-
-    from ..graph import estimate_foreground, foreground_params
-
-    h, w = alpha.shape
-    img = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
-    a = torch.from_numpy(alpha)[None, None].float() / 255.0
-    with torch.inference_mode():
-        fg = estimate_foreground(img, a, *foreground_params(h, w))
-    out = torch.clamp(torch.round(fg[0].permute(1, 2, 0) * 255.0), 0, 255).to(torch.uint8).numpy()
-    return np.where(alpha[..., None] == 255, rgb, out)  # opaque pixels keep their exact colours
 
 
 CameraFactory = Callable[..., object]
