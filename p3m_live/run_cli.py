@@ -20,7 +20,7 @@ from .export_cli import parse_count, parse_device, parse_size
 from .framing import AutoFrame
 from .keys import HELP as KEYS_HELP
 from .keys import TerminalKeys
-from .spec import FOREGROUNDS, MAX_ERODE, MODELS, TEMPORALS
+from .spec import FOREGROUNDS, MAX_ERODE, MODELS, TEMPORALS, foreground_for
 from .video import deadline
 from .video.backgrounds import FITS, BackgroundChoice, parse_background, parse_backgrounds, settle_fit
 from .video.backgrounds import HELP as BACKGROUND_HELP
@@ -399,18 +399,6 @@ def _sinks(
             s.close()
         raise
     return sinks
-
-
-def foreground_for(asked: str, on_gpu: bool, kind: str) -> str:
-    """``--foreground`` for a background kind. auto: the full estimate on GPUs; on CPUs, the
-    quick one over a new background (made smaller, on the planes: see
-    graph.plane_estimate_factor), and the frame's own colours over the blurred room, whose
-    colour the edges already hold."""
-    if asked != "auto":
-        return asked
-    if on_gpu:
-        return "estimate"
-    return "frame" if kind == "blur" else "quick"
 
 
 def run(args: argparse.Namespace) -> int:

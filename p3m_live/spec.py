@@ -22,8 +22,7 @@ Background = Literal["image", "color", "blur", "mix"]
 Temporal = Literal["off", "ema", "adaptive", "motion"]
 TEMPORALS = ("off", "ema", "adaptive", "motion")
 Foreground = Literal["frame", "estimate", "quick"]
-# auto: estimate on GPUs; on CPUs quick over a new background, the frame's colours over the blurred room
-FOREGROUNDS = ("auto", "estimate", "quick", "frame")
+FOREGROUNDS = ("auto", "estimate", "quick", "frame")  # auto: see foreground_for
 Upsampler = Literal["bilinear", "guided"]
 Precision = Literal["fp32", "fp16"]
 ModelName = Literal["p3m", "fast"]
@@ -56,6 +55,18 @@ def model_size(height: int, width: int, short_side: int = 512, multiple: int = 3
     mh = max(multiple, round(height * scale / multiple) * multiple)
     mw = max(multiple, round(width * scale / multiple) * multiple)
     return mh, mw
+
+
+def foreground_for(asked: str, on_gpu: bool, kind: str) -> str:
+    """``--foreground`` for a background kind. auto: the full estimate on GPUs; on CPUs, the
+    quick one over a new background (made smaller, on the planes: see
+    graph.plane_estimate_factor), and the frame's own colours over the blurred room, whose
+    colour the edges already hold."""
+    if asked != "auto":
+        return asked
+    if on_gpu:
+        return "estimate"
+    return "frame" if kind == "blur" else "quick"
 
 
 @dataclass(frozen=True)

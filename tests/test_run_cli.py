@@ -1076,7 +1076,7 @@ def test_auto_foreground_estimates_over_a_new_background_only():
     """--foreground auto: the full estimate on GPUs; on CPUs the quick one over a new
     background (an image, a video, a colour, a transparent image's mix), and the frame's own
     colours over the blurred room; a choice given is kept."""
-    from p3m_live.run_cli import foreground_for
+    from p3m_live.spec import foreground_for
 
     assert [foreground_for("auto", True, k) for k in ("image", "color", "blur", "mix")] == ["estimate"] * 4
     assert [foreground_for("auto", False, k) for k in ("image", "color", "blur", "mix")] == [

@@ -37,8 +37,7 @@ from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.graph import GraphSpec  # noqa: E402
 from p3m_live.model import resolve_model_weights  # noqa: E402
 from p3m_live.pipeline import Matting, graph_spec, run_offline  # noqa: E402
-from p3m_live.run_cli import foreground_for  # noqa: E402
-from p3m_live.spec import FOREGROUNDS  # noqa: E402
+from p3m_live.spec import FOREGROUNDS, foreground_for  # noqa: E402
 from p3m_live.video.backgrounds import parse_background  # noqa: E402
 from p3m_live.video.frames import Frame  # noqa: E402
 from p3m_live.video.sinks import FileSink  # noqa: E402

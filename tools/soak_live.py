@@ -31,8 +31,7 @@ from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.live import run_live  # noqa: E402
 from p3m_live.model import resolve_model_weights  # noqa: E402
 from p3m_live.pipeline import Matting, graph_spec  # noqa: E402
-from p3m_live.run_cli import foreground_for  # noqa: E402
-from p3m_live.spec import FOREGROUNDS  # noqa: E402
+from p3m_live.spec import FOREGROUNDS, foreground_for  # noqa: E402
 from p3m_live.video.backgrounds import parse_background  # noqa: E402
 from p3m_live.video.devices import SoundSource  # noqa: E402
 from p3m_live.video.relay import Relay  # noqa: E402
