@@ -129,14 +129,20 @@ def encode_planes(
     return pack_planes(torch.clamp(y, 0.0, 255.0), torch.clamp(c, 0.0, 255.0), fmt)
 
 
-def decode_frame(frame: Tensor, fmt: PixelFormat, matrix: str = "bt601", full_range: bool = False) -> Tensor:
-    """uint8 frame -> (B, 3, H, W) float32 RGB in [0, 1] (YUV chroma upsampled by repetition)."""
+def decode_frame(
+    frame: Tensor, fmt: PixelFormat, matrix: str = "bt601", full_range: bool = False, smooth_chroma: bool = False
+) -> Tensor:
+    """uint8 frame -> (B, 3, H, W) float32 RGB in [0, 1]. YUV chroma is upsampled by
+    repetition, whose 2x2 mean is the frame's chroma again (a 4:2:0 composite keeps it
+    exactly), or with ``smooth_chroma`` bilinearly, for a picture that stays RGB."""
     if fmt in ("rgb", "bgr", "rgba"):
         rgb = frame.float()[..., :3].permute(0, 3, 1, 2)
         if fmt == "bgr":
             rgb = rgb.flip(1)
         return rgb.contiguous() / 255.0  # NCHW-contiguous: the same conv kernels as a plain tensor
     luma, chroma = yuv_planes(frame, fmt, matrix, full_range)
+    if smooth_chroma:
+        return yuv_to_rgb(luma, resize(chroma, luma.shape[-2:]), matrix)
     return yuv_to_rgb(luma, F.interpolate(chroma, scale_factor=2.0, mode="nearest"), matrix)
 
 
@@ -502,7 +508,8 @@ class FrameGraph(nn.Module):
     its weight over the blur, RGBA or I420 and a weight plane),
     ``state_alpha`` (float32 ``spec.state_shape`` at the model size; negative = no history).
     Outputs: ``composite`` (uint8 in the output format), ``alpha`` (uint8 (B, H, W)),
-    ``state_alpha`` (the next state).
+    ``state_alpha`` (the next state), and with ``spec.foreground_track`` ``foreground``
+    (the person's colours, RGB uint8 (B, H, W, 3): see :meth:`foreground_track`).
     """
 
     def __init__(self, network: MattingNetwork, spec: GraphSpec) -> None:
@@ -516,7 +523,10 @@ class FrameGraph(nn.Module):
         bg = [] if self.spec.background == "blur" else ["background"]
         return ["frame", *bg, "state_alpha"]
 
-    output_names = ["composite", "alpha", "state_alpha_out"]
+    @property
+    def output_names(self) -> list[str]:
+        track = ["foreground"] if self.spec.foreground_track else []
+        return ["composite", "alpha", "state_alpha_out", *track]
 
     def example_inputs(self, device: torch.device | str = "cpu") -> dict[str, Tensor]:
         """Zero inputs of the right shapes and dtypes (for export and warm-up)."""
@@ -572,7 +582,24 @@ class FrameGraph(nn.Module):
         mh, mw = self.spec.model_hw
         return mh >= size[0] and mw >= size[1]
 
-    def forward(self, frame: Tensor, *rest: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def foreground_track(self, frame: Tensor, alpha: Tensor) -> Tensor:
+        """The person's colours for an editor's foreground track (``--fg-out``): RGB uint8
+        (B, H, W, 3), the full blur-fusion estimate (:func:`estimate_foreground`) from the
+        matte before erosion, and the frame's own colours where the matte is opaque (255).
+        Whatever the composite's colours are (the frame's, the quick estimate), an editor
+        gets the full estimate; and it comes from the graph, so from TensorRT too. YUV
+        chroma is upsampled bilinearly: the track stays RGB, so it should not show the
+        chroma's 2x2 blocks."""
+        s = self.spec
+        rgb = decode_frame(frame, s.in_format, s.matrix, s.full_range, smooth_chroma=True)
+        fg = estimate_foreground(rgb, alpha, *foreground_params(s.height, s.width))
+        fg = torch.where(alpha * 255.0 > 254.5, rgb, fg)  # (where the alpha output rounds to 255)
+        return _to_u8(fg.permute(0, 2, 3, 1) * 255.0)
+
+    def _track(self, frame: Tensor, alpha: Tensor) -> tuple[Tensor, ...]:
+        return (self.foreground_track(frame, alpha),) if self.spec.foreground_track else ()
+
+    def forward(self, frame: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
         s = self.spec
         background = rest[0] if s.background != "blur" else None
         state = rest[-1]
@@ -603,14 +630,15 @@ class FrameGraph(nn.Module):
             fg = estimate_foreground(rgb, alpha, *foreground_params(s.height, s.width))
         else:
             fg = rgb
+        track = self._track(frame, alpha)
         alpha = erode(alpha, s.erode)  # (after the room's blur and the colour estimate, which want all of it)
         comp = alpha * fg + (1.0 - alpha) * bg
         if s.light_wrap > 0:
             comp = light_wrap(comp, alpha, bg, s.light_wrap, max(2, round(min(s.height, s.width) / 50)))
         composite = encode_frame(comp, s.out_format, alpha, s.matrix, s.full_range)
-        return composite, _to_u8(alpha.squeeze(1) * 255.0), state_out
+        return composite, _to_u8(alpha.squeeze(1) * 255.0), state_out, *track
 
-    def _forward_planes(self, frame: Tensor, background: Tensor | None, state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _forward_planes(self, frame: Tensor, background: Tensor | None, state: Tensor) -> tuple[Tensor, ...]:
         """The same frame graph worked on the YUV planes: luma at full resolution, chroma at
         half. Compositing is linear and RGB is linear in (luma, Cb, Cr), so the composite's
         luma is alpha * luma + (1 - alpha) * background luma, and its chroma (the 2x2 mean
@@ -654,6 +682,7 @@ class FrameGraph(nn.Module):
         if s.foreground == "quick":
             radii, factor = foreground_params(s.height, s.width)[0], plane_estimate_factor(s.height, s.width)
             luma, chroma = estimate_foreground_planes(luma, chroma, alpha, radii, factor)
+        track = self._track(frame, alpha)
         alpha = erode(alpha, s.erode)  # (after the room's blur and the colour estimate, which want all of it)
         composite = pack_planes(*composite_planes(alpha, luma, chroma, bg_luma, bg_chroma), s.out_format)
-        return composite, _round_u8(alpha.squeeze(1) * 255.0), state_out
+        return composite, _round_u8(alpha.squeeze(1) * 255.0), state_out, *track

@@ -30,7 +30,9 @@ log = logging.getLogger("p3m_live")
 def add_matte_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", type=Path, help="an image or a folder of images")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder (or NAME.png for one image)")
-    p.add_argument("--fg", action="store_true", help="also write NAME_fg.png: the cut-out with its alpha (RGBA)")
+    p.add_argument(
+        "--fg", action="store_true", help="also write NAME_fg.png: the cut-out (colours estimated at soft edges), RGBA"
+    )
     p.add_argument("--composite", metavar="BG", help="also write NAME_composite.png over an image, colour or blur")
     p.add_argument("--model", choices=MODELS, default="p3m")
     p.add_argument("--model-size", type=int, default=512, help="P3M-Net's input short side (multiple of 32)")
@@ -114,6 +116,7 @@ def run_matte(args: argparse.Namespace) -> int:
                         temporal="off",
                         blur_strength=choice.strength,
                         model=args.model,
+                        foreground_track=args.fg,
                     )
                 except ValueError as e:
                     problem = str(e)
@@ -136,11 +139,11 @@ def run_matte(args: argparse.Namespace) -> int:
             value = feed.value()
             if value is not None:
                 backend.set_background(value)
-            composite, alpha = backend.process(rgb)
+            composite, alpha, *colours = backend.process(rgb)
             paths = targets[image_path]
             write_png(paths["alpha"], alpha[0])
-            if args.fg:
-                write_png(paths["fg"], np.concatenate([rgb, alpha[0][..., None]], axis=2))
+            if args.fg:  # the graph's estimate of the person's colours (FrameGraph.foreground_track)
+                write_png(paths["fg"], np.concatenate([colours[0][0], alpha[0][..., None]], axis=2))
             if args.composite:
                 write_png(paths["composite"], composite[0])
             print(paths["alpha"])

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backends.base import Backend
+from .backends.base import Backend, Outputs
 from .errors import P3MError
 from .framing import AutoFrame
 from .spec import GraphSpec, frame_shape
@@ -225,25 +225,27 @@ class Matting:
             self.backend.set_background(value)
         return data
 
-    def process(self, frames: Sequence[Frame]) -> tuple[np.ndarray, np.ndarray]:
-        """Composites and alphas for ``frames`` (at most ``batch`` of them), at once."""
-        n = len(frames)
-        composite, alpha = self.backend.process(self._batch(frames))
-        return self._framed(frames, composite[:n], alpha[:n])
+    def process(self, frames: Sequence[Frame]) -> Outputs:
+        """Composites and alphas for ``frames`` (at most ``batch`` of them), at once (and the
+        foreground track's colours, where the graph makes them)."""
+        return self._framed(frames, self.backend.process(self._batch(frames)))
 
-    def _framed(
-        self, frames: Sequence[Frame], composite: np.ndarray, alpha: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _framed(self, frames: Sequence[Frame], outputs: Outputs) -> Outputs:
+        """The outputs of a batch, less its padding, cropped by the framer where there is one
+        (a foreground track is for editors, whole frames: no run has both)."""
+        outputs = tuple(o[: len(frames)] for o in outputs)
         if self.framer is None:
-            return composite, alpha
-        return self.framer(composite, alpha, [f.time for f in frames])
+            return outputs
+        assert len(outputs) == 2, "auto framing crops the composite alone"
+        return self.framer(*outputs, [f.time for f in frames])
 
-    Done = tuple[Sequence[Frame], np.ndarray, np.ndarray]
+    Done = tuple  # (frames, composites, alphas), and the foreground track's colours where made
 
     def submit(self, frames: Sequence[Frame]) -> list[Done]:
         """Queue a batch; return the batches finished so far as (frames, composites, alphas),
-        in order. GPU backends keep one batch in flight, so its upload overlaps the previous
-        batch's compute; others finish each batch at once."""
+        in order, and the foreground track's colours after them where the graph makes them.
+        GPU backends keep one batch in flight, so its upload overlaps the previous batch's
+        compute; others finish each batch at once."""
         self._pending.append(frames)
         return self._pair(self.backend.submit(self._batch(frames)))
 
@@ -251,11 +253,11 @@ class Matting:
         """Every batch still in flight."""
         return self._pair(self.backend.flush())
 
-    def _pair(self, results: list[tuple[np.ndarray, np.ndarray]]) -> list[Done]:
+    def _pair(self, results: list[Outputs]) -> list[Done]:
         done = []
-        for composite, alpha in results:
+        for outputs in results:
             frames = self._pending.pop(0)
-            done.append((frames, *self._framed(frames, composite[: len(frames)], alpha[: len(frames)])))
+            done.append((frames, *self._framed(frames, outputs)))
         return done
 
     def close(self) -> None:
@@ -395,10 +397,9 @@ def run_offline(
             if item is _END:
                 return
             with clocks[2].working():
-                if isinstance(item, tuple):
-                    frame, composite, alpha = item
+                if isinstance(item, tuple):  # (frame, composite, alpha[, foreground colours])
                     for sink in sinks:
-                        sink.write(frame, composite, alpha)
+                        sink.write(*item)
                     written[0] += 1
                 else:
                     for sink in sinks:
@@ -421,11 +422,11 @@ def run_offline(
                 finished = matting.submit(group) if group else []
                 if done:
                     finished += matting.flush()
-            for frames, composites, alphas in finished:
-                for f, c, a in zip(frames, composites, alphas):
-                    st.put(out_q, (f, c, a))
+            for frames, *outputs in finished:
+                for f, *per_frame in zip(frames, *outputs):
+                    st.put(out_q, (f, *per_frame))
             if preview is not None and finished:
-                _, composites, alphas = finished[-1]
+                _, composites, alphas, *_ = finished[-1]
                 action = preview.show(composites[-1], alphas[-1])
                 if action == "quit":
                     raise _Quit

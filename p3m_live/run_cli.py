@@ -347,10 +347,9 @@ def _sinks(
     layout: Layout,
     live: bool,
     microphone: SoundSource | None = None,
-    device: str = "cpu",
 ) -> list[Sink]:
     """The outputs asked for; their sound is the microphone's where there is one, else the
-    source's. ``device``: the run's, where a foreground track estimates its colours."""
+    source's."""
     rate, tb = source.rate, source.time_base
     audio = microphone.audio_streams if microphone is not None else source.audio_streams
     sinks: list[Sink] = []
@@ -387,7 +386,7 @@ def _sinks(
                 limit = f", giving up after {deadline.CONNECT_SECONDS:g} s" if deadline.available() else ""
                 log.info("output: %s (%s), connecting%s", target.name, target.format, limit)
             sinks.append(Relay(composite(), name, reopen, outlived=call) if live else composite())
-        track = {"rate": rate, "time_base": tb, "recording": source.recording, "single": single, "device": device}
+        track = {"rate": rate, "time_base": tb, "recording": source.recording, "single": single}
         for path, kind in ((args.alpha_out, "alpha"), (args.fg_out, "fg")):  # (offline runs only)
             if path:
                 sinks.append(MatteSink(Path(path), kind, layout, **track))
@@ -452,6 +451,7 @@ def run(args: argparse.Namespace) -> int:
             erode=args.erode,
             precision=precision,
             model=model,
+            foreground_track=bool(args.fg_out),
         )
         return open_backend(
             backend, spec, weights, device, engine_dir=args.engine_dir, threads=args.threads, paced=live
@@ -479,7 +479,7 @@ def run(args: argparse.Namespace) -> int:
         if args.audio is not None:
             microphone = open_mic()
             log.info("sound: %s", microphone.name)
-        sinks = _sinks(args, source, layout, live, microphone, device or "cpu")
+        sinks = _sinks(args, source, layout, live, microphone)
         if live:
             from .live import run_live  # (brings OpenCV in for privacy frames: live runs only)
 

@@ -94,6 +94,7 @@ class GraphSpec:
     light_wrap: float = 0.0  # 0..1: how much of the new background's light spills onto the person's edges
     erode: int = 0  # pixels the matte's edge is pulled in by, at the frame's size (0..MAX_ERODE)
     planes: bool = True  # composite on the YUV planes where the graph allows it (False: the RGB path, to compare)
+    foreground_track: bool = False  # also output the person's colours, for --fg-out (FrameGraph.foreground_track)
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:

@@ -181,6 +181,10 @@ def test_matte_still_images(tmp_path, small_portraits, seed32_ckpt):
     comp = cv2.cvtColor(cv2.imread(str(out / f"{stems[0]}_composite.png")), cv2.COLOR_BGR2RGB)
     assert alpha.shape == (H, W) and 0.02 < (alpha > 127).mean() < 0.98
     assert np.array_equal(fg[..., 3], alpha)
+    photo = cv2.imread(str(folder / f"{stems[0]}.jpg"))  # (BGR, as the cut-out on disk)
+    opaque, soft = alpha == 255, (alpha > 0) & (alpha < 255)
+    assert np.array_equal(fg[..., :3][opaque], photo[opaque])  # the photo's own colours
+    assert np.abs(fg[..., :3][soft].astype(int) - photo[soft]).mean() > 1  # estimated at soft edges
     clear = alpha == 0
     assert clear.any() and (comp[clear] == (255, 0, 0)).all()  # composited over the colour where alpha is 0
     assert main(args) == 2  # exists: refused without --overwrite

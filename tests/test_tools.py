@@ -31,7 +31,7 @@ def test_gpu_check_dry_run_on_the_cpu(seed32_ckpt, tmp_path):
     assert row["end_to_end_ms_p50"] > 0 and row["batch4_ms_per_frame"] > 0 and "graph_replay_ms_p50" not in row
     assert row["planes_end_to_end_ms_p50"] > 0 and "planes_replay_ms_p50" not in row
     assert row["motion_end_to_end_ms_p50"] > 0 and "motion_replay_ms_p50" not in row
-    assert row["fg_track_ms_p50"] > 0 and row["fg_track_cpu_ms_p50"] > 0 and row["fg_track_max_levels"] == 0
+    assert row["fg_track_end_to_end_ms_p50"] > 0 and row["fg_track_mean_abs_levels"] == 0.0
     assert "| 96x64 |" in (tmp_path / "gpu_check.md").read_text()
 
 

@@ -5,6 +5,8 @@
     python tools/bench_graph.py --backend torch --foreground frame --model-size 128 \
         --background color --background blur --background mix     # what each background costs
     python tools/bench_graph.py --temporal adaptive --temporal motion  # what each filter costs
+    python tools/bench_graph.py --model fast --backend onnxruntime --foreground quick --fg-track
+        # what --fg-out's colours add: in the graph, and made beside it with PyTorch as before
 
 Without --weights a random checkpoint in the official format is made with
 ../shared/p3m_reference/make_checkpoint.py (speed does not depend on the values).
@@ -34,6 +36,23 @@ from p3m_live.timing import time_calls  # noqa: E402
 from tools._common import random_weights  # noqa: E402
 
 
+def estimated_beside(i420: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """--fg-out's colours as they were made before they were a graph output: the frame to RGB
+    with swscale, then the graph's estimate in PyTorch on the CPU (for the comparison only)."""
+    import torch
+
+    from p3m_live.graph import estimate_foreground, foreground_params
+    from p3m_live.video.frames import planes_to_rgb
+
+    rgb = planes_to_rgb(i420, "i420")
+    h, w = alpha.shape
+    img = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+    with torch.inference_mode():
+        fg = estimate_foreground(img, torch.from_numpy(alpha)[None, None].float() / 255.0, *foreground_params(h, w))
+        out = torch.clamp(torch.round(fg[0].permute(1, 2, 0) * 255.0), 0, 255).to(torch.uint8).numpy()
+    return np.where(alpha[..., None] == 255, rgb, out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights")
@@ -47,13 +66,16 @@ def main() -> int:
                     help="background input (repeat to compare; default image)")  # fmt: skip
     ap.add_argument("--temporal", action="append", choices=TEMPORALS,
                     help="temporal filter (repeat to compare; default adaptive)")  # fmt: skip
-    ap.add_argument("--foreground", choices=["estimate", "frame"], default="estimate",
-                    help="frame: the CPU default, which composites on the YUV planes")  # fmt: skip
+    ap.add_argument("--foreground", choices=["estimate", "quick", "frame"], default="estimate",
+                    help="quick, frame: composited on the YUV planes (quick: the CPU's default)")  # fmt: skip
+    ap.add_argument("--fg-track", action="store_true",
+                    help="each row also with --fg-out's colours: in the graph, and made beside it")  # fmt: skip
     args = ap.parse_args()
     sizes = args.size or [(640, 360)]
     names = args.backend or ["torch", "onnxruntime"]
     kinds = args.background or ["image"]
-    rows = [(kind, f) for kind in kinds for f in args.temporal or ["adaptive"]]
+    tracks = ["-", "in the graph", "beside"] if args.fg_track else ["-"]
+    rows = [(kind, f, track) for kind in kinds for f in args.temporal or ["adaptive"] for track in tracks]
     values = {"image": np.zeros((1, 1, 3), np.uint8), "color": (0, 177, 64), "blur": None, "mix": (0, 177, 64)}
     with tempfile.TemporaryDirectory() as tmp:
         weights = args.weights or (None if args.model == "fast" else random_weights(Path(tmp), seed=1))
@@ -62,25 +84,32 @@ def main() -> int:
             f"{'fast model' if args.model == 'fast' else f'model short side {args.model_size}'}, "
             f"I420 in/out, guided upsampling, foreground {args.foreground}"
         )
-        print("| frame | model | backend | background | temporal | p50 ms | p95 ms | fps | vs first |")
-        print("| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |")
+        print("| frame | model | backend | background | temporal | fg colours | p50 ms | p95 ms | fps | vs first |")
+        print("| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |")
         for w, h in sizes:
             path = resolve_model_weights(args.model, weights, h, w) if args.model == "fast" else weights
             frame = np.random.default_rng(0).integers(0, 256, frame_shape("i420", 1, h, w), dtype=np.uint8)
             base = None
             for name in names:
-                for kind, temporal in rows:
+                for kind, temporal, track in rows:
                     spec = GraphSpec(h, w, "i420", "i420", model_short_side=args.model_size, model=args.model,
-                                     background=kind, temporal=temporal, foreground=args.foreground)  # fmt: skip
+                                     background=kind, temporal=temporal, foreground=args.foreground,
+                                     foreground_track=track == "in the graph")  # fmt: skip
                     with open_backend(name, spec, path, device=args.device) as be:
                         value = values[kind]
                         if value is not None:
                             be.set_background(np.broadcast_to(value, (h, w, 3)) if kind == "image" else value)
-                        t = time_calls(lambda be=be, frame=frame: be.process(frame), args.iters)
+
+                        def call(be=be, frame=frame, beside=track == "beside"):
+                            out = be.process(frame)
+                            if beside:
+                                estimated_beside(frame[0], out[1][0])
+
+                        t = time_calls(call, args.iters)
                     base = base or t.p50
                     mh, mw = spec.model_hw
                     print(
-                        f"| {w}x{h} | {mw}x{mh} | {name} | {kind} | {temporal} | {t.p50:.1f} | {t.p95:.1f} "
+                        f"| {w}x{h} | {mw}x{mh} | {name} | {kind} | {temporal} | {track} | {t.p50:.1f} | {t.p95:.1f} "
                         f"| {t.fps:.2f} | {t.p50 / base:.2f} |"
                     )
     return 0

@@ -21,6 +21,10 @@ from ..spec import GraphSpec, frame_shape, rgb_to_planes
 
 _NOTHING = object()  # no background set yet (None is one: a mix graph's blur)
 
+# What a call returns: (composite, alpha), and where the spec has a foreground track its
+# colours third (RGB uint8 (B, H, W, 3)): the graph's outputs, less the state, in order.
+Outputs = tuple[np.ndarray, ...]
+
 
 class Backend(ABC):
     name: str = "backend"
@@ -115,8 +119,9 @@ class Backend(ABC):
             inputs["background"] = self._background
         return inputs
 
-    def process(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One frame (or batch): returns (composite in the output format, alpha uint8 (B, H, W))."""
+    def process(self, frame: np.ndarray) -> Outputs:
+        """One frame (or batch): returns (composite in the output format, alpha uint8 (B, H, W)),
+        and the foreground track's colours where the spec has one (see :data:`Outputs`)."""
         if self._in_flight:
             raise P3MError("process() while submitted calls are pending: flush() first")
         inputs = self._inputs(frame)
@@ -130,7 +135,7 @@ class Backend(ABC):
     pipe = None  # a SlotPipeline where the backend has one; others run each call at once
     _in_flight = 0
 
-    def submit(self, frame: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    def submit(self, frame: np.ndarray) -> list[Outputs]:
         """Queue one frame (or batch); return the results that are ready, oldest first.
 
         With a slot pipeline, the call's upload overlaps the previous call's compute and
@@ -147,7 +152,7 @@ class Backend(ABC):
         self._in_flight += 1
         return [] if ready is None else [self._take(ready)]
 
-    def flush(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def flush(self) -> list[Outputs]:
         """Results of every submitted call not returned yet, oldest first."""
         if self.pipe is None or not self._in_flight:
             return []
@@ -162,11 +167,12 @@ class Backend(ABC):
         """Hook for backends that must wrap pipeline calls (a pycuda context push)."""
         return fn(*args)
 
-    def _take(self, out: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _take(self, out: dict[str, np.ndarray]) -> Outputs:
         if self.pipe is not None and self._in_flight:
             self._in_flight -= 1
         self._state = out["state_alpha_out"]
-        return out["composite"], out["alpha"]
+        track = (out["foreground"],) if self.spec.foreground_track else ()
+        return out["composite"], out["alpha"], *track
 
     # -- what each backend provides
 

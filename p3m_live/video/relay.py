@@ -60,7 +60,7 @@ class Relay(Sink):
         self.reconnects = 0
         self.error: BaseException | None = None
         self._reported = False
-        self._items: deque[tuple[Frame, np.ndarray, np.ndarray] | av.Packet | threading.Event] = deque()
+        self._items: deque[tuple | av.Packet | threading.Event] = deque()  # (frame, composite, alpha, colours)
         self._frames = 0  # frames in _items
         self._cond = threading.Condition()
         self._closing = False
@@ -68,12 +68,12 @@ class Relay(Sink):
         self._thread = threading.Thread(target=self._run, name=f"p3m-output {name}", daemon=True)
         self._thread.start()
 
-    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
+    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray, colours: np.ndarray | None = None) -> None:
         if self.error is not None and self.outlived:
             return  # (stopped, and said so: the call goes on)
         self._raise()
         with self._cond:
-            self._items.append((frame, composite.copy(), alpha.copy()))
+            self._items.append((frame, composite.copy(), alpha.copy(), None if colours is None else colours.copy()))
             self._frames += 1
             if self._frames > self.queue:  # behind: the oldest frame goes (sound stays in order)
                 oldest = next(i for i, item in enumerate(self._items) if isinstance(item, tuple))

@@ -26,7 +26,6 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import P3MError, no_room, out_of_room, reason, write_error
-from ..foreground import estimated_foreground
 from . import deadline
 from .frames import Frame, Layout, planes_to_rgb
 from .recording import Recording, recording_metadata
@@ -119,8 +118,11 @@ WITH_ALPHA = "use .mov (ProRes 4444), .webm (VP9 with alpha), .mkv (FFV1) or a f
 class Sink:
     """Base of every output."""
 
-    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
+    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray, colours: np.ndarray | None = None) -> None:
         raise NotImplementedError
+
+    # write(): one frame's composite and alpha, and where the frame graph makes them the
+    # person's colours for a foreground track (see FrameGraph.foreground_track).
 
     def write_packet(self, packet: av.Packet) -> None:  # noqa: B027 (only file outputs take them)
         """Copy one audio or subtitle packet (ignored by outputs without those streams)."""
@@ -572,7 +574,7 @@ class FileSink(Sink):
         if target is not None and target.network:
             self.enc.connect()
 
-    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
+    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray, colours: np.ndarray | None = None) -> None:
         vf = av.VideoFrame.from_ndarray(composite, format="yuv420p")
         self.enc.encode(vf.reformat(**self._convert) if self._convert else vf, frame)
 
@@ -627,7 +629,7 @@ class CompositePngSink(Sink):
         self.layout = layout
         self.pngs = PngSequence(path, single)
 
-    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
+    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray, colours: np.ndarray | None = None) -> None:
         rgb = planes_to_rgb(composite, "i420", self.layout.matrix, self.layout.full_range)
         self.pngs.write(frame.index, rgb)
 
@@ -635,8 +637,8 @@ class CompositePngSink(Sink):
 class MatteSink(Sink):
     """A matte track (``kind="alpha"``: the alpha as grey) or a foreground track
     (``kind="fg"``: the person's colours with the alpha as a real alpha channel). The
-    foreground colours are estimated (``estimate``, the default: no tint of the old
-    background at soft edges, see :mod:`p3m_live.foreground`) or the frame's."""
+    colours are those the frame graph estimated (``colours``: no tint of the old background
+    at soft edges, see ``FrameGraph.foreground_track``)."""
 
     def __init__(
         self,
@@ -646,14 +648,11 @@ class MatteSink(Sink):
         *,
         rate: Fraction | None,
         time_base: Fraction | None,
-        estimate: bool = True,
-        device: str = "cpu",
         recording: Recording | None = None,
         single: bool = False,
     ) -> None:
-        """``device``: where the estimate runs (a GPU run's own); ``single``: the source is one
-        picture, so ``NAME.png`` is written as it is named."""
-        self.kind, self.layout, self.path, self.estimate, self.device = kind, layout, path, estimate, device
+        """``single``: the source is one picture, so ``NAME.png`` is written as it is named."""
+        self.kind, self.layout, self.path = kind, layout, path
         self.enc: _Encoder | None = None
         self.pngs = PngSequence(path, single) if is_image_sequence(path) else None
         if self.pngs is not None:
@@ -671,16 +670,14 @@ class MatteSink(Sink):
             recording = dataclasses.replace(recording, attachments=())
         self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, dict(options), recording=recording)
 
-    def _pixels(self, frame: Frame, alpha: np.ndarray) -> np.ndarray:
+    def _pixels(self, frame: Frame, alpha: np.ndarray, colours: np.ndarray | None) -> np.ndarray:
         if self.kind == "alpha":
             return alpha
-        rgb = planes_to_rgb(frame.data, frame.fmt, self.layout.matrix, self.layout.full_range)
-        if self.estimate:
-            rgb = estimated_foreground(rgb, alpha, self.device)
-        return np.concatenate([rgb, alpha[..., None]], axis=2)
+        assert colours is not None, "a foreground track takes the frame graph's colours (GraphSpec.foreground_track)"
+        return np.concatenate([colours, alpha[..., None]], axis=2)
 
-    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
-        px = self._pixels(frame, alpha)
+    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray, colours: np.ndarray | None = None) -> None:
+        px = self._pixels(frame, alpha, colours)
         if self.pngs is not None:
             self.pngs.write(frame.index, px)
             return
@@ -733,7 +730,7 @@ class VirtualCamSink(Sink):
             "virtual camera: %s, %dx%d at %g fps", getattr(self.camera, "device", "?"), layout.width, layout.height, fps
         )
 
-    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray) -> None:
+    def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray, colours: np.ndarray | None = None) -> None:
         try:
             self.camera.send(composite)
         except (RuntimeError, OSError) as e:  # the device went away mid-call (module unloaded, OBS closed)
