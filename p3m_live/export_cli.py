@@ -75,6 +75,9 @@ def add_graph_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--light-wrap", type=float, default=0.0, metavar="S", help="0 to 1 (default 0, off)")
     p.add_argument("--erode", type=int, default=0, metavar="PX", help="pull the matte's edge in by PX pixels")
+    p.add_argument(
+        "--fg-track", action="store_true", help="also output the person's colours as RGB (what --fg-out writes)"
+    )
     p.add_argument("--batch", type=parse_count, default=1)
     p.add_argument("--model", choices=MODELS, default="p3m", help="p3m (P3M-Net) or fast (MediaPipe's segmenter)")
     p.add_argument("--model-size", type=int, default=512, help="P3M-Net's input short side (multiple of 32)")
@@ -117,6 +120,7 @@ def graph_specs(args: argparse.Namespace, precision: str) -> list[GraphSpec]:
                     foreground=args.foreground,
                     light_wrap=args.light_wrap,
                     erode=args.erode,
+                    foreground_track=args.fg_track,
                 )
             )
         except ValueError as e:

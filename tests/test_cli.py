@@ -50,7 +50,8 @@ def test_export_options_make_the_graph_a_run_would_make(seed32_ckpt, tmp_path):
     out = tmp_path / "g.onnx"
     argv = ["export", "--size", "96x64", "--model-size", "32", "--precision", "fp32", "--weights", str(seed32_ckpt)]
     argv += ["--matrix", "bt709", "--full-range", "--temporal", "off", "--upsampler", "bilinear"]
-    argv += ["--background", "blur", "--blur-strength", "8", "--foreground", "frame", "--erode", "2", "-o", str(out)]
+    argv += ["--background", "blur", "--blur-strength", "8", "--foreground", "frame", "--erode", "2", "--fg-track"]
+    argv += ["-o", str(out)]
     assert main(argv) == 0
     meta = {m.key: m.value for m in onnx.load(str(out)).metadata_props}
     spec = json.loads(meta["p3m_live.spec"])
@@ -59,6 +60,7 @@ def test_export_options_make_the_graph_a_run_would_make(seed32_ckpt, tmp_path):
     assert spec["graph_version"] >= 6
     model = onnx.load(str(out))
     assert [i.name for i in model.graph.input] == ["frame"]  # blur: no background; temporal off: no state used
+    assert spec["foreground_track"] and "foreground" in [o.name for o in model.graph.output]
 
 
 @pytest.mark.parametrize(
