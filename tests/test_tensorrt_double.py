@@ -63,6 +63,24 @@ def _same(got, want) -> None:
         np.testing.assert_array_equal(c, wc)
 
 
+def test_a_plan_with_the_foreground_track_returns_its_colours(trt_double, seed32_ckpt, portrait_paths, tmp_path):
+    """--fg-out on TensorRT: the plan's fourth output comes back third, after the composite and
+    the alpha, through the run-ahead path too, as ONNX Runtime gives it from the same graph."""
+    spec = SPEC.with_(foreground_track=True)
+    frames = [portrait_i420(img, spec.width, spec.height) for img, _ in portrait_paths[:2]]
+    with TensorRTBackend(spec, seed32_ckpt, engine_dir=tmp_path) as be:
+        be.set_background(GREEN)
+        got = [r for f in frames for r in be.submit(f)] + be.flush()
+    with OnnxRuntimeBackend(spec, seed32_ckpt) as ref:
+        ref.set_background(GREEN)
+        want = [ref.process(f) for f in frames]
+    assert [len(r) for r in got] == [3, 3] and got[0][2].shape == (1, spec.height, spec.width, 3)
+    for ours, theirs in zip(got, want):
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(got[0][2], got[1][2])  # (two portraits: two sets of colours)
+
+
 def test_the_plan_runs_like_onnxruntime_with_the_state_on_the_device(
     trt_double, seed32_ckpt, portrait_paths, tmp_path, caplog
 ):

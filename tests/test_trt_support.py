@@ -282,6 +282,7 @@ def test_every_field_of_the_spec_tells_plans_apart(tmp_path):
         dict(erode=2),
         dict(planes=False),
         dict(temporal="motion"),
+        dict(foreground_track=True),
     ]
     stems = {store.paths(_target(spec=SPEC.with_(**c)))[0].name for c in changes}
     assert len(stems | {store.paths(_target())[0].name}) == len(changes) + 1

@@ -30,7 +30,7 @@ SPEC_FIELDS = {
     "background": "background kind", "temporal": "temporal filter", "upsampler": "upsampler", "matrix": "YUV matrix",
     "full_range": "YUV range", "ema_weight": "EMA weight", "blur_strength": "blur strength",
     "foreground": "foreground colours", "light_wrap": "light wrap", "planes": "compositing on the planes",
-    "erode": "erode",
+    "erode": "erode", "foreground_track": "foreground track output",
 }  # fmt: skip
 
 
