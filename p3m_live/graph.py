@@ -308,11 +308,8 @@ def estimate_foreground(image: Tensor, alpha: Tensor, radii: tuple[int, int] = (
     if factor > 1:
         h, w = image.shape[-2:]
         small = (max(1, h // factor), max(1, w // factor))
-        image_lo, alpha_lo = downscale(image, small), downscale(alpha, small)
-        lo_radii = (max(1, radii[0] // factor), max(1, radii[1] // factor))
-        correction = estimate_foreground(image_lo, alpha_lo, lo_radii) - image_lo
-        up = resize(correction, (h, w))
-        return torch.clamp(image + up, 0.0, 1.0)
+        correction = _correction(downscale(image, small), downscale(alpha, small), radii, factor)
+        return torch.clamp(image + resize(correction, (h, w)), 0.0, 1.0)
     fg, bg = image, image
     for r in radii:
         mean_a = wide_blur(alpha, r)
@@ -321,6 +318,13 @@ def estimate_foreground(image: Tensor, alpha: Tensor, radii: tuple[int, int] = (
         fg = torch.clamp(fg_mean + alpha * (image - alpha * fg_mean - (1.0 - alpha) * bg_mean), 0.0, 1.0)
         bg = bg_mean
     return fg
+
+
+def _correction(image_lo: Tensor, alpha_lo: Tensor, radii: tuple[int, int], factor: int) -> Tensor:
+    """What the estimate changes (estimate minus picture) on a picture ``factor`` times
+    smaller than the frame, with the frame's blur radii scaled to it."""
+    lo_radii = (max(1, radii[0] // factor), max(1, radii[1] // factor))
+    return estimate_foreground(image_lo, alpha_lo, lo_radii) - image_lo
 
 
 def estimate_foreground_planes(
@@ -333,8 +337,7 @@ def estimate_foreground_planes(
     alike; its clamp keeps the codes within 0-255 (the RGB path's keeps the RGB cube)."""
     lo_chroma = chroma if factor == 2 else F.avg_pool2d(chroma, factor // 2)
     image = torch.cat((F.avg_pool2d(luma, factor), lo_chroma), 1) / 255.0
-    lo_radii = (max(1, radii[0] // factor), max(1, radii[1] // factor))
-    correction = (estimate_foreground(image, F.avg_pool2d(alpha, factor), lo_radii) - image) * 255.0
+    correction = _correction(image, F.avg_pool2d(alpha, factor), radii, factor) * 255.0
     fg_luma = luma + resize(correction[:, :1], luma.shape[-2:])
     fg_chroma = chroma + (correction[:, 1:] if factor == 2 else resize(correction[:, 1:], chroma.shape[-2:]))
     return torch.clamp(fg_luma, 0.0, 255.0), torch.clamp(fg_chroma, 0.0, 255.0)
