@@ -73,7 +73,8 @@ class Relay(Sink):
             return  # (stopped, and said so: the call goes on)
         self._raise()
         with self._cond:
-            self._items.append((frame, composite.copy(), alpha.copy(), None if colours is None else colours.copy()))
+            colour = () if colours is None else (colours.copy(),)  # (passed on as it came)
+            self._items.append((frame, composite.copy(), alpha.copy(), *colour))
             self._frames += 1
             if self._frames > self.queue:  # behind: the oldest frame goes (sound stays in order)
                 oldest = next(i for i, item in enumerate(self._items) if isinstance(item, tuple))
