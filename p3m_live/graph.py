@@ -511,7 +511,7 @@ class FrameGraph(nn.Module):
     its weight over the blur, RGBA or I420 and a weight plane),
     ``state_alpha`` (float32 ``spec.state_shape`` at the model size; negative = no history).
     Outputs: ``composite`` (uint8 in the output format), ``alpha`` (uint8 (B, H, W)),
-    ``state_alpha`` (the next state), and with ``spec.foreground_track`` ``foreground``
+    ``state_alpha_out`` (the next state), and with ``spec.foreground_track`` ``foreground``
     (the person's colours, RGB uint8 (B, H, W, 3): see :meth:`foreground_track`).
     """
 
