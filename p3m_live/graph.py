@@ -585,22 +585,23 @@ class FrameGraph(nn.Module):
         mh, mw = self.spec.model_hw
         return mh >= size[0] and mw >= size[1]
 
-    def foreground_track(self, frame: Tensor, alpha: Tensor) -> Tensor:
+    def foreground_track(self, frame: Tensor, alpha: Tensor, estimate: Tensor | None = None) -> Tensor:
         """The person's colours for an editor's foreground track (``--fg-out``): RGB uint8
         (B, H, W, 3), the full blur-fusion estimate (:func:`estimate_foreground`) from the
         matte before erosion, and the frame's own colours where the matte is opaque (255).
         Whatever the composite's colours are (the frame's, the quick estimate), an editor
         gets the full estimate; and it comes from the graph, so from TensorRT too. YUV
         chroma is upsampled bilinearly: the track stays RGB, so it should not show the
-        chroma's 2x2 blocks."""
+        chroma's 2x2 blocks. ``estimate``: that estimate where the composite has made it
+        already (an RGB frame, whose decoding is the same)."""
         s = self.spec
         rgb = decode_frame(frame, s.in_format, s.matrix, s.full_range, smooth_chroma=True)
-        fg = estimate_foreground(rgb, alpha, *foreground_params(s.height, s.width))
+        fg = estimate_foreground(rgb, alpha, *foreground_params(s.height, s.width)) if estimate is None else estimate
         fg = torch.where(alpha * 255.0 > 254.5, rgb, fg)  # (where the alpha output rounds to 255)
         return _to_u8(fg.permute(0, 2, 3, 1) * 255.0)
 
-    def _track(self, frame: Tensor, alpha: Tensor) -> tuple[Tensor, ...]:
-        return (self.foreground_track(frame, alpha),) if self.spec.foreground_track else ()
+    def _track(self, frame: Tensor, alpha: Tensor, estimate: Tensor | None = None) -> tuple[Tensor, ...]:
+        return (self.foreground_track(frame, alpha, estimate),) if self.spec.foreground_track else ()
 
     def forward(self, frame: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
         s = self.spec
@@ -633,7 +634,8 @@ class FrameGraph(nn.Module):
             fg = estimate_foreground(rgb, alpha, *foreground_params(s.height, s.width))
         else:
             fg = rgb
-        track = self._track(frame, alpha)
+        same = s.foreground != "frame" and s.in_format in ("rgb", "bgr", "rgba")  # (no chroma to decode otherwise)
+        track = self._track(frame, alpha, fg if same else None)
         alpha = erode(alpha, s.erode)  # (after the room's blur and the colour estimate, which want all of it)
         comp = alpha * fg + (1.0 - alpha) * bg
         if s.light_wrap > 0:

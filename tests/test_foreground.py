@@ -60,6 +60,8 @@ def test_the_track_is_the_full_estimate_with_opaque_pixels_exact(portrait):
     assert np.array_equal(track[0][opaque], rgb[opaque])
     assert np.abs(track[0][soft].astype(int) - want[soft]).max() <= 1
     assert np.abs(track[0][soft].astype(int) - rgb[soft]).mean() > 2  # the old room's colour taken out
+    # A composite that estimates the colours too hands its estimate over: the same track.
+    assert np.array_equal(_outputs(spec.with_(foreground="estimate"), truth, rgb)[3], track)
 
 
 def test_the_track_takes_the_old_background_out_of_a_soft_edge():
