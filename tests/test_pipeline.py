@@ -20,9 +20,10 @@ from p3m_live.video.sources import AVSource, open_source
 from tests.media import make_clip
 
 
-def _opener(weights, layout, model_side=64):
+def _opener(weights, layout, model_side=64, **options):
     def open_for(choice, batch):
-        return open_backend("torch", graph_spec(layout, choice, batch, model_short_side=model_side), weights)
+        spec = graph_spec(layout, choice, batch, model_short_side=model_side, **options)
+        return open_backend("torch", spec, weights)
 
     return open_for
 
@@ -42,13 +43,16 @@ class SlowBackend(Backend):
 class Recorder(Sink):
     def __init__(self, delay: float = 0.0) -> None:
         self.frames: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self.colours: list[np.ndarray] = []  # (where the graph makes a foreground track)
         self.audio = 0
         self.delay = delay
         self.closed = False
 
-    def write(self, frame, composite, alpha):
+    def write(self, frame, composite, alpha, colours=None):
         time.sleep(self.delay)
         self.frames.append((frame.index, composite.copy(), alpha.copy()))
+        if colours is not None:
+            self.colours.append(colours.copy())
 
     def write_packet(self, packet):
         self.audio += 1
@@ -63,16 +67,21 @@ def clip(tmp_path_factory):
 
 
 def test_batches_equal_single_frames(clip, seed32_ckpt):
-    """Batch 4 over 6 frames (one padded batch) gives what batch 1 gives, smoothing included."""
-    results = {}
+    """Batch 4 over 6 frames (one padded batch) gives what batch 1 gives, smoothing included,
+    and the foreground track's colours with each frame."""
+    results, colours = {}, {}
     for batch in (1, 4):
         with open_source(str(clip)) as src:
-            m = Matting(src.layout, [parse_background("#204060")], _opener(seed32_ckpt, src.layout), batch)
+            opener = _opener(seed32_ckpt, src.layout, foreground_track=True)
+            m = Matting(src.layout, [parse_background("#204060")], opener, batch)
             rec = Recorder()
             summary = run_offline(src, m, [rec])
         assert summary.frames == 6 and [i for i, _, _ in rec.frames] == list(range(6))
-        assert rec.audio > 0
-        results[batch] = rec.frames
+        assert rec.audio > 0 and len(rec.colours) == 6 and rec.colours[0].shape == (*rec.frames[0][2].shape, 3)
+        results[batch], colours[batch] = rec.frames, rec.colours
+    for one, four in zip(colours[1], colours[4]):
+        assert np.abs(one.astype(int) - four).mean() < 0.05
+    assert not np.array_equal(colours[4][4], colours[4][5])  # (the padded batch's own frames, not a repeat)
     # Equal up to float noise (CPU convolution kernels sum a batch in another order; with
     # random weights a few pixels sit on the argmax fusion's boundary): a few levels, a few pixels.
     for (_, c1, a1), (_, c4, a4) in zip(results[1], results[4]):
