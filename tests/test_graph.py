@@ -544,6 +544,7 @@ def test_every_graph_can_be_captured_as_a_cuda_graph(p3m_native, fast_models, mo
     specs += [dict(background=b, foreground="estimate") for b in ("image", "color", "blur", "mix")]
     specs += [dict(in_format="i420", out_format="i420", background=b) for b in ("image", "blur", "mix")]
     specs += [dict(in_format="i420", out_format="i420", background="image", foreground="quick")]
+    specs += [dict(in_format="i420", out_format="i420", foreground_track=True), dict(foreground_track=True)]
     specs += [dict(light_wrap=0.5, batch=2, upsampler="bilinear", erode=2), dict(precision="fp16", temporal="motion")]
     for kw in specs:
         spec = GraphSpec(H, W, **{"in_format": "rgb", "out_format": "rgb", "model_short_side": SHORT, "model": model,
