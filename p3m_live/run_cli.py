@@ -106,7 +106,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "- (Matroska to stdout), or a live stream (rtmp://, udp://, tcp://, rtp://, rtsp://)",
     )
     out.add_argument("--alpha-out", metavar="PATH", help="the matte: .mov, .webm, .mkv, .mp4, or a PNG folder")
-    out.add_argument("--fg-out", metavar="PATH", help="foreground with alpha: .mov (ProRes 4444), .webm, .mkv, PNGs")
+    out.add_argument(
+        "--fg-out",
+        metavar="PATH",
+        help="foreground with alpha: .mov (ProRes 4444), .webm, .mkv, PNGs; or .mp4 beside --alpha-out, colours alone",
+    )
     out.add_argument("--virtual-cam", nargs="?", const="", metavar="DEVICE", help="feed a virtual camera")
     out.add_argument(
         "--preview", action="store_true", help="show a preview window (q quit, b background, m matte; offline too)"
@@ -389,7 +393,7 @@ def _sinks(
         track = {"rate": rate, "time_base": tb, "recording": source.recording, "single": single}
         for path, kind in ((args.alpha_out, "alpha"), (args.fg_out, "fg")):  # (offline runs only)
             if path:
-                sinks.append(MatteSink(Path(path), kind, layout, **track))
+                sinks.append(MatteSink(Path(path), kind, layout, paired=bool(args.alpha_out), **track))
         if live and args.virtual_cam is not None:
             fps = float(rate) if rate else 30.0
             sinks.append(VirtualCamSink(layout, fps, device=args.virtual_cam or None))

@@ -80,6 +80,19 @@ def test_alpha_and_foreground_tracks_agree(run, talk, tmp_path):
     assert any(cv2.imread(str(p), cv2.IMREAD_UNCHANGED).std() > 0 for p in pngs)  # a real matte, not constant
 
 
+def test_foreground_colours_alone_beside_their_matte(run, talk, tmp_path):
+    """Robust Video Matting's pair, --fg-out fg.mp4 --alpha-out pha.mp4: ordinary videos, the
+    colours the same as a foreground track's with alpha (PNGs), to within H.264's loss."""
+    fg, pha, pngs = tmp_path / "fg.mp4", tmp_path / "pha.mp4", tmp_path / "fg"
+    assert run(talk, "--fg-out", fg, "--alpha-out", pha, "--background", "none") == 0
+    assert run(talk, "--fg-out", pngs, "--background", "none") == 0
+    with av.open(str(fg)) as c:
+        colours = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    assert len(colours) == len(list(pngs.iterdir())) == 12
+    want = cv2.cvtColor(cv2.imread(str(pngs / "000005.png"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGB)
+    assert np.abs(colours[5] - want).mean() < 3
+
+
 def _composite_error(out, matte, colour) -> float:
     """Mean error of frame 0 of ``out`` against alpha * source + (1 - alpha) * colour."""
     with av.open(str(out)) as c:
@@ -446,7 +459,7 @@ def test_a_missing_input_is_the_only_line(seed32_ckpt, tmp_path, capsys):
         (["{talk}", "-o", "{existing}"], "--overwrite"),
         (["{talk}"], "no output"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--background", "nowhere.jpg"], "background 'nowhere.jpg'"),
-        (["{talk}", "--fg-out", "{tmp}/fg.mp4"], "cannot carry an alpha channel"),
+        (["{talk}", "--fg-out", "{tmp}/fg.mp4"], "or add --alpha-out for the matte beside the colours alone"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--background", "none"], "--background none"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--model-size", "100"], "multiple of 32"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--config", "{badcfg}"], "unknown option 'colour'"),

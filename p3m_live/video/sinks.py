@@ -650,9 +650,13 @@ class MatteSink(Sink):
         time_base: Fraction | None,
         recording: Recording | None = None,
         single: bool = False,
+        paired: bool = False,
     ) -> None:
-        """``single``: the source is one picture, so ``NAME.png`` is written as it is named."""
+        """``single``: the source is one picture, so ``NAME.png`` is written as it is named.
+        ``paired``: the matte has an output of its own, so a foreground track in an ordinary
+        video (.mp4) holds the colours alone, as Robust Video Matting writes its pair."""
         self.kind, self.layout, self.path = kind, layout, path
+        self.colours_only = False
         self.enc: _Encoder | None = None
         self.pngs = PngSequence(path, single) if is_image_sequence(path) else None
         if self.pngs is not None:
@@ -660,10 +664,16 @@ class MatteSink(Sink):
         suffix = path.suffix.lower()
         if suffix in ALPHA_CODECS:
             codec, pix_fmt, options = ALPHA_CODECS[suffix]
-        elif kind == "alpha" and suffix in VIDEO_CODECS:
+        elif suffix in VIDEO_CODECS and (kind == "alpha" or paired):
             codec = VIDEO_CODECS[suffix]
             options = ENCODER_OPTIONS[codec]
-            pix_fmt = "yuv420p"  # a grey luma matte in an ordinary video
+            pix_fmt = "yuv420p"  # a grey luma matte, or the colours alone, in an ordinary video
+            self.colours_only = kind == "fg"
+        elif suffix in VIDEO_CODECS:
+            raise P3MError(
+                f"{path.name} cannot carry an alpha channel; {WITH_ALPHA}, "
+                "or add --alpha-out for the matte beside the colours alone"
+            )
         else:
             raise P3MError(f"{path.name} cannot carry an alpha channel; {WITH_ALPHA}")
         if recording is not None:  # (fonts and cover art belong with the composite and its subtitles)
@@ -674,7 +684,7 @@ class MatteSink(Sink):
         if self.kind == "alpha":
             return alpha
         assert colours is not None, "a foreground track takes the frame graph's colours (GraphSpec.foreground_track)"
-        return np.concatenate([colours, alpha[..., None]], axis=2)
+        return colours if self.colours_only else np.concatenate([colours, alpha[..., None]], axis=2)
 
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray, colours: np.ndarray | None = None) -> None:
         px = self._pixels(frame, alpha, colours)

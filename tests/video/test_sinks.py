@@ -197,9 +197,22 @@ def test_matte_in_an_ordinary_video_is_grey(tmp_path):
     assert len(grey) == 2 and np.abs(grey[1].astype(int) - frames[1][2]).mean() < 3
 
 
-def test_foreground_needs_a_format_with_alpha(tmp_path):
-    with pytest.raises(P3MError, match="cannot carry an alpha channel"):
+def test_foreground_needs_a_format_with_alpha_or_a_matte_beside_it(tmp_path):
+    """An .mp4 holds no alpha: refused, unless the matte has an output of its own (--alpha-out),
+    when it takes the colours alone (Robust Video Matting's pair of videos)."""
+    with pytest.raises(P3MError, match="cannot carry an alpha channel; .* add --alpha-out"):
         MatteSink(tmp_path / "fg.mp4", "fg", LAYOUT, rate=None, time_base=TB)
+    sink = MatteSink(tmp_path / "fg.mp4", "fg", LAYOUT, rate=Fraction(25), time_base=TB, paired=True)
+    frames = _frames(2)
+    colours = [np.roll(f.data, 7, axis=1) for f, _, _ in frames]  # (not the frame's own)
+    for (f, c, a), rgb in zip(frames, colours):
+        sink.write(f, c, a, rgb)
+    sink.close()
+    with av.open(str(tmp_path / "fg.mp4")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
+        got = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    err = [np.abs(got[1].astype(int) - want).mean() for want in (colours[1], frames[1][0].data)]
+    assert len(got) == 2 and err[0] < 6 and err[0] < 0.5 * err[1]  # (4:2:0 and H.264 lose a little)
 
 
 def test_outputs_are_checked_before_writing(tmp_path):
