@@ -429,6 +429,16 @@ def test_only_images_that_can_be_transparent_are_decoded_for_their_alpha(tmp_pat
         "photo.jpg": False,
         "rgb.png": False,
     }
+    # WebP's header says it too (lossy, lossless, extended): as OpenCV's own decode finds.
+    webps = tmp_path / "webp"
+    webps.mkdir()
+    for name, pixels, lossless in [("lossy", rgb, False), ("lossy_alpha", rgba, False), ("lossless", rgb, True),
+                                   ("lossless_alpha", rgba, True)]:  # fmt: skip
+        Image.fromarray(pixels).save(webps / f"{name}.webp", lossless=lossless)
+    with_alpha = {p.name: cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape[2] == 4 for p in webps.iterdir()}
+    assert {p.name: may_be_transparent(p) for p in webps.iterdir()} == with_alpha
+    assert sorted(k for k, v in with_alpha.items() if v) == ["lossless_alpha.webp", "lossy_alpha.webp"]
+    assert read_rgb(webps / "lossy_alpha.webp", alpha=True).shape[2] == 4
     assert may_be_transparent(tmp_path / "missing.png")  # (the decode says why it cannot be read)
     for name in ("keyed.png", "palette_keyed.png"):  # the corner pixel's colour is the key
         back = read_rgb(tmp_path / name, alpha=True)
