@@ -585,23 +585,27 @@ class FrameGraph(nn.Module):
         mh, mw = self.spec.model_hw
         return mh >= size[0] and mw >= size[1]
 
-    def foreground_track(self, frame: Tensor, alpha: Tensor, estimate: Tensor | None = None) -> Tensor:
+    def foreground_track(
+        self, frame: Tensor, alpha: Tensor, rgb: Tensor | None = None, estimate: Tensor | None = None
+    ) -> Tensor:
         """The person's colours for an editor's foreground track (``--fg-out``): RGB uint8
         (B, H, W, 3), the full blur-fusion estimate (:func:`estimate_foreground`) from the
         matte before erosion, and the frame's own colours where the matte is opaque (255).
         Whatever the composite's colours are (the frame's, the quick estimate), an editor
         gets the full estimate; and it comes from the graph, so from TensorRT too. YUV
         chroma is upsampled bilinearly: the track stays RGB, so it should not show the
-        chroma's 2x2 blocks. ``estimate``: that estimate where the composite has made it
-        already (an RGB frame, whose decoding is the same)."""
+        chroma's 2x2 blocks. ``rgb`` and ``estimate``: those the composite has made already
+        where they are the track's own (an RGB frame: there is no chroma to upsample)."""
         s = self.spec
-        rgb = decode_frame(frame, s.in_format, s.matrix, s.full_range, smooth_chroma=True)
-        fg = estimate_foreground(rgb, alpha, *foreground_params(s.height, s.width)) if estimate is None else estimate
-        fg = torch.where(alpha * 255.0 > 254.5, rgb, fg)  # (where the alpha output rounds to 255)
+        if rgb is None:
+            rgb = decode_frame(frame, s.in_format, s.matrix, s.full_range, smooth_chroma=True)
+        if estimate is None:
+            estimate = estimate_foreground(rgb, alpha, *foreground_params(s.height, s.width))
+        fg = torch.where(alpha * 255.0 > 254.5, rgb, estimate)  # (where the alpha output rounds to 255)
         return _to_u8(fg.permute(0, 2, 3, 1) * 255.0)
 
-    def _track(self, frame: Tensor, alpha: Tensor, estimate: Tensor | None = None) -> tuple[Tensor, ...]:
-        return (self.foreground_track(frame, alpha, estimate),) if self.spec.foreground_track else ()
+    def _track(self, frame: Tensor, alpha: Tensor, *made: Tensor | None) -> tuple[Tensor, ...]:
+        return (self.foreground_track(frame, alpha, *made),) if self.spec.foreground_track else ()
 
     def forward(self, frame: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
         s = self.spec
@@ -634,8 +638,10 @@ class FrameGraph(nn.Module):
             fg = estimate_foreground(rgb, alpha, *foreground_params(s.height, s.width))
         else:
             fg = rgb
-        same = s.foreground != "frame" and s.in_format in ("rgb", "bgr", "rgba")  # (no chroma to decode otherwise)
-        track = self._track(frame, alpha, fg if same else None)
+        if s.in_format in ("rgb", "bgr", "rgba"):  # the composite's decoding and estimate are the track's
+            track = self._track(frame, alpha, rgb, fg if s.foreground != "frame" else None)
+        else:
+            track = self._track(frame, alpha)
         alpha = erode(alpha, s.erode)  # (after the room's blur and the colour estimate, which want all of it)
         comp = alpha * fg + (1.0 - alpha) * bg
         if s.light_wrap > 0:
