@@ -119,10 +119,9 @@ class Sink:
     """Base of every output."""
 
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray, colours: np.ndarray | None = None) -> None:
+        """One frame's composite and alpha, and where the frame graph makes them the person's
+        colours for a foreground track (see FrameGraph.foreground_track)."""
         raise NotImplementedError
-
-    # write(): one frame's composite and alpha, and where the frame graph makes them the
-    # person's colours for a foreground track (see FrameGraph.foreground_track).
 
     def write_packet(self, packet: av.Packet) -> None:  # noqa: B027 (only file outputs take them)
         """Copy one audio or subtitle packet (ignored by outputs without those streams)."""
@@ -669,13 +668,9 @@ class MatteSink(Sink):
             options = ENCODER_OPTIONS[codec]
             pix_fmt = "yuv420p"  # a grey luma matte, or the colours alone, in an ordinary video
             self.colours_only = kind == "fg"
-        elif suffix in VIDEO_CODECS:
-            raise P3MError(
-                f"{path.name} cannot carry an alpha channel; {WITH_ALPHA}, "
-                "or add --alpha-out for the matte beside the colours alone"
-            )
         else:
-            raise P3MError(f"{path.name} cannot carry an alpha channel; {WITH_ALPHA}")
+            pair = ", or add --alpha-out for the matte beside the colours alone" if suffix in VIDEO_CODECS else ""
+            raise P3MError(f"{path.name} cannot carry an alpha channel; {WITH_ALPHA}{pair}")
         if recording is not None:  # (fonts and cover art belong with the composite and its subtitles)
             recording = dataclasses.replace(recording, attachments=())
         self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, dict(options), recording=recording)
