@@ -435,6 +435,9 @@ def test_only_images_that_can_be_transparent_are_decoded_for_their_alpha(tmp_pat
     for name, pixels, lossless in [("lossy", rgb, False), ("lossy_alpha", rgba, False), ("lossless", rgb, True),
                                    ("lossless_alpha", rgba, True)]:  # fmt: skip
         Image.fromarray(pixels).save(webps / f"{name}.webp", lossless=lossless)
+    exif = Image.Exif()
+    exif[0x0112] = 1  # (an orientation tag: the extended VP8X header, without alpha)
+    Image.fromarray(rgb).save(webps / "extended.webp", exif=exif.tobytes())
     with_alpha = {p.name: cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape[2] == 4 for p in webps.iterdir()}
     assert {p.name: may_be_transparent(p) for p in webps.iterdir()} == with_alpha
     assert sorted(k for k, v in with_alpha.items() if v) == ["lossless_alpha.webp", "lossy_alpha.webp"]
