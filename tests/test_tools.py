@@ -109,6 +109,13 @@ def test_bench_camera_prints_its_table(fast_models):
     assert before > 0 and now > 0 and ratio == pytest.approx(before / now, rel=0.1, abs=0.02)
 
 
+def test_bench_camera_times_the_change_of_matrix():
+    args = ("--matrix", "96x64", "--iters", "2", "--repeat", "1")
+    (row,) = [c for c in table_rows("bench_camera.py", *args) if c[0] == "96x64"]
+    accurate, fast, ours, ratio = (float(c) for c in row[1:])
+    assert min(accurate, fast, ours) > 0 and ratio == pytest.approx(accurate / ours, rel=0.1, abs=0.2)
+
+
 def test_bench_cpu_use_prints_its_table(fast_models):
     args = ("--size", "96x64", "--threads", "1", "--frames", "4", "--repeat", "1", "--fps", "200")
     rows = {c[1].split(":")[0]: [float(v) for v in c[2:]] for c in table_rows("bench_cpu_use.py", *args) if c[0] == "1"}

@@ -2,6 +2,7 @@
 """A webcam's frames in a live run: as RGB (before) and as BT.601 limited-range I420 (now).
 
     python tools/bench_camera.py --camera yuyv422:640x480 --camera yuvj422p:1280x720
+    python tools/bench_camera.py --matrix 1280x720 --matrix 1920x1080
 
 A webcam sends 4:2:2: raw YUYV, or MJPEG that decodes to full-range yuvj422p. A live run
 used to turn such frames into RGB, run the frame graph's RGB path and composite into
@@ -11,6 +12,10 @@ on the planes and the virtual camera gets what it expects. This times both, inte
 in one run, for each camera format: the conversion of a decoded frame (to_planes) plus
 the frame graph on ONNX Runtime (the fast model, `p3m-live weights fetch fast`; blurred
 room, the live default, with the frame's own colours, the CPU default), per frame, median.
+
+With ``--matrix``: an HD stream's BT.709 I420 made BT.601 for the virtual camera, on the
+source thread, by swscale (its accurate mode, as live runs made it before, and its fast
+mode) and by ``frames.convert_matrix`` (now), interleaved, per frame, median.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import time
 from pathlib import Path
 
 import av
-from av.video.reformatter import ColorRange, Colorspace
+from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,7 +39,7 @@ from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.model import resolve_model_weights  # noqa: E402
 from p3m_live.pipeline import graph_spec  # noqa: E402
 from p3m_live.video.backgrounds import parse_background  # noqa: E402
-from p3m_live.video.frames import Layout, layout_of, to_planes  # noqa: E402
+from p3m_live.video.frames import COLORSPACES, RANGES, Layout, convert_matrix, layout_of, to_planes  # noqa: E402
 from tools._common import portrait_rgb  # noqa: E402
 
 
@@ -49,14 +54,61 @@ def camera_frame(fmt: str, width: int, height: int) -> av.VideoFrame:
     return frame
 
 
+def interleaved(ways: dict, iters: int, repeat: int) -> dict[str, float]:
+    """Median ms per call of each way, timed in turn ``repeat`` times over ``iters`` calls."""
+    ms: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(repeat):
+        for name, call in ways.items():
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                call()
+            ms[name].append((time.perf_counter() - t0) * 1000 / iters)
+    return {name: statistics.median(times) for name, times in ms.items()}
+
+
+# BT.709 to BT.601 in limited range, by swscale; its accurate mode is how live runs made it before.
+CHANGE = {
+    "src_colorspace": COLORSPACES["bt709"],
+    "dst_colorspace": COLORSPACES["bt601"],
+    "src_color_range": RANGES[False],
+    "dst_color_range": RANGES[False],
+}
+ACCURATE = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+
+def matrix_table(sizes: list[tuple[int, int]], iters: int, repeat: int) -> None:
+    """BT.709 I420 to BT.601: swscale's two modes against convert_matrix."""
+    print("| frame | swscale accurate ms | swscale fast ms | convert_matrix ms | accurate / convert_matrix |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for w, h in sizes:
+        frame = av.VideoFrame.from_ndarray(portrait_rgb(w, h), format="rgb24").reformat(
+            format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
+        )
+        ways = {
+            "accurate": lambda f=frame: f.reformat(format="yuv420p", interpolation=ACCURATE, **CHANGE).to_ndarray(),
+            "fast": lambda f=frame: f.reformat(format="yuv420p", **CHANGE).to_ndarray(),
+            "ours": lambda f=frame: convert_matrix(f.to_ndarray(), "i420", "bt709", "bt601"),
+        }
+        for call in ways.values():
+            call()
+        t = interleaved(ways, iters, repeat)
+        ratio = t["accurate"] / t["ours"]
+        print(f"| {w}x{h} | {t['accurate']:.2f} | {t['fast']:.2f} | {t['ours']:.2f} | {ratio:.1f} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--camera", action="append", metavar="FORMAT:WxH", help="default yuyv422:640x480, yuvj422p:1280x720"
     )
+    ap.add_argument("--matrix", action="append", metavar="WxH", help="time the change of matrix at these sizes instead")
     ap.add_argument("--iters", type=int, default=10, help="frames per timing")
     ap.add_argument("--repeat", type=int, default=3, help="timings per way, interleaved; the median is shown")
     args = ap.parse_args()
+    if args.matrix:
+        print(f"# BT.709 to BT.601, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+        matrix_table([parse_size(size) for size in args.matrix], args.iters, args.repeat)
+        return 0
     cameras = [
         (c.split(":")[0], parse_size(c.split(":")[1])) for c in args.camera or ["yuyv422:640x480", "yuvj422p:1280x720"]
     ]
@@ -82,14 +134,8 @@ def main() -> int:
 
             call()
             ways[name] = call
-        ms: dict[str, list[float]] = {name: [] for name in ways}
-        for _ in range(args.repeat):
-            for name, call in ways.items():
-                t0 = time.perf_counter()
-                for _ in range(args.iters):
-                    call()
-                ms[name].append((time.perf_counter() - t0) * 1000 / args.iters)
-        b, n = statistics.median(ms["before"]), statistics.median(ms["now"])
+        t = interleaved(ways, args.iters, args.repeat)
+        b, n = t["before"], t["now"]
         print(f"| {fmt} {w}x{h} | {b:.1f} | {n:.1f} | {b / n:.2f} |")
     return 0
 

@@ -3,8 +3,9 @@
 PyAV hands out ``av.VideoFrame`` objects in whatever pixel format the decoder
 produced. The frame graph takes I420, NV12, RGB or BGR, so 4:2:0 frames go in
 as their planes with no colour conversion at all, and only the rest are
-converted, once, by swscale. Rotation metadata (a display matrix) is applied
-here, on the planes, so everything downstream sees the picture upright.
+converted, once, by swscale (a change of matrix by :func:`convert_matrix`).
+Rotation metadata (a display matrix) is applied here, on the planes, so
+everything downstream sees the picture upright.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from pathlib import Path
 
 import av
 import numpy as np
-from av.video.reformatter import ColorRange, Colorspace, Interpolation
+from av.video.reformatter import ColorRange, Colorspace
 
-from ..spec import PixelFormat
+from ..spec import MATRICES, PixelFormat, i420_planes, yuv_constants
 
 # PyAV pixel format -> graph input format, for formats taken as they are.
 DIRECT_FORMATS: dict[str, PixelFormat] = {
@@ -44,9 +45,6 @@ BT709_CODES = {1}
 BT601_CODES = {5, 6}
 COLORSPACES = {"bt601": Colorspace.ITU601, "bt709": Colorspace.ITU709}  # for swscale
 RANGES = {False: ColorRange.MPEG, True: ColorRange.JPEG}
-# swscale's YUV-to-YUV change of matrix is off by up to 4 levels in its fast mode and by 1
-# with these flags (3.5 times the time: 10 ms for a 1080p frame, on the decoding thread).
-ACCURATE = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 
 @dataclass
@@ -223,25 +221,28 @@ def to_planes(frame: av.VideoFrame, layout: Layout) -> np.ndarray:
     ]
     same = frame.format.name == av_fmt or (layout.fmt == "i420" and frame.format.name in ("yuv420p", "yuvj420p"))
     yuv = layout.fmt in ("i420", "nv12")
+    matrix = layout.matrix  # (an RGB frame has none: swscale makes the layout's)
     if frame.format.is_rgb:
         if not same:
             frame = frame.reformat(format=av_fmt)
     else:
         matrix, full = frame_colours(frame)
-        if not same or (yuv and (matrix, full) != (layout.matrix, layout.full_range)):
+        if not same or (yuv and full != layout.full_range):
             # The frame's own matrix and range said to swscale (an untagged HD frame is BT.709,
-            # as players take it, not swscale's BT.601); a YUV layout's given as the target.
-            target = {"dst_colorspace": COLORSPACES[layout.matrix], "dst_color_range": RANGES[layout.full_range]}
+            # as players take it, not swscale's BT.601); a YUV layout's range given as the
+            # target, its matrix left to convert_matrix below.
+            target = {"dst_colorspace": COLORSPACES[matrix], "dst_color_range": RANGES[layout.full_range]}
             frame = frame.reformat(
                 format=av_fmt,
                 src_colorspace=COLORSPACES[matrix],
                 src_color_range=RANGES[full],
-                interpolation=ACCURATE if yuv and matrix != layout.matrix else None,
                 **(target if yuv else {}),
             )
     if yuv and (frame.width, frame.height) != (w, h):
         frame = frame.reformat(width=w, height=h)  # a mid-stream size change
     data = frame.to_ndarray()
+    if yuv and matrix != layout.matrix:
+        data = convert_matrix(data, layout.fmt, matrix, layout.matrix, layout.full_range)
     if layout.fmt in ("rgb", "bgr"):
         data = data[:h, :w]
         if data.shape[:2] != (h, w):
@@ -251,6 +252,46 @@ def to_planes(frame: av.VideoFrame, layout: Layout) -> np.ndarray:
                 .to_ndarray()
             )
     return rotate_planes(data, layout.fmt, layout.rotation // 90)
+
+
+def convert_matrix(data: np.ndarray, fmt: PixelFormat, src: str, dst: str, full_range: bool = False) -> np.ndarray:
+    """An I420 or NV12 frame (H*3/2, W) from one YUV matrix to another (an HD stream's
+    BT.709 to the BT.601 a virtual camera is read in), in the same range, rounded to the
+    nearest code value. The change is linear in (Y, Cb, Cr), and grey stays grey: the new
+    chroma is a mix of the old at its own size, and the new luma the old plus a mix of the
+    chroma, upsampled bilinearly. Each is one OpenCV ``addWeighted`` (which rounds and
+    saturates): 1.4 ms for a 1080p frame on two cores, exact to half a level, where
+    swscale's accurate mode took 7.3 ms and softened the chroma (BENCHMARKS.md, "A webcam's
+    frames in a live run")."""
+    import cv2
+
+    def to_yuv(matrix: str) -> np.ndarray:  # RGB -> (Y, Cb, Cr), normalised
+        kr, kb = MATRICES[matrix]
+        kg = 1.0 - kr - kb
+        rows = np.array([[kr, kg, kb], [-kr, -kg, 1.0 - kb], [1.0 - kr, -kg, -kb]])
+        return rows / np.array([[1.0], [2 * (1 - kb)], [2 * (1 - kr)]])
+
+    t = to_yuv(dst) @ np.linalg.inv(to_yuv(src))  # t[0, 0] = 1 and t[1:, 0] = 0: grey stays grey
+    _, _, _, ys, cs = yuv_constants(dst, full_range)
+    rows, w = data.shape
+    h = rows * 2 // 3
+    out = np.empty_like(data)
+    if fmt == "i420":
+        y, u, v = i420_planes(data)
+        out_y, out_u, out_v = i420_planes(out)
+    else:  # (OpenCV takes no strided planes: NV12's pairs are split and merged back)
+        y, out_y = data[:h], out[:h]
+        u, v = cv2.split(data[h:].reshape(h // 2, w // 2, 2))
+        out_u, out_v = np.empty_like(u), np.empty_like(v)
+    for row, plane in ((1, out_u), (2, out_v)):
+        a, b = t[row, 1:]
+        cv2.addWeighted(u, a, v, b, 128.0 * (1.0 - a - b), dst=plane)
+    k_u, k_v = t[0, 1:] * ys / cs  # luma's change, in luma codes per chroma code
+    shift = cv2.addWeighted(u, k_u, v, k_v, -128.0 * (k_u + k_v), dtype=cv2.CV_32F)
+    cv2.add(y, cv2.resize(shift, (w, h), interpolation=cv2.INTER_LINEAR), dst=out_y, dtype=cv2.CV_8U)
+    if fmt == "nv12":
+        cv2.merge((out_u, out_v), dst=out[h:].reshape(h // 2, w // 2, 2))
+    return out
 
 
 def frame_from_av(frame: av.VideoFrame, layout: Layout, index: int) -> Frame:
