@@ -11,7 +11,8 @@ import pytest
 
 from p3m_live.backends import open_backend
 from p3m_live.backends.base import Backend
-from p3m_live.live import Mailbox, run_live
+from p3m_live.live import run_live
+from p3m_live.live_capture import Mailbox
 from p3m_live.pipeline import Matting, graph_spec, run_offline
 from p3m_live.video.backgrounds import parse_background
 from p3m_live.video.frames import Frame
