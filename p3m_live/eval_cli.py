@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import P3MError
-from .export_cli import parse_device
+from .export_cli import parse_count, parse_device
 from .strategies import STRATEGIES
 
 METRICS = ("SAD", "MSE", "MAD", "SAD-T", "MSE-T", "MAD-T", "SAD-FG", "SAD-BG", "Grad", "Conn")
@@ -144,7 +144,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="P3M-Net checkpoint (default: $P3M_LIVE_WEIGHTS or the cache)")
     p.add_argument("--device", type=parse_device, default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--out", type=Path, help="per-image and overall results: .csv or .json")
-    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--limit", type=parse_count, help="only the first N images")
 
 
 def run_eval(args: argparse.Namespace) -> int:

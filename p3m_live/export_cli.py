@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from pathlib import Path
 
@@ -23,6 +24,28 @@ def parse_count(text: str) -> int:
     if not re.fullmatch(r"\d+", text.strip()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number, 1 or more, not {text!r}")
     return int(text)
+
+
+def parse_rate(text: str) -> float:
+    """A frame rate: a finite number more than 0, up to 1000 (25, 29.97, 240)."""
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not 0 < rate <= 1000:  # (NaN fails it too)
+        raise argparse.ArgumentTypeError(f"must be frames a second, more than 0 (like 25 or 29.97), not {text!r}")
+    return rate
+
+
+def parse_seconds(text: str) -> float:
+    """A time in seconds: a finite number, 0 or more."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"must be seconds, 0 or more (like 12.5), not {text!r}")
+    return seconds
 
 
 def parse_device(text: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import signals
 from .backends import BACKENDS, choose_backend, open_backend
 from .errors import P3MError
-from .export_cli import parse_count, parse_device, parse_size
+from .export_cli import parse_count, parse_device, parse_rate, parse_seconds, parse_size
 from .framing import AutoFrame
 from .keys import HELP as KEYS_HELP
 from .keys import TerminalKeys
@@ -55,7 +55,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--camera-size", type=parse_size, metavar="WxH",
         help="camera capture size (default: 1280x720 at 30 fps where the camera has it, else its own)",
     )  # fmt: skip
-    src.add_argument("--camera-fps", type=float, metavar="FPS", help="camera capture rate")
+    src.add_argument("--camera-fps", type=parse_rate, metavar="FPS", help="camera capture rate")
     src.add_argument("--format", help="FFmpeg input format, e.g. lavfi, v4l2, dshow (like ffmpeg -f)")
     src.add_argument(
         "--audio",
@@ -66,8 +66,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "or what --audio-format reads",
     )
     src.add_argument("--audio-format", metavar="FORMAT", help="FFmpeg input format of --audio, e.g. alsa, pulse, lavfi")
-    src.add_argument("--fps", type=float, default=25.0, help="frame rate of image sequences (default 25)")
-    src.add_argument("--start", type=float, default=0.0, metavar="S", help="start S seconds into the input (offline)")
+    src.add_argument("--fps", type=parse_rate, default=25.0, help="frame rate of image sequences (default 25)")
+    src.add_argument(
+        "--start", type=parse_seconds, default=0.0, metavar="S", help="start S seconds into the input (offline)"
+    )
     src.add_argument(
         "--downscale",
         type=int,
@@ -123,9 +125,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--preset", help="encoder preset (default veryfast for x264)")
     out.add_argument("--overwrite", action="store_true", help="replace existing output files")
     out.add_argument(
-        "--duration", type=float, metavar="S", help="stop after S seconds (offline: of the input, from --start)"
+        "--duration", type=parse_seconds, metavar="S", help="stop after S seconds (offline: of the input, from --start)"
     )
-    out.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (offline)")
+    out.add_argument("--max-frames", type=parse_count, metavar="N", help="stop after N frames (offline)")
 
     look = p.add_argument_group("matting")
     look.add_argument(
@@ -242,8 +244,8 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
         raise P3MError("give one input: a file or stream (p3m-live INPUT -o OUT), or --webcam")
     if args.model_size < 32 or args.model_size % 32:
         raise P3MError(f"--model-size must be a positive multiple of 32, not {args.model_size}")
-    if args.start < 0 or (args.duration is not None and args.duration <= 0):
-        raise P3MError("--start must be 0 or more and --duration more than 0 (seconds)")
+    if args.duration == 0:
+        raise P3MError("--duration 0 is nothing to run; give the seconds to stop after (more than 0), or drop it")
     if args.start and live:
         raise P3MError("--start is for files: a live source has no earlier part to skip; drop --start or --live")
     if args.downscale is not None and args.downscale < 16:

@@ -88,6 +88,13 @@ def test_export_options_make_the_graph_a_run_would_make(seed32_ckpt, tmp_path):
         (["matte", "in.jpg", "-o", "out", "--threads", "two"], "--threads: must be a whole number, 1 or more"),
         (["in.mp4", "-o", "out.mp4", "--batch", "-1"], "--batch: must be a whole number, 1 or more, not '-1'"),
         (["export", "--size", "96x64", "--batch", "0", "-o", "x.onnx"], "--batch: must be a whole number"),
+        (["in.mp4", "-o", "out.mp4", "--duration", "nan"], "--duration: must be seconds, 0 or more"),  # (a traceback)
+        (["in.mp4", "-o", "out.mp4", "--start", "-3"], "--start: must be seconds, 0 or more"),
+        (["in.mp4", "-o", "out.mp4", "--fps", "inf"], "--fps: must be frames a second, more than 0"),  # (a traceback)
+        (["in.mp4", "-o", "out.mp4", "--fps", "0"], "--fps: must be frames a second"),  # (ran, frames at 0 fps)
+        (["--webcam", "--camera-fps", "-30"], "--camera-fps: must be frames a second"),
+        (["in.mp4", "-o", "out.mp4", "--max-frames", "0"], "--max-frames: must be a whole number, 1 or more"),
+        (["eval", "--data", ".", "--limit", "-2"], "--limit: must be a whole number, 1 or more"),  # (all but two)
     ],
 )
 def test_errors_are_one_line_exit_2(args, needle, seed32_ckpt, tmp_path):

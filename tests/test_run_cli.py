@@ -474,7 +474,8 @@ def test_a_missing_input_is_the_only_line(seed32_ckpt, tmp_path, capsys):
         (["{talk}", "-o", "{tmp}/o.mp4", "--downscale", "8"], "--downscale is the short side"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--start", "9"], "--start 9 is past the end of"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--start", "0.2", "--live"], "--start is for files"),
-        (["{talk}", "-o", "{tmp}/o.mp4", "--duration", "0"], "--duration more than 0"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--duration", "0"], "--duration 0 is nothing to run"),
+        (["{talk}", "-o", "{tmp}/o.mp4", "--background", "#12345"], "'#12345' is not a colour: write #RRGGBB"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--start", "0.3", "--duration", "0.01"], "holds no frame of"),
     ],
 )

@@ -117,6 +117,10 @@ def parse_background(text: str, fit: str = "cover") -> BackgroundChoice:
     if colour is not None:
         return BackgroundChoice("color", color=colour)
     path = Path(t).expanduser()
+    if t.startswith("#") and not path.is_file():
+        raise P3MError(
+            f"background {text!r} is not a colour: write #RRGGBB (or #RGB) in hex digits, or a name like red"
+        )
     contain = fit == "contain"
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not is_animated(path):
         facts = _checked_image(path)
