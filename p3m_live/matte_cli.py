@@ -87,6 +87,8 @@ def run_matte(args: argparse.Namespace) -> int:
                 if paths[k].exists():
                     raise P3MError(f"{paths[k]} exists; pass --overwrite to replace it")
     folder = args.output.parent if single and args.output.suffix.lower() == ".png" else args.output
+    if folder.exists() and not folder.is_dir():
+        raise P3MError(f"-o {folder} is a file, not a folder: give a folder for the PNGs (or NAME.png for one image)")
     folder.mkdir(parents=True, exist_ok=True)
     backend_name, device = _auto_backend(args.backend, args.device)
     # One backend open at a time, with the composite's background at its size (a video plays

@@ -156,7 +156,7 @@ def test_image_without_its_trimap(tmp_path, small_portraits):
         find_samples(p3m)
 
 
-def test_matte_still_images(tmp_path, small_portraits, seed32_ckpt):
+def test_matte_still_images(tmp_path, small_portraits, seed32_ckpt, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
     for name, rgb, _ in small_portraits[:2]:
@@ -192,6 +192,11 @@ def test_matte_still_images(tmp_path, small_portraits, seed32_ckpt):
     single = tmp_path / "one.png"
     assert main(["matte", str(folder / f"{stems[0]}.jpg"), "-o", str(single), *torch_args(seed32_ckpt, 128)]) == 0
     assert np.array_equal(cv2.imread(str(single), cv2.IMREAD_UNCHANGED), alpha)
+    photo_out = tmp_path / "photo.jpg"  # a folder's mattes into a file: one line, the file kept
+    photo_out.write_bytes(b"keep me")
+    capsys.readouterr()
+    assert main(["matte", str(folder), "-o", str(photo_out), *torch_args(seed32_ckpt, 128)]) == 2
+    assert photo_out.read_bytes() == b"keep me" and "is a file, not a folder" in capsys.readouterr().err
 
 
 def test_matte_over_a_video_plays_it_image_by_image_and_leaves_no_reader_behind(tmp_path, small_portraits, seed32_ckpt):
