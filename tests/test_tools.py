@@ -84,6 +84,14 @@ def test_bench_turns_prints_its_table():
     assert all(c[5] == "yes" and float(c[3]) > 0 for c in rows)  # the same pixels both ways
 
 
+def test_bench_photo_times_alpha_pngs():
+    rows = {c[0]: c[1:] for c in table_rows("bench_photo.py", "--png", "--photo", "640x480", "--sizes", "64x48",
+                                             "--rounds", "1")}  # fmt: skip
+    for name in ("screenshot (opaque)", "logo (half transparent)"):
+        twice, once, ratio = (float(c) for c in rows[name])
+        assert twice > 0 and once > 0 and ratio == pytest.approx(twice / once, rel=0.1, abs=0.05)
+
+
 def test_bench_photo_prints_its_table():
     rows = [
         c for c in table_rows("bench_photo.py", "--photo", "800x600", "--sizes", "320x180,800x600", "--rounds", "1")

@@ -12,6 +12,11 @@ the ratio. This is the start-up cost of each photo, and in a live run the work d
 on the next-background thread at each switch. A last row times the check of
 ``--background`` itself (every photo of a folder is checked at start-up): a whole
 decode against the 1/8 one with the size from the JPEG's header.
+
+With ``--png``: PNGs with an alpha channel at the photo's size (a screenshot, opaque
+all over, and a logo-like one with a transparent half) checked and made ready for the
+first frame size: decoded for their colours and again for their alpha (before), and
+once, as stored, where the file can carry no EXIF orientation (now).
 """
 
 from __future__ import annotations
@@ -24,10 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from p3m_live.export_cli import parse_size  # noqa: E402
+from p3m_live.video import frames  # noqa: E402
 from p3m_live.video.backgrounds import BackgroundFeed, _checked_image, parse_background, read_image  # noqa: E402
 from tools._common import PORTRAITS  # noqa: E402
 
@@ -53,6 +61,39 @@ def timed(work) -> float:
     return time.perf_counter() - t0
 
 
+def png_table(source: np.ndarray, size: tuple[int, int], frame: tuple[int, int], rounds: int, tmp: Path) -> None:
+    """Alpha PNGs checked and made ready, decoded twice (before) and once (now)."""
+    import cv2
+
+    pw, ph = size
+    bgr = cv2.resize(source, (pw, ph), interpolation=cv2.INTER_CUBIC)
+    alpha = np.full((ph, pw), 255, np.uint8)
+    pngs = {"screenshot (opaque)": tmp / "shot.png", "logo (half transparent)": tmp / "logo.png"}
+    cv2.imwrite(str(pngs["screenshot (opaque)"]), np.dstack([bgr, alpha]))
+    alpha[:, : pw // 2] = 0
+    cv2.imwrite(str(pngs["logo (half transparent)"]), np.dstack([bgr, alpha]))
+    print(f"# {pw}x{ph} PNGs with alpha checked and made ready for {frame[0]}x{frame[1]}, median of {rounds} "
+          f"interleaved rounds, on {platform.processor() or platform.machine()}")  # fmt: skip
+    print("| PNG | decoded twice, ms | once, ms | twice / once |")
+    print("| --- | --- | --- | --- |")
+    turned = frames.may_be_turned
+
+    def ready(png: Path) -> None:
+        BackgroundFeed(parse_background(str(png)), *frame)
+
+    for name, png in pngs.items():
+        twice, once = [], []
+        for _ in range(rounds):
+            frames.may_be_turned = lambda path: True  # what read_rgb did before: colours, then alpha
+            try:
+                twice.append(timed(lambda png=png: ready(png)))
+            finally:
+                frames.may_be_turned = turned
+            once.append(timed(lambda png=png: ready(png)))
+        a, b = statistics.median(twice), statistics.median(once)
+        print(f"| {name} | {a * 1000:.1f} | {b * 1000:.1f} | {a / b:.2f} |")
+
+
 def main() -> int:
     import cv2
 
@@ -60,9 +101,15 @@ def main() -> int:
     ap.add_argument("--photo", type=parse_size, default=(4000, 3000), metavar="WxH")
     ap.add_argument("--sizes", default="1280x720,1920x1080", help="frame sizes, comma-separated")
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--png", action="store_true", help="time PNGs with an alpha channel instead (see above)")
     args = ap.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     pw, ph = args.photo
+    if args.png:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = cv2.imread(str(sorted(PORTRAITS.glob("*.jpg"))[0]))
+            png_table(source, args.photo, sizes[0], args.rounds, Path(tmp))
+        return 0
     print(f"# a {pw}x{ph} JPEG photo made into a background, median of {args.rounds} interleaved rounds, "
           f"on {platform.processor() or platform.machine()}")  # fmt: skip
     print("| frame | decoded | whole, s | reduced, s | whole / reduced |")

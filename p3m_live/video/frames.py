@@ -386,22 +386,28 @@ def read_rgb(path: str | Path, alpha: bool = False, reduce: int = 1) -> np.ndarr
     logo) comes as RGBA (H, W, 4), straight alpha. HEIC/HEIF photos (iPhones) go through
     pillow-heif, whose libheif turns them upright itself. ``reduce`` (2, 4 or 8) reads a
     JPEG at that fraction of its size, each side rounded up (a 12-megapixel photo for a 720p
-    frame: 2.5 times faster, scaling included); anything else comes whole."""
+    frame: 2.5 times faster, scaling included); anything else comes whole. One that may be
+    transparent is decoded once where it cannot be turned (:func:`may_be_turned`), else
+    for its colours and again for its alpha."""
     if Path(path).suffix.lower() in HEIF_SUFFIXES:
         return _read_heif(Path(path), alpha)
     import cv2
 
     if cut_short_jpeg(Path(path)):
         return None  # (libjpeg would fill the rest with grey, and print its own line about it)
+    with_alpha = alpha and may_be_transparent(Path(path))
+    if with_alpha and not may_be_turned(Path(path)):  # one decode: as stored is upright
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        return None if raw is None else _upright_rgb(raw)
     flag = getattr(cv2, _REDUCED[reduce]) if reduce in _REDUCED and _is_jpeg(Path(path)) else cv2.IMREAD_COLOR
     img = cv2.imread(str(path), flag)
     if img is None:
         return None
     rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if alpha and may_be_transparent(Path(path)) else None
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if with_alpha else None
     if raw is None or raw.ndim != 3 or raw.shape[2] != 4:
         return rgb
-    raw = raw if raw.dtype == np.uint8 else cv2.convertScaleAbs(raw, alpha=255 / np.iinfo(raw.dtype).max)
+    raw = _eight_bits(raw)
     if raw[..., 3].min() == 255:
         return rgb  # (an alpha plane with nothing transparent in it)
     # IMREAD_UNCHANGED keeps alpha but ignores EXIF orientation: the alpha is turned the way
@@ -413,6 +419,27 @@ def read_rgb(path: str | Path, alpha: bool = False, reduce: int = 1) -> np.ndarr
     return np.dstack([colour, a])  # (no turn matches exactly: as stored, colours and alpha together)
 
 
+def _eight_bits(raw: np.ndarray) -> np.ndarray:
+    """A 16-bit decode scaled to 8 bits, rounded."""
+    import cv2
+
+    return raw if raw.dtype == np.uint8 else cv2.convertScaleAbs(raw, alpha=255 / np.iinfo(raw.dtype).max)
+
+
+def _upright_rgb(raw: np.ndarray) -> np.ndarray:
+    """What ``IMREAD_UNCHANGED`` gives (grey, BGR or BGRA, 8 or 16 bits) as RGB, or RGBA
+    where some of it is transparent."""
+    import cv2
+
+    raw = _eight_bits(raw)
+    if raw.ndim == 2 or raw.shape[2] == 1:
+        return cv2.cvtColor(raw, cv2.COLOR_GRAY2RGB)
+    rgb = cv2.cvtColor(np.ascontiguousarray(raw[..., :3]), cv2.COLOR_BGR2RGB)
+    if raw.shape[2] == 3 or raw[..., 3].min() == 255:
+        return rgb
+    return np.dstack([rgb, raw[..., 3]])
+
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_START = b"\xff\xd8"  # (SOI, the start-of-image marker)
 
@@ -420,9 +447,9 @@ JPEG_START = b"\xff\xd8"  # (SOI, the start-of-image marker)
 def may_be_transparent(path: Path) -> bool:
     """Whether an image file can hold transparency, from its header: not a JPEG, nor a PNG
     with no alpha channel (IHDR colour type 4 or 6) and no tRNS chunk before its pixels, nor
-    a WebP whose header says it has none. Anything else is decoded a second time to find
-    out (OpenCV's colour read drops alpha), which for a 12-megapixel photo doubles its
-    reading time."""
+    a WebP whose header says it has none. Anything else has its alpha read to find out
+    (OpenCV's colour read drops it): with its colours where it cannot be turned, else in
+    a second decode, which for a 12-megapixel photo doubles its reading time."""
     try:
         with open(path, "rb") as f:
             head = f.read(26)  # a PNG's signature and its IHDR chunk up to the colour type; a WebP's first chunk
@@ -435,6 +462,23 @@ def may_be_transparent(path: Path) -> bool:
     if head[:8] != PNG_SIGNATURE or len(head) < 26:
         return True
     return head[25] in (4, 6) or png_chunk_before_pixels(path, b"tRNS")  # (4, 6: grey or RGB with alpha)
+
+
+def may_be_turned(path: Path) -> bool:
+    """Whether an image file that may be transparent can carry an EXIF orientation, which
+    OpenCV's colour read applies and its alpha read does not: a PNG with an eXIf chunk
+    before its pixels, or an extended WebP whose header flags EXIF (0x08). Anything else
+    is taken to (its colours are decoded apart, and the alpha turned to match them)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(21)
+    except OSError:
+        return True
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) == 21:
+        return head[12:16] == b"VP8X" and bool(head[20] & 0x08)
+    if head[:8] == PNG_SIGNATURE:
+        return png_chunk_before_pixels(path, b"eXIf")
+    return True
 
 
 def webp_has_alpha(head: bytes) -> bool:

@@ -448,6 +448,50 @@ def test_only_images_that_can_be_transparent_are_decoded_for_their_alpha(tmp_pat
         assert back.shape[2] == 4 and back[0, 0, 3] == 0 and back[..., 3].max() == 255, name
 
 
+def test_an_image_that_may_be_transparent_is_decoded_once_where_it_cannot_be_turned(tmp_path, monkeypatch):
+    """A PNG or WebP with an alpha channel and no EXIF (a screenshot, a logo) is decoded
+    once, as stored, and comes out as the colour read and the alpha read together gave it:
+    RGBA where some of it is transparent, RGB where none is; 16-bit and grey ones too. One
+    with EXIF is decoded twice, its alpha turned to match (the test below)."""
+    from PIL import Image
+
+    from p3m_live.video.frames import may_be_turned, read_rgb
+
+    rgba = _logo(tmp_path / "logo.png")
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    Image.fromarray(opaque).save(tmp_path / "shot.png")  # (an alpha channel with nothing transparent in it)
+    Image.fromarray(rgba).save(tmp_path / "logo.webp", lossless=True)
+    Image.fromarray(np.dstack([rgba[..., 0], rgba[..., 3]]), "LA").save(tmp_path / "grey.png")
+    deep = (rgba.astype(np.uint16) * 257)[..., [2, 1, 0, 3]]  # (BGRA, 16 bits: as OpenCV writes it)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    _logo(tmp_path / "turned.png", exif_orientation=6)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(rgba).save(tmp_path / "turned.webp", lossless=True, exif=exif.tobytes())
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "plain.bmp")
+    turned = {p.name: may_be_turned(p) for p in sorted(tmp_path.iterdir())}
+    assert turned == {
+        "deep.png": False, "grey.png": False, "logo.png": False, "logo.webp": False, "plain.bmp": True,
+        "shot.png": False, "turned.png": True, "turned.webp": True,
+    }  # fmt: skip
+    reads = []
+    imread = cv2.imread
+    monkeypatch.setattr(cv2, "imread", lambda *a: reads.append(a[0]) or imread(*a))  # (the real decode, counted)
+    for name in ("logo.png", "shot.png", "logo.webp", "grey.png", "deep.png"):
+        reads.clear()
+        got = read_rgb(tmp_path / name, alpha=True)
+        assert len(reads) == 1, name
+        colours = imread(str(tmp_path / name), cv2.IMREAD_COLOR)[..., ::-1]
+        alpha = rgba[..., 3] if name != "shot.png" else None
+        assert got.shape[2] == (3 if alpha is None else 4), name
+        assert np.abs(got[..., :3].astype(int) - colours).max() <= 1, name  # (16 bits: rounded, not cut, to 8)
+        if alpha is not None:
+            assert np.array_equal(got[..., 3], alpha), name
+    reads.clear()
+    assert read_rgb(tmp_path / "turned.png", alpha=True).shape[2] == 4 and len(reads) == 2
+
+
 @pytest.mark.parametrize("orientation", [3, 6, 8])
 def test_a_transparent_images_alpha_is_turned_with_its_exif_orientation(tmp_path, orientation):
     """OpenCV turns colours upright by EXIF but reads alpha only as stored: the alpha must
