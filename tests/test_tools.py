@@ -117,6 +117,15 @@ def test_bench_camera_prints_its_table(fast_models):
     assert before > 0 and now > 0 and ratio == pytest.approx(before / now, rel=0.1, abs=0.02)
 
 
+def test_bench_tracks_prints_its_table():
+    args = ("--size", "640x480", "--iters", "2", "--repeat", "1")
+    rows = {c[0]: c[1:] for c in table_rows("bench_tracks.py", *args) if c[0].split()[0] in ("--alpha-out", "--fg-out")}
+    assert {"--alpha-out .mov", "--fg-out .mov"} <= set(rows) and rows["--alpha-out .mov"][0] == "yuva444p10le"
+    for _, *cells in rows.values():
+        before, now, ratio, encoder = (float(c) for c in cells)
+        assert before > 0 and now > 0 and encoder > 0 and ratio == pytest.approx(before / now, rel=0.2, abs=0.1)
+
+
 def test_bench_camera_times_the_change_of_matrix():
     args = ("--matrix", "96x64", "--iters", "2", "--repeat", "1")
     (row,) = [c for c in table_rows("bench_camera.py", *args) if c[0] == "96x64"]

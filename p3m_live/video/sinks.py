@@ -27,7 +27,7 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import P3MError, no_room, out_of_room, reason, write_error
 from . import deadline
-from .frames import Frame, Layout, planes_to_rgb
+from .frames import COLORSPACES, RANGES, Frame, Layout, planes_to_rgb
 from .recording import Recording, recording_metadata
 from .targets import KEYFRAME_SECONDS, Target
 from .tracks import Track, copied_stream, muxer_takes, open_track
@@ -633,6 +633,41 @@ class CompositePngSink(Sink):
         self.pngs.write(frame.index, rgb)
 
 
+def grey_frame(grey: np.ndarray, pix_fmt: str) -> av.VideoFrame:
+    """A matte (H, W) uint8 as the picture of a frame in the encoder's ``pix_fmt``: grey in
+    RGB, or the luma of limited-range YUV (16 to 235, scaled to the format's depth) with
+    neutral chroma and an opaque alpha plane, each code exact. (swscale's grey to 10-bit
+    YUV makes 255 a 937, not a 940: read back in 8 bits, an opaque matte would be 254.)"""
+    import cv2
+
+    fmt = av.VideoFormat(pix_fmt)
+    if fmt.is_rgb:
+        return av.VideoFrame.from_ndarray(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGRA), format="bgra").reformat(
+            format=pix_fmt
+        )
+    bits = fmt.components[0].bits
+    dtype = np.uint8 if bits == 8 else np.dtype("<u2")
+    shift = 1 << (bits - 8)
+    luma = np.round((16 + np.arange(256) * 219 / 255) * shift).astype(dtype)
+    h, w = grey.shape
+    frame = av.VideoFrame(w, h, pix_fmt)
+    for i, plane in enumerate(frame.planes):
+        codes = np.frombuffer(plane, dtype).reshape(plane.height, -1)
+        if i == 0:
+            codes[:, :w] = cv2.LUT(grey, luma)  # (OpenCV's table takes 16-bit entries too)
+        else:  # (U and V: neutral; A: opaque)
+            codes[:] = 128 * shift if i < 3 else (1 << bits) - 1
+    return frame
+
+
+def track_colours(pix_fmt: str, layout: Layout) -> tuple[str, bool]:
+    """The (matrix, full range) an editor's track is written and tagged in: RGB as it is,
+    YUV in limited range with the source's matrix (BT.709 for HD, as players read an
+    untagged HD file): the graph's colours are RGB, and swscale's default (BT.601, untagged)
+    showed an HD track's reds and greens 14 to 24 levels off."""
+    return ("rgb", True) if av.VideoFormat(pix_fmt).is_rgb else (layout.matrix, False)
+
+
 class MatteSink(Sink):
     """A matte track (``kind="alpha"``: the alpha as grey) or a foreground track
     (``kind="fg"``: the person's colours with the alpha as a real alpha channel). The
@@ -673,7 +708,10 @@ class MatteSink(Sink):
             raise P3MError(f"{path.name} cannot carry an alpha channel; {WITH_ALPHA}{pair}")
         if recording is not None:  # (fonts and cover art belong with the composite and its subtitles)
             recording = dataclasses.replace(recording, attachments=())
-        self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, dict(options), recording=recording)
+        self.colour = track_colours(pix_fmt, layout)
+        self.enc = _Encoder(
+            path, codec, pix_fmt, layout, rate, time_base, dict(options), colour=self.colour, recording=recording
+        )
 
     def _pixels(self, frame: Frame, alpha: np.ndarray, colours: np.ndarray | None) -> np.ndarray:
         if self.kind == "alpha":
@@ -687,11 +725,14 @@ class MatteSink(Sink):
             self.pngs.write(frame.index, px)
             return
         assert self.enc is not None
+        pix_fmt = self.enc.stream.pix_fmt
         if px.ndim == 2:
-            px = np.repeat(px[..., None], 3, axis=2)
-            if self.enc.stream.pix_fmt.startswith("yuva"):
-                px = np.concatenate([px, np.full_like(px[..., :1], 255)], axis=2)
+            self.enc.encode(grey_frame(px, pix_fmt), frame)
+            return
         vf = av.VideoFrame.from_ndarray(px, format="rgba" if px.shape[2] == 4 else "rgb24")
+        matrix, full = self.colour
+        if matrix != "rgb":  # (converted here, in the matrix the stream is tagged with)
+            vf = vf.reformat(format=pix_fmt, dst_colorspace=COLORSPACES[matrix], dst_color_range=RANGES[full])
         self.enc.encode(vf, frame)
 
     def close(self, failed: bool = False) -> None:

@@ -197,6 +197,51 @@ def test_matte_in_an_ordinary_video_is_grey(tmp_path):
     assert len(grey) == 2 and np.abs(grey[1].astype(int) - frames[1][2]).mean() < 3
 
 
+@pytest.mark.parametrize(("size", "matrix", "tags"), [((1280, 720), "bt709", {1}), ((320, 240), "bt601", {5, 6})])
+@pytest.mark.parametrize(("name", "tolerance"), [("fg.mov", 2), ("fg.webm", 4), ("fg.mp4", 4), ("fg.mkv", 0)])
+def test_a_foreground_tracks_colours_are_tagged_and_read_back(tmp_path, size, matrix, tags, name, tolerance):
+    """An editor reads a track's YUV in the matrix it is tagged with (and an untagged HD one
+    as BT.709): the colours are converted in the source's matrix and tagged so. (They went
+    out in swscale's BT.601, untagged: an HD track's red read back 14 levels off.)"""
+    w, h = size
+    lay = Layout(w, h, "i420", False, matrix)
+    sink = MatteSink(tmp_path / name, "fg", lay, rate=Fraction(25), time_base=TB, paired=name == "fg.mp4")
+    colours = np.zeros((h, w, 3), np.uint8)
+    colours[:, : w // 2], colours[:, w // 2 :] = (200, 40, 40), (40, 200, 60)
+    alpha = np.full((h, w), 255, np.uint8)
+    for i in range(2):
+        sink.write(Frame(np.zeros((h * 3 // 2, w), np.uint8), "i420", i, TB, i), np.zeros(0), alpha, colours)
+    sink.close()
+    with av.open(str(tmp_path / name)) as c:
+        frame = next(c.decode(video=0))
+    rgb = frame.to_ndarray(format="rgb24")  # (PyAV converts in the frame's tagged matrix and range)
+    assert frame.colorspace in (tags if name != "fg.mkv" else {0})  # (FFV1 here holds RGB itself)
+    for x, want in ((w // 4, (200, 40, 40)), (3 * w // 4, (40, 200, 60))):
+        assert np.abs(rgb[h // 2, x].astype(int) - want).max() <= tolerance, x
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuva444p10le", "yuva420p", "yuv420p", "bgra"])
+def test_a_matte_is_the_exact_luma_of_its_frame(pix_fmt):
+    """grey_frame: every matte value is its limited-range luma code at the format's depth
+    (255 is 940 in 10 bits, so an opaque matte reads back opaque), chroma neutral, alpha
+    opaque; or grey in RGB."""
+    from p3m_live.video.sinks import grey_frame
+
+    grey = np.ascontiguousarray(np.tile(np.arange(256, dtype=np.uint8), (6, 2))[:, :500])
+    frame = grey_frame(grey, pix_fmt)
+    if pix_fmt == "bgra":
+        assert np.array_equal(frame.to_ndarray(), np.dstack([grey, grey, grey, np.full_like(grey, 255)]))
+        return
+    bits = 10 if "10" in pix_fmt else 8
+    dtype = np.uint16 if bits == 10 else np.uint8
+    planes = [np.frombuffer(p, dtype).reshape(p.height, -1)[:, : p.width] for p in frame.planes]
+    want = np.round((16 + grey.astype(float) * 219 / 255) * 2 ** (bits - 8))
+    assert np.array_equal(planes[0], want) and planes[0].max() == 235 << (bits - 8)
+    assert all((p == 128 << (bits - 8)).all() for p in planes[1:3])
+    assert all((p == 2**bits - 1).all() for p in planes[3:])
+    assert len(planes) == (4 if pix_fmt.startswith("yuva") else 3)
+
+
 def test_foreground_needs_a_format_with_alpha_or_a_matte_beside_it(tmp_path):
     """An .mp4 holds no alpha: refused, unless the matte has an output of its own (--alpha-out),
     when it takes the colours alone (Robust Video Matting's pair of videos)."""
