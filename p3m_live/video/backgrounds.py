@@ -23,6 +23,7 @@ from ..errors import P3MError
 from ..spec import Background, rgb_to_planes
 from .frames import (
     IMAGE_SUFFIXES,
+    decoded_rgb,
     jpeg_size,
     media_files,
     png_chunk_before_pixels,
@@ -455,10 +456,10 @@ class BackgroundFeed:
 
         def make() -> Pair:
             if self.choice.transparent:  # (an HDR overlay: its colours tone-mapped, its alpha as it is)
-                rgba = f.to_ndarray(format="rgba")
+                rgba = decoded_rgb(f, alpha=True)
                 rgb = np.dstack([tone_mapper.rgb(f), rgba[..., 3]]) if tone_mapper else rgba
             else:
-                rgb = tone_mapper.rgb(f) if tone_mapper else f.to_ndarray(format="rgb24")
+                rgb = tone_mapper.rgb(f) if tone_mapper else decoded_rgb(f)
             upright = rotate_planes(rgb, "rgb", quarter_turns(f.rotation))  # phone clips, as inputs
             return self._fitted(upright)
 

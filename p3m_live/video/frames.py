@@ -128,6 +128,17 @@ def frame_colours(frame: av.VideoFrame) -> tuple[str, bool]:
     return matrix_of(int(frame.colorspace or 2), frame.width, frame.height), full
 
 
+def decoded_rgb(frame: av.VideoFrame, alpha: bool = False) -> np.ndarray:
+    """A decoded frame as RGB (or, with ``alpha``, RGBA) uint8, read in the matrix and range
+    players read it in (:func:`frame_colours`): an untagged HD frame as BT.709, where
+    swscale alone would take BT.601 (a red of an HD clip 15 levels off)."""
+    fmt = "rgba" if alpha else "rgb24"
+    if frame.format.is_rgb:
+        return frame.to_ndarray(format=fmt)
+    matrix, full = frame_colours(frame)
+    return frame.reformat(format=fmt, src_colorspace=COLORSPACES[matrix], src_color_range=RANGES[full]).to_ndarray()
+
+
 def run_colours(fmt: PixelFormat, matrix: str, full: bool, live: bool) -> tuple[str, bool]:
     """The (matrix, full range) a run of frames in ``fmt`` and these colours works in: a
     live run's :data:`LIVE_COLOURS`; else the source's own, but for RGB, where only the

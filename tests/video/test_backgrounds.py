@@ -207,6 +207,36 @@ def test_video_background_loops(tmp_path):
     assert not np.array_equal(seq[0], seq[1])
 
 
+@pytest.mark.parametrize(("size", "matrix"), [((1280, 720), "bt709"), ((320, 240), "bt601")])
+@pytest.mark.parametrize("tagged", [True, False])
+def test_a_video_backgrounds_colours_are_read_as_players_read_them(tmp_path, size, matrix, tagged):
+    """A video background coded in its size's usual matrix, tagged or not, shows its own
+    colours: an untagged HD clip is BT.709, as players (and p3m-live's inputs) read it.
+    (PyAV's own conversion took it as BT.601: a red came out 15 levels off.)"""
+    from av.video.reformatter import ColorRange, Colorspace
+
+    w, h = size
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:, : w // 2], rgb[:, w // 2 :] = (200, 40, 40), (40, 200, 60)
+    space = {"bt709": Colorspace.ITU709, "bt601": Colorspace.ITU601}[matrix]
+    with av.open(str(tmp_path / "bg.mp4"), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"crf": "10"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        if tagged:
+            stream.codec_context.colorspace = {"bt709": 1, "bt601": 5}[matrix]
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+            format="yuv420p", dst_colorspace=space, dst_color_range=ColorRange.MPEG
+        )
+        encode_all(out, stream, [frame, frame])
+    feed = BackgroundFeed(parse_background(str(tmp_path / "bg.mp4")), w, h)
+    try:
+        shown = np.asarray(feed.value())[0]
+    finally:
+        feed.close()
+    for x, want in ((w // 4, (200, 40, 40)), (3 * w // 4, (40, 200, 60))):
+        assert np.abs(shown[h // 2, x].astype(int) - want).max() <= 3, x
+
+
 def test_video_background_is_read_ahead_and_planes_are_made_there(tmp_path, portrait_paths):
     """For a planar graph the feed hands out I420 (the stream's matrix and range), made on its
     own thread ahead of time along with the decoding; peek stays RGB for privacy frames."""
