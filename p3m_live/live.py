@@ -8,9 +8,10 @@ camera the output rate drops, not the freshness. Output is paced by the source
 for every frame, and one status line a second reports it.
 
 Three threads: capture (the source, see :mod:`p3m_live.live_capture`), matting
-(the backend, on the newest frame) and output (this one: sinks, preview, keys). The output thread never waits on the
-backend for long: if the backend raises, returns garbage or stalls, it shows
-privacy frames instead, and never the camera frame. A camera or stream that stops
+(the backend, on the newest frame) and output (this one: sinks, preview, keys).
+The output thread never waits on the backend for long: if the backend raises,
+returns garbage or stalls, it shows privacy frames instead, and never the camera
+frame. A camera or stream that stops
 (unplugged, network gone) is reopened every few seconds while the outputs carry
 privacy frames, so a call keeps its virtual camera.
 """
