@@ -51,6 +51,8 @@ def test_gpu_session_script_dry_run(tmp_path):
     assert "gpu_check exit: 0" in (tmp_path / "gpu_check.log").read_text()
     hdr = (tmp_path / "bench_hdr.md").read_text()
     assert "| 160x96 |" in hdr and "bench_hdr exit: 0" in hdr
+    tracks = (tmp_path / "bench_tracks.md").read_text()
+    assert "| --fg-out .mov |" in tracks and "bench_tracks exit: 0" in tracks
 
 
 def table_rows(tool: str, *args: str) -> list[list[str]]:
