@@ -248,6 +248,9 @@ def _check_args(args: argparse.Namespace, live: bool) -> None:
         raise P3MError("--duration 0 is nothing to run; give the seconds to stop after (more than 0), or drop it")
     if args.start and live:
         raise P3MError("--start is for files: a live source has no earlier part to skip; drop --start or --live")
+    if args.camera_size is not None and min(args.camera_size) < 16:
+        w, h = args.camera_size
+        raise P3MError(f"--camera-size {w}x{h} is too small for a camera: give its width and height, like 1280x720")
     if args.downscale is not None and args.downscale < 16:
         raise P3MError(f"--downscale is the short side in pixels (16 or more, like 720), not {args.downscale}")
     if args.crf is not None and not 0 <= args.crf <= 63:

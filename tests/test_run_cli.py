@@ -472,6 +472,7 @@ def test_a_missing_input_is_the_only_line(seed32_ckpt, tmp_path, capsys):
         (["{talk}", "-o", "{tmp}/o.mp4", "--device", "cuda"], "nothing here sees a CUDA GPU"),  # not the CPU quietly
         (["{talk}", "-o", "/proc/o.mp4"], "cannot write into /proc"),  # a folder nobody can create files in
         (["{talk}", "-o", "{tmp}/o.mp4", "--downscale", "8"], "--downscale is the short side"),
+        (["--webcam", "--camera-size", "0x0", "-o", "{tmp}/o.mp4"], "--camera-size 0x0 is too small for a camera"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--start", "9"], "--start 9 is past the end of"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--start", "0.2", "--live"], "--start is for files"),
         (["{talk}", "-o", "{tmp}/o.mp4", "--duration", "0"], "--duration 0 is nothing to run"),
