@@ -47,8 +47,11 @@ def load_config(path: Path, parser: argparse.ArgumentParser, required: bool = Fa
             raise P3MError(f"config file {path}: unknown option {key!r}")
         if action.nargs == "?" and isinstance(value, bool):  # virtual-cam = true: the flag alone
             value = action.const if value else None
-        elif action.nargs == 0 and not isinstance(value, bool):  # store_true flags
-            raise P3MError(f"config file {path}: {key!r} must be true or false")
+        elif action.nargs == 0:  # store_true flags
+            if not isinstance(value, bool):
+                raise P3MError(f"config file {path}: {key!r} must be true or false")
+        else:
+            value = _as_text(value, isinstance(action, argparse._AppendAction), f"config file {path}: {key!r}")
         if isinstance(action, argparse._AppendAction) and not isinstance(value, list):
             value = [value]
         if action.type is not None and value is not None and not isinstance(value, bool | list):
@@ -60,3 +63,17 @@ def load_config(path: Path, parser: argparse.ArgumentParser, required: bool = Fa
             raise P3MError(f"config file {path}: {key!r} must be one of {', '.join(map(str, action.choices))}")
         defaults[dest] = value
     return defaults
+
+
+def _as_text(value: object, many: bool, where: str) -> str | list[str]:
+    """An option's TOML value as the command line gives it: a string, or a number as its
+    text (``webcam = 1`` is ``--webcam 1``); a list of them for an option that repeats."""
+    if many and isinstance(value, list):
+        return [_as_text(item, False, where) for item in value]  # type: ignore[misc]
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    kinds = {bool: "true or false", list: "a list", dict: "a table"}
+    kind = next((name for t, name in kinds.items() if isinstance(value, t)), "a date or time")
+    raise P3MError(f"{where} takes a string or a number{' (or a list of them)' if many else ''}, not {kind}")

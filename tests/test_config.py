@@ -51,12 +51,26 @@ def test_default_location_under_xdg(tmp_path, monkeypatch):
         ("overwrite = 'yes'", "must be true or false"),
         ("crf = ", "not valid TOML"),
         ("rotate = 45", "'rotate' must be one of 0, 90, 180, 270"),
+        ("background = true", "'background' takes a string or a number .or a list of them., not true or false"),
+        ("crf = true", "'crf' takes a string or a number, not true or false"),  # (was a traceback, as the next)
+        ("[background]\nimage = 'a.jpg'", "'background' takes a string or a number .*, not a table"),
+        ("background = [['a.jpg']]", "'background' takes a string or a number, not a list"),
+        ("codec = 2024-01-01", "'codec' takes a string or a number, not a date or time"),
+        ("fps = 0", "bad value for 'fps' .must be frames a second"),
     ],
 )
 def test_bad_config_is_one_line(tmp_path, text, message):
     with pytest.raises(P3MError, match=message) as e:
         _parse(["in.mp4", "-o", "o.mp4", "--config", str(_write(tmp_path, text))])
     assert "\n" not in str(e.value)
+
+
+def test_numbers_are_taken_as_the_command_line_takes_their_text(tmp_path):
+    """``webcam = 1`` is ``--webcam 1``; ``background = 5`` is a background named 5 (which
+    the run then refuses in one line: it was a traceback, an int has no strip)."""
+    cfg = _write(tmp_path, "webcam = 1\nbackground = [5, 'blur']\nfps = 29.97\n")
+    args = _parse(["--config", str(cfg)])
+    assert args.webcam == "1" and args.background == ["5", "blur"] and args.fps == 29.97
 
 
 def test_missing_explicit_config(tmp_path):
