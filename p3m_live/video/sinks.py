@@ -23,7 +23,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import P3MError, no_room, out_of_room, reason, write_error
 from . import deadline
@@ -513,26 +512,27 @@ def written_full_range(codec: str, pix_fmt: str, full_range: bool) -> bool:
 
 def composite_encoding(codec: str, layout: Layout) -> tuple[str, tuple[str, bool], dict | None]:
     """How ``codec`` gets the graph's I420 composite (in ``layout``'s matrix and range): its
-    pixel format, the (matrix, full range) to tag, and the ``VideoFrame.reformat`` arguments
-    that convert the planes to it (None where they go as they are). Worked out once a file."""
+    pixel format, the (matrix, full range) it is written in and tagged with (the source's
+    matrix; BT.601 for JPEG's yuvj formats), and the ``VideoFrame.reformat`` arguments that
+    convert the planes to it (None where they go as they are). Worked out once a file."""
     try:
         pix_fmt = composite_format(codec)
     except av.codec.codec.UnknownCodecError:
         return "yuv420p", (layout.matrix, layout.full_range), None  # _Encoder names the missing encoder
     full = written_full_range(codec, pix_fmt, layout.full_range)
     rgb = av.VideoFormat(pix_fmt).is_rgb
+    # JPEG's YUV is BT.601 whatever the file says (JFIF; FFmpeg's decoder tags it so).
+    matrix = "bt601" if pix_fmt.startswith("yuvj") else layout.matrix
     if pix_fmt == "yuv420p" and full == layout.full_range:
         return pix_fmt, (layout.matrix, full), None
-    space = Colorspace.ITU709 if layout.matrix == "bt709" else Colorspace.ITU601
-    ranges = {True: ColorRange.JPEG, False: ColorRange.MPEG}
     convert = {
         "format": pix_fmt,
-        "src_colorspace": space,
-        "dst_colorspace": space,
-        "src_color_range": ranges[layout.full_range],
-        "dst_color_range": ranges[full],
+        "src_colorspace": COLORSPACES[layout.matrix],
+        "dst_colorspace": COLORSPACES[matrix],
+        "src_color_range": RANGES[layout.full_range],
+        "dst_color_range": RANGES[full],
     }
-    return pix_fmt, ("rgb" if rgb else layout.matrix, full), convert
+    return pix_fmt, ("rgb" if rgb else matrix, full), convert
 
 
 class FileSink(Sink):

@@ -197,6 +197,33 @@ def test_matte_in_an_ordinary_video_is_grey(tmp_path):
     assert len(grey) == 2 and np.abs(grey[1].astype(int) - frames[1][2]).mean() < 3
 
 
+@pytest.mark.parametrize(("size", "matrix"), [((1280, 720), "bt709"), ((320, 240), "bt601")])
+@pytest.mark.parametrize(
+    ("name", "codec"),
+    [("c.mp4", None), ("c.webm", None), ("c.mov", "prores_ks"), ("c.mkv", "libx264rgb"), ("c.avi", "mjpeg"),
+     ("h.mp4", "libx265")],
+)  # fmt: skip
+def test_a_composite_reads_back_as_its_colours_whatever_the_encoder(tmp_path, size, matrix, name, codec):
+    """The composite, converted for its encoder's own pixel format, decodes (as readers do,
+    by the stream's tags) to the colours the frame graph made: in the source's matrix, and
+    for JPEG in BT.601, which JPEG's YUV always is (an HD MJPEG read back 15 levels off)."""
+    from p3m_live.spec import rgb_to_planes
+
+    w, h = size
+    rgb = np.zeros((1, h, w, 3), np.uint8)
+    rgb[0, :, : w // 2], rgb[0, :, w // 2 :] = (200, 40, 40), (40, 200, 60)
+    lay = Layout(w, h, "i420", False, matrix)
+    composite = rgb_to_planes(rgb, matrix, False)[0]
+    sink = FileSink(tmp_path / name, lay, rate=Fraction(25), time_base=TB, codec=codec)
+    for i in range(2):
+        sink.write(Frame(composite, "i420", i, TB, i), composite, np.zeros((h, w), np.uint8))
+    sink.close()
+    with av.open(str(tmp_path / name)) as c:
+        shown = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    for x, want in ((w // 4, (200, 40, 40)), (3 * w // 4, (40, 200, 60))):
+        assert np.abs(shown[h // 2, x].astype(int) - want).max() <= 4, x
+
+
 @pytest.mark.parametrize(("size", "matrix", "tags"), [((1280, 720), "bt709", {1}), ((320, 240), "bt601", {5, 6})])
 @pytest.mark.parametrize(("name", "tolerance"), [("fg.mov", 2), ("fg.webm", 4), ("fg.mp4", 4), ("fg.mkv", 0)])
 def test_a_foreground_tracks_colours_are_tagged_and_read_back(tmp_path, size, matrix, tags, name, tolerance):
