@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import P3MError, no_room, out_of_room, reason, write_error
 from . import deadline
-from .frames import COLORSPACES, RANGES, Frame, Layout, planes_to_rgb
+from .frames import COLORSPACES, RANGES, Frame, Layout, convert_matrix, planes_to_rgb
 from .recording import Recording, recording_metadata
 from .targets import KEYFRAME_SECONDS, Target
 from .tracks import Track, copied_stream, muxer_takes, open_track
@@ -510,24 +510,29 @@ def written_full_range(codec: str, pix_fmt: str, full_range: bool) -> bool:
     return False if codec.startswith("prores") else full_range
 
 
+# Codecs whose YUV is BT.601 whatever the source's is: JPEG's (JFIF) and VP8's (its one
+# colour space); their decoders say so, and players read them so.
+BT601_ONLY = frozenset({"mjpeg", "vp8"})
+
+
 def composite_encoding(codec: str, layout: Layout) -> tuple[str, tuple[str, bool], dict | None]:
     """How ``codec`` gets the graph's I420 composite (in ``layout``'s matrix and range): its
     pixel format, the (matrix, full range) it is written in and tagged with (the source's
-    matrix; BT.601 for JPEG's yuvj formats), and the ``VideoFrame.reformat`` arguments that
-    convert the planes to it (None where they go as they are). Worked out once a file."""
+    matrix; BT.601 for JPEG and VP8, see ``BT601_ONLY``), and the ``VideoFrame.reformat``
+    arguments that convert the planes to it (None where they go as they are). Worked out
+    once a file."""
     try:
         pix_fmt = composite_format(codec)
     except av.codec.codec.UnknownCodecError:
         return "yuv420p", (layout.matrix, layout.full_range), None  # _Encoder names the missing encoder
     full = written_full_range(codec, pix_fmt, layout.full_range)
     rgb = av.VideoFormat(pix_fmt).is_rgb
-    # JPEG's YUV is BT.601 whatever the file says (JFIF; FFmpeg's decoder tags it so).
-    matrix = "bt601" if pix_fmt.startswith("yuvj") else layout.matrix
-    if pix_fmt == "yuv420p" and full == layout.full_range:
+    matrix = "bt601" if av.Codec(codec, "w").canonical_name in BT601_ONLY else layout.matrix
+    if pix_fmt == "yuv420p" and full == layout.full_range and matrix == layout.matrix:
         return pix_fmt, (layout.matrix, full), None
-    convert = {
+    convert = {  # (a change of matrix is made before, exactly: see FileSink.write)
         "format": pix_fmt,
-        "src_colorspace": COLORSPACES[layout.matrix],
+        "src_colorspace": COLORSPACES[matrix],
         "dst_colorspace": COLORSPACES[matrix],
         "src_color_range": RANGES[layout.full_range],
         "dst_color_range": RANGES[full],
@@ -562,6 +567,7 @@ class FileSink(Sink):
             if codec == "libx264":
                 options.setdefault("tune", "zerolatency")
         pix_fmt, colour, self._convert = composite_encoding(codec, layout)
+        self._matrix = colour[0] if colour[0] not in ("rgb", layout.matrix) else None  # (JPEG's, VP8's)
         self.enc = _Encoder(path, codec, pix_fmt, layout, rate, time_base, options, colour=colour, recording=recording)
         self.layout = layout
         self._tracks: dict[int, Track] = {}  # source stream index -> its track in the output
@@ -574,6 +580,8 @@ class FileSink(Sink):
             self.enc.connect()
 
     def write(self, frame: Frame, composite: np.ndarray, alpha: np.ndarray, colours: np.ndarray | None = None) -> None:
+        if self._matrix is not None:
+            composite = convert_matrix(composite, "i420", self.layout.matrix, self._matrix, self.layout.full_range)
         vf = av.VideoFrame.from_ndarray(composite, format="yuv420p")
         self.enc.encode(vf.reformat(**self._convert) if self._convert else vf, frame)
 

@@ -201,12 +201,13 @@ def test_matte_in_an_ordinary_video_is_grey(tmp_path):
 @pytest.mark.parametrize(
     ("name", "codec"),
     [("c.mp4", None), ("c.webm", None), ("c.mov", "prores_ks"), ("c.mkv", "libx264rgb"), ("c.avi", "mjpeg"),
-     ("h.mp4", "libx265")],
+     ("h.mp4", "libx265"), ("vp8.webm", "libvpx")],
 )  # fmt: skip
 def test_a_composite_reads_back_as_its_colours_whatever_the_encoder(tmp_path, size, matrix, name, codec):
     """The composite, converted for its encoder's own pixel format, decodes (as readers do,
     by the stream's tags) to the colours the frame graph made: in the source's matrix, and
-    for JPEG in BT.601, which JPEG's YUV always is (an HD MJPEG read back 15 levels off)."""
+    for JPEG and VP8 in BT.601, which their YUV always is (an HD MJPEG or VP8 file read back
+    15 levels off)."""
     from p3m_live.spec import rgb_to_planes
 
     w, h = size
