@@ -226,6 +226,22 @@ def video_packets_in(path: Path) -> int:
         return sum(p.dts is not None for p in c.demux(video=0))
 
 
+REORDER_SPAN = 64  # frame intervals: no encoder decodes a picture this long before it is shown
+
+
+def sane_dts(pts: int | None, dts: int | None, last_dts: int | None, span: int) -> int | None:
+    """A video packet's decoding time, where the encoder's cannot be right: later than the
+    picture's own time, more than ``span`` before it, or not after the last packet's. x265
+    leaves it uninitialised in a clip shorter than its B-frame delay (3 frames by default,
+    x265 issue 781), and the MP4 muxer refuses such a file. It becomes the picture's time,
+    or just after the last packet's; any other is kept."""
+    if pts is None or dts is None:
+        return dts
+    if (last_dts is None or dts > last_dts) and pts - span <= dts <= pts:
+        return dts
+    return pts if last_dts is None or pts > last_dts else last_dts + 1
+
+
 class _Encoder:
     """One video stream in a container under a temporary name, with the source's timestamps.
     ``colour`` (matrix, full range) tags the stream with the matrix (bt601, bt709, or rgb for
@@ -326,6 +342,8 @@ class _Encoder:
         if unused:
             log.warning("%s ignores %s", codec, ", ".join(f"{k}={v}" for k, v in unused.items()))
         self._last_pts: int | None = None
+        self._last_dts: int | None = None
+        self._span = max(1, round(REORDER_SPAN / (rate or Fraction(30)) / self.time_base))
         self._frames = 0
 
     def _abandon(self) -> None:
@@ -387,6 +405,10 @@ class _Encoder:
         packet it was is not known: the muxer interleaves, and a refusal can surface at a
         packet of another stream.)"""
         for packet in packets:
+            if packet.stream is self.stream:
+                dts = sane_dts(packet.pts, packet.dts, self._last_dts, self._span)
+                if dts is not None:
+                    packet.dts = self._last_dts = dts
             try:
                 self.container.mux(packet)
             except av.error.FFmpegError as e:
