@@ -322,6 +322,9 @@ class _Encoder:
         if colour is not None:
             s.codec_context.colorspace = {"bt709": 1, "bt601": 5, "rgb": 0}[colour[0]]
             s.codec_context.color_range = 2 if colour[1] else 1
+            if colour[0] == "bt709":
+                # SDR HD: BT.709 primaries and transfer too, with which MOV and MP4 tag any codec.
+                s.codec_context.color_primaries = s.codec_context.color_trc = 1
         if s.codec_context.codec.canonical_name == "hevc" and self.fragmented:
             s.codec_context.codec_tag = "hvc1"  # FFmpeg writes hev1, which QuickTime and iOS do not play
         if codec == "libsvtav1":

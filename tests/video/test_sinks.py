@@ -231,13 +231,14 @@ def test_a_clip_shorter_than_x265s_b_frame_delay_is_written(tmp_path, frames):
 @pytest.mark.parametrize(
     ("name", "codec"),
     [("c.mp4", None), ("c.webm", None), ("c.mov", "prores_ks"), ("c.mkv", "libx264rgb"), ("c.avi", "mjpeg"),
-     ("h.mp4", "libx265"), ("vp8.webm", "libvpx")],
+     ("h.mp4", "libx265"), ("vp8.webm", "libvpx"), ("cf.mov", "cfhd"), ("m4.mp4", "mpeg4")],
 )  # fmt: skip
 def test_a_composite_reads_back_as_its_colours_whatever_the_encoder(tmp_path, size, matrix, name, codec):
     """The composite, converted for its encoder's own pixel format, decodes (as readers do,
     by the stream's tags) to the colours the frame graph made: in the source's matrix, and
     for JPEG and VP8 in BT.601, which their YUV always is (an HD MJPEG or VP8 file read back
-    15 levels off)."""
+    15 levels off); an HD CineForm or MPEG-4 file, whose bitstream says nothing of colour, is
+    tagged by its container (MOV and MP4 write the tags once primaries and transfer are set)."""
     from p3m_live.spec import rgb_to_planes
 
     w, h = size
