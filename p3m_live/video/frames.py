@@ -10,6 +10,7 @@ everything downstream sees the picture upright.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -276,13 +277,7 @@ def convert_matrix(data: np.ndarray, fmt: PixelFormat, src: str, dst: str, full_
     frames in a live run")."""
     import cv2
 
-    def to_yuv(matrix: str) -> np.ndarray:  # RGB -> (Y, Cb, Cr), normalised
-        kr, kb = MATRICES[matrix]
-        kg = 1.0 - kr - kb
-        rows = np.array([[kr, kg, kb], [-kr, -kg, 1.0 - kb], [1.0 - kr, -kg, -kb]])
-        return rows / np.array([[1.0], [2 * (1 - kb)], [2 * (1 - kr)]])
-
-    t = to_yuv(dst) @ np.linalg.inv(to_yuv(src))  # t[0, 0] = 1 and t[1:, 0] = 0: grey stays grey
+    t = _matrix_change(src, dst)
     _, _, _, ys, cs = yuv_constants(dst, full_range)
     rows, w = data.shape
     h = rows * 2 // 3
@@ -303,6 +298,20 @@ def convert_matrix(data: np.ndarray, fmt: PixelFormat, src: str, dst: str, full_
     if fmt == "nv12":
         cv2.merge((out_u, out_v), dst=out[h:].reshape(h // 2, w // 2, 2))
     return out
+
+
+@functools.cache
+def _matrix_change(src: str, dst: str) -> np.ndarray:
+    """The 3x3 change of normalised (Y, Cb, Cr) from one matrix to another, made once per
+    pair (convert_matrix runs on every frame): t[0, 0] = 1 and t[1:, 0] = 0, grey stays grey."""
+
+    def to_yuv(matrix: str) -> np.ndarray:  # RGB -> (Y, Cb, Cr), normalised
+        kr, kb = MATRICES[matrix]
+        kg = 1.0 - kr - kb
+        rows = np.array([[kr, kg, kb], [-kr, -kg, 1.0 - kb], [1.0 - kr, -kg, -kb]])
+        return rows / np.array([[1.0], [2 * (1 - kb)], [2 * (1 - kr)]])
+
+    return to_yuv(dst) @ np.linalg.inv(to_yuv(src))
 
 
 def frame_from_av(frame: av.VideoFrame, layout: Layout, index: int) -> Frame:
