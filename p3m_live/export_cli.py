@@ -26,24 +26,24 @@ def parse_count(text: str) -> int:
     return int(text)
 
 
+def _number(text: str) -> float:
+    """``text`` as a float, NaN where it is none (so that every range check refuses it)."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
 def parse_rate(text: str) -> float:
     """A frame rate: a finite number more than 0, up to 1000 (25, 29.97, 240)."""
-    try:
-        rate = float(text)
-    except ValueError:
-        rate = math.nan
-    if not 0 < rate <= 1000:  # (NaN fails it too)
+    if not 0 < (rate := _number(text)) <= 1000:  # (NaN fails it too)
         raise argparse.ArgumentTypeError(f"must be frames a second, more than 0 (like 25 or 29.97), not {text!r}")
     return rate
 
 
 def parse_seconds(text: str) -> float:
     """A time in seconds: a finite number, 0 or more."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not 0 <= seconds < math.inf:
+    if not 0 <= (seconds := _number(text)) < math.inf:
         raise argparse.ArgumentTypeError(f"must be seconds, 0 or more (like 12.5), not {text!r}")
     return seconds
 
