@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -22,6 +25,19 @@ def portrait_rgb(width: int, height: int) -> np.ndarray:
         return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     rgb = cv2.resize(cv2.imread(str(paths[0]))[..., ::-1], (width, height), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(rgb)
+
+
+def interleaved(ways: dict[str, Callable[[], object]], iters: int, repeat: int) -> dict[str, float]:
+    """Median ms per call of each way, timed in turn ``repeat`` times over ``iters`` calls
+    (side by side, so that a noisy neighbour hits every way alike; warm them up first)."""
+    ms: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(repeat):
+        for name, call in ways.items():
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                call()
+            ms[name].append((time.perf_counter() - t0) * 1000 / iters)
+    return {name: statistics.median(times) for name, times in ms.items()}
 
 
 def random_weights(folder: Path, seed: int = 32) -> Path:

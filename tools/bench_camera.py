@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import av
@@ -40,7 +38,7 @@ from p3m_live.model import resolve_model_weights  # noqa: E402
 from p3m_live.pipeline import graph_spec  # noqa: E402
 from p3m_live.video.backgrounds import parse_background  # noqa: E402
 from p3m_live.video.frames import COLORSPACES, RANGES, Layout, convert_matrix, layout_of, to_planes  # noqa: E402
-from tools._common import portrait_rgb  # noqa: E402
+from tools._common import interleaved, portrait_rgb  # noqa: E402
 
 
 def camera_frame(fmt: str, width: int, height: int) -> av.VideoFrame:
@@ -52,18 +50,6 @@ def camera_frame(fmt: str, width: int, height: int) -> av.VideoFrame:
     )
     frame.colorspace, frame.color_range = 5, 2 if full else 1
     return frame
-
-
-def interleaved(ways: dict, iters: int, repeat: int) -> dict[str, float]:
-    """Median ms per call of each way, timed in turn ``repeat`` times over ``iters`` calls."""
-    ms: dict[str, list[float]] = {name: [] for name in ways}
-    for _ in range(repeat):
-        for name, call in ways.items():
-            t0 = time.perf_counter()
-            for _ in range(iters):
-                call()
-            ms[name].append((time.perf_counter() - t0) * 1000 / iters)
-    return {name: statistics.median(times) for name, times in ms.items()}
 
 
 # BT.709 to BT.601 in limited range, by swscale; its accurate mode is how live runs made it before.

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
 import time
 from fractions import Fraction
@@ -31,7 +30,7 @@ import numpy as np  # noqa: E402
 from p3m_live.export_cli import parse_size  # noqa: E402
 from p3m_live.video.frames import COLORSPACES, RANGES  # noqa: E402
 from p3m_live.video.sinks import ALPHA_CODECS, VIDEO_CODECS, grey_frame  # noqa: E402
-from tools._common import portrait_rgb  # noqa: E402
+from tools._common import interleaved, portrait_rgb  # noqa: E402
 
 
 def before(px: np.ndarray, pix_fmt: str) -> av.VideoFrame:
@@ -92,16 +91,12 @@ def main() -> int:
     print("| track | pixel format | before ms | now ms | before / now | encoder ms |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name, px, codec, pix_fmt, options in tracks:
-        ms: dict[str, list[float]] = {"before": [], "now": []}
-        for _ in range(args.repeat):
-            for way, make in (("before", before), ("now", now)):
-                make(px, pix_fmt)
-                t0 = time.perf_counter()
-                for _ in range(args.iters):
-                    made = make(px, pix_fmt)
-                ms[way].append((time.perf_counter() - t0) * 1000 / args.iters)
-        b, n = statistics.median(ms["before"]), statistics.median(ms["now"])
-        enc = encode_ms(made, codec, options)
+        ways = {"before": lambda px=px, f=pix_fmt: before(px, f), "now": lambda px=px, f=pix_fmt: now(px, f)}
+        for make in ways.values():
+            make()
+        t = interleaved(ways, args.iters, args.repeat)
+        b, n = t["before"], t["now"]
+        enc = encode_ms(now(px, pix_fmt), codec, options)
         print(f"| {name} | {pix_fmt} | {b:.2f} | {n:.2f} | {b / n:.2f} | {enc:.0f} |")
     return 0
 
